@@ -1,0 +1,97 @@
+"""Who may call a view, declared on the view, and who is calling (the Principal).
+
+Every endpoint is TENANT (a credential of a tenant, any role) unless a decorator says otherwise, so a
+view that forgets to declare its access is closed, not open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from bson import ObjectId
+from flask import Flask
+
+TENANT_ROLES = ("owner", "admin", "member")
+SUPERADMIN = "superadmin"
+
+
+class Access(Enum):
+    INFRA = "infra"  # no tenancy at all: health checks, API docs, static files
+    PUBLIC = "public"  # no credential needed; hints may select a tenant (signup, login, plans)
+    TENANT = "tenant"  # a credential of the tenant, or a superadmin naming one
+    PLATFORM = "platform"  # superadmins only
+
+
+@dataclass(frozen=True)
+class Rule:
+    access: Access
+    roles: frozenset[str] | None = None
+
+
+DEFAULT_RULE = Rule(Access.TENANT)
+_ATTRIBUTE = "_access_rule"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of this request."""
+
+    subject: str
+    role: str
+    tenant_id: ObjectId | None
+    via: str  # access_token | api_key
+    impersonator: str | None = None
+    claims: dict[str, Any] | None = None
+
+    @property
+    def is_superadmin(self) -> bool:
+        """A superadmin acting as themselves (an impersonation token is not)."""
+        return self.role == SUPERADMIN and self.tenant_id is None and self.impersonator is None
+
+
+def _mark(rule: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(view, _ATTRIBUTE, rule)
+        return view
+
+    return decorate
+
+
+infra = _mark(Rule(Access.INFRA))
+public = _mark(Rule(Access.PUBLIC))
+platform = _mark(Rule(Access.PLATFORM))
+
+
+def roles(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Allow only these tenant roles (superadmins naming the tenant are allowed too)."""
+    unknown = set(names) - set(TENANT_ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+    return _mark(Rule(Access.TENANT, frozenset(names)))
+
+
+def rule_for(app: Flask, endpoint: str | None, method: str) -> Rule:
+    """Return the access rule of an endpoint and method (cached per app)."""
+    cache: dict[tuple[str | None, str], Rule] = app.extensions.setdefault("access_rules", {})
+    key = (endpoint, method)
+    if key not in cache:
+        cache[key] = _find_rule(app, endpoint, method)
+    return cache[key]
+
+
+def _find_rule(app: Flask, endpoint: str | None, method: str) -> Rule:
+    if endpoint is None or endpoint == "static" or endpoint.startswith("api-docs."):
+        return Rule(Access.INFRA)
+    view = app.view_functions[endpoint]
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        handler = getattr(view_class, method.lower(), None)
+        if handler is None and method == "HEAD":
+            handler = getattr(view_class, "get", None)
+        rule = getattr(handler, _ATTRIBUTE, None) or getattr(view_class, _ATTRIBUTE, None)
+    else:
+        rule = getattr(view, _ATTRIBUTE, None)
+    return rule or DEFAULT_RULE

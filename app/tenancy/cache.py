@@ -1,0 +1,47 @@
+"""A per-process cache of tenants by id, slug and domain, with a TTL and in-process invalidation.
+
+Every request needs its tenant; the cache saves the round trip. A change to a tenant made in this
+process clears the cache at once (Tenant's post_save/post_delete signals and the tenant service);
+other processes see it within TENANT_CACHE_TTL seconds. Misses are cached too, so that a stream of
+requests for an unknown host costs one query per TTL. Cached documents are shared between threads:
+read them, never change them (load a fresh copy to change a tenant).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+
+class TenantCache:
+    def __init__(self, ttl: float = 60.0):
+        self.ttl = ttl
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """Return the cached value of `key`, calling `load()` on a miss or after the TTL."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            generation = self._generation
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        value = load()
+        with self._lock:
+            # A change that happened while we loaded makes our value stale: do not keep it.
+            if generation == self._generation and self.ttl > 0:
+                self._entries[key] = (now + self.ttl, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything (a tenant changed in this process)."""
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
+
+
+tenant_cache = TenantCache()

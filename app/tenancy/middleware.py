@@ -1,0 +1,108 @@
+"""The request hooks of the tenancy core: resolve, authenticate, authorize, check status, set context.
+
+Order of a request:
+1. the endpoint's access rule (INFRA endpoints skip tenancy entirely);
+2. the credential, read by the authenticator the app was given (None when there is none);
+3. the tenant: the credential's own; a hint naming another one is 403 tenant_mismatch, except for a
+   superadmin, whose hint selects the tenant; with no credential, hints select it on PUBLIC routes only;
+4. the rule: PLATFORM needs a superadmin, TENANT a tenant and an allowed role;
+5. a suspended tenant is 403 tenant_suspended for everyone but a superadmin;
+6. the tenant goes into the context, and teardown empties the context after every request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask, current_app, g, request
+
+from app.errors import Forbidden, TenantMismatch, TenantRequired, TenantSuspended, Unauthorized
+from app.tenants.models import Tenant
+
+from . import context
+from .access import Access, Principal, Rule, rule_for
+from .resolver import Hint, request_hints, resolve_hint, tenant_by_id
+
+log = logging.getLogger("app.tenancy")
+
+Authenticator = Callable[[], Principal | None]
+
+
+def init_app(app: Flask, authenticate: Authenticator) -> None:
+    """Install the tenancy hooks; `authenticate()` reads the request's credential."""
+    app.extensions["tenancy_authenticate"] = authenticate
+    app.before_request(_before_request)
+    app.teardown_request(_teardown_request)
+
+
+Named = list[tuple[Hint, Tenant]]
+
+
+def _tenant_of_credential(principal: Principal, named: Named) -> Tenant:
+    tenant = tenant_by_id(principal.tenant_id)
+    if tenant is None:
+        raise Unauthorized("The tenant of this credential no longer exists")
+    for hint, other in named:
+        if other.id != tenant.id:
+            log.warning(
+                "tenant_mismatch",
+                extra={"hint": hint.source, "named": str(other.id), "credential": str(tenant.id)},
+            )
+            raise TenantMismatch(details={"source": hint.source})
+    return tenant
+
+
+def choose_tenant(rule: Rule, principal: Principal | None, named: Named) -> Tenant | None:
+    """Apply the precedence and conflict rules to the credential and the tenants the hints name."""
+    first_named = named[0][1] if named else None
+    if principal is None:
+        if rule.access is not Access.PUBLIC:
+            raise Unauthorized()
+        return first_named
+    if principal.tenant_id is not None:
+        if rule.access is Access.PLATFORM:
+            raise Forbidden("Only a platform superadmin may do this")
+        tenant = _tenant_of_credential(principal, named)
+        if rule.access is Access.TENANT and rule.roles and principal.role not in rule.roles:
+            raise Forbidden(f"Your role ({principal.role}) may not do this")
+        return tenant
+    if not principal.is_superadmin:
+        raise Unauthorized()
+    if first_named is None and rule.access is Access.TENANT:
+        raise TenantRequired()
+    return first_named
+
+
+def _before_request() -> None:
+    app = current_app
+    rule = rule_for(app, request.endpoint, request.method)
+    if rule.access is Access.INFRA:
+        return
+    hints = []
+    if app.config["ENABLE_MULTI_TENANT"]:
+        hints = request_hints(request.headers, request.args, request.host, app.config["BASE_DOMAIN"])
+    # Every hint must name a tenant (404 otherwise), whoever asks and whatever the route.
+    named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint)) is not None]
+    principal = app.extensions["tenancy_authenticate"]()
+    g.principal = principal
+    tenant = choose_tenant(rule, principal, named)
+    if tenant is None:
+        return
+    if not tenant.is_active and not (principal is not None and principal.is_superadmin):
+        raise TenantSuspended()
+    context.set_tenant(tenant)
+    if app.config["TENANT_DEBUG"]:
+        log.info(
+            "tenant resolved",
+            extra={
+                "slug": tenant.slug,
+                "via": "credential" if principal and principal.tenant_id else "hint",
+                "hints": [f"{h.source}={h.value}" for h in hints],
+            },
+        )
+
+
+def _teardown_request(_error: BaseException | None) -> None:
+    # The worker thread serves the next request with the same contextvars: never let a tenant leak.
+    context.clear()
