@@ -1,0 +1,91 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config
+from app import cli, db, demo, health, logs, request_hooks
+from app.auth import credentials, passwords
+from app.errors import register_error_handlers
+from app.extensions import Api
+from app.tenancy import collection, middleware
+from app.tenancy.cache import tenant_cache
+from app.tenancy.documents import global_document_classes, tenancy_problems, tenant_document_classes
+from app.tenants.views import blp as tenants_blp
+from app.tenants.views import plans_blp
+
+API_DOCS = {
+    "API_TITLE": "Telegram Marketing Platform API",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+}
+
+
+class TenancyConfigurationError(RuntimeError):
+    """A document class breaks the tenancy rules; the app does not start."""
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config -> db -> extensions -> tenancy -> blueprints -> errors -> commands."""
+    settings = config.load(os.environ)
+    settings.update(overrides or {})
+    config.validate(settings)
+
+    app = Flask(__name__)
+    app.config.from_mapping(settings)
+    app.config.from_mapping(API_DOCS)
+    logs.configure(app.config["LOG_LEVEL"])
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    passwords.configure(testing=app.config["TESTING"])
+
+    db.connect(app.config["MONGODB_URI"])
+    check_tenancy_rules()
+    for document_class in tenant_document_classes() + global_document_classes():
+        document_class.ensure_indexes()
+
+    tenant_cache.ttl = app.config["TENANT_CACHE_TTL"]
+    tenant_cache.clear()
+    collection.set_debug(app.config["TENANT_DEBUG"])
+
+    api = Api()
+    api.init_app(app)
+    request_hooks.init_app(app)
+    middleware.init_app(app, credentials.authenticate)
+
+    app.register_blueprint(health.blp)
+    api.register_blueprint(tenants_blp)
+    api.register_blueprint(plans_blp)
+    app.add_url_rule("/api/v1/docs/assets/<path:filename>", "api-docs.assets", _docs_asset)
+
+    register_error_handlers(app)
+    cli.register(app)
+
+    if app.config["SEED_DEMO"]:
+        with app.app_context():
+            demo.print_accounts(demo.seed_demo(app))
+    return app
+
+
+def check_tenancy_rules() -> None:
+    """Refuse to start when a tenant document class breaks a rule of the tenancy core."""
+    problems = tenancy_problems()
+    if problems:
+        raise TenancyConfigurationError("tenancy rules broken:\n  " + "\n  ".join(problems))
+
+
+def _docs_asset(filename: str):
+    """Serve Swagger UI's files from the installed package (no CDN)."""
+    return send_from_directory(swagger_ui_path, filename, max_age=86400)

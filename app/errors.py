@@ -1,0 +1,163 @@
+"""The one error envelope of the API, and the handlers that put every error source into it.
+
+`{"error": {"code": "...", "message": "...", "details": {...}}}`. Services raise AppError subclasses;
+werkzeug, webargs/marshmallow (through flask-smorest) and Flask's own 500 are mapped here. There is no
+handler for bare Exception: an unexpected error becomes Flask's InternalServerError, whose handler
+logs it and answers without its text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger("app.errors")
+
+
+class AppError(Exception):
+    """An error the client should see, with its HTTP status and machine-readable code."""
+
+    status = 400
+    code = "bad_request"
+    message = "Bad request"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+        self.details = details
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Unauthorized(AppError):
+    status, code, message = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "forbidden", "You are not allowed to do this"
+
+
+class NotFound(AppError):
+    status, code, message = 404, "not_found", "Not found"
+
+
+class Conflict(AppError):
+    status, code, message = 409, "conflict", "Conflict"
+
+
+class ValidationFailed(AppError):
+    status, code, message = 422, "validation_error", "The request is not valid"
+
+
+class TenantNotFound(AppError):
+    status, code, message = 404, "tenant_not_found", "Tenant not found"
+
+
+class TenantMismatch(AppError):
+    status, code, message = 403, "tenant_mismatch", "The credential belongs to another tenant"
+
+
+class TenantSuspended(AppError):
+    status, code, message = 403, "tenant_suspended", "This tenant is suspended"
+
+
+class TenantRequired(AppError):
+    status, code, message = 409, "tenant_required", "Say which tenant (X-Tenant-Id or ?tenant=)"
+
+
+class ServiceUnavailable(AppError):
+    status, code, message = 503, "unavailable", "The service is not ready"
+
+
+# Codes and messages for errors that werkzeug raises (routing, body limits, aborts).
+HTTP_CODES = {
+    400: ("bad_request", "The request could not be understood"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "You are not allowed to do this"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "This method is not allowed here"),
+    409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "The request body is too large"),
+    415: ("unsupported_media_type", "Send the body as application/json"),
+    422: ("validation_error", "The request is not valid"),
+    429: ("rate_limited", "Too many requests"),
+    500: ("internal_error", "Something went wrong on our side"),
+    503: ("unavailable", "The service is not ready"),
+}
+
+
+def envelope(status: int, code: str, message: str, details: Any = None, headers: Any = None):
+    """Build the error response that every failure of the API returns."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _webargs_details(messages: Any) -> Any:
+    """Flatten webargs' {location: {field: [msg]}} into {field: [msg]}."""
+    if not isinstance(messages, dict):
+        return {"_schema": messages}
+    details: dict[str, Any] = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, dict):
+            details.update(location_messages)
+        else:
+            details.setdefault("_schema", []).extend(location_messages)
+    return details
+
+
+def http_error_response(error: HTTPException):
+    """Turn any werkzeug HTTPException (flask-smorest and webargs abort with these) into the envelope."""
+    status = error.code or 500
+    code, message = HTTP_CODES.get(status, (HTTP_CODES[500] if status >= 500 else HTTP_CODES[400]))
+    details = None
+    data = getattr(error, "data", None) or {}
+    if status in (400, 422) and "messages" in data:
+        details = _webargs_details(data["messages"])
+        if status == 400:
+            message = "The request body is not valid JSON"
+    headers = {}
+    if status == 405 and error.valid_methods:
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    for name, value in (data.get("headers") or {}).items():
+        headers[name] = value
+    return envelope(status, code, message, details, headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Attach the envelope to our errors and to werkzeug's; log unexpected errors."""
+
+    @app.errorhandler(AppError)
+    def handle_app_error(error: AppError):
+        return envelope(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.errorhandler(InternalServerError)
+    def handle_internal_error(error: InternalServerError):
+        original = getattr(error, "original_exception", None)
+        if original is not None:
+            log.error("unhandled error", exc_info=original)
+        code, message = HTTP_CODES[500]
+        return envelope(500, code, message)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):
+        return http_error_response(error)

@@ -1,0 +1,116 @@
+"""The tenant registry: one Tenant document per organization.
+
+Tenant is a global document on purpose: it is what the tenancy core resolves, so it cannot itself be
+filtered by tenant. Only the tenancy core, the tenant service and platform (superadmin) code use it.
+"""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.clock import utcnow
+from app.tenancy.cache import tenant_cache
+
+from .plans import DEFAULT_PLAN, PLAN_NAMES
+
+STATUSES = ("active", "suspended")
+BILLING_STATUSES = ("trialing", "active", "past_due", "canceled")
+
+
+class Usage(me.EmbeddedDocument):
+    """Gauges of what the tenant holds now (monthly counters live in app.usage, keyed by period)."""
+
+    users = me.IntField(default=0, min_value=0)
+    campaigns = me.IntField(default=0, min_value=0)
+    telegram_accounts = me.IntField(db_field="telegramAccounts", default=0, min_value=0)
+    webhooks = me.IntField(default=0, min_value=0)
+    storage = me.LongField(default=0, min_value=0)
+
+
+class Billing(me.EmbeddedDocument):
+    status = me.StringField(choices=BILLING_STATUSES, default="active")
+    email = me.EmailField()
+    trial_ends_at = me.DateTimeField(db_field="trialEndsAt")
+    current_period_end = me.DateTimeField(db_field="currentPeriodEnd")
+    customer_ref = me.StringField(db_field="customerRef", max_length=200)
+
+
+class GeneralSettings(me.EmbeddedDocument):
+    timezone = me.StringField(default="UTC")
+    language = me.StringField(default="en")
+    currency = me.StringField(default="USD")
+
+
+class SecuritySettings(me.EmbeddedDocument):
+    require_2fa = me.BooleanField(db_field="require2fa", default=False)
+    sso_enabled = me.BooleanField(db_field="ssoEnabled", default=False)
+    ip_whitelist = me.ListField(me.StringField(), db_field="ipWhitelist", default=list)
+
+
+class NotificationSettings(me.EmbeddedDocument):
+    usage_alert_thresholds = me.ListField(
+        me.IntField(min_value=1, max_value=100), db_field="usageAlertThresholds", default=lambda: [80, 100]
+    )
+
+
+class ComplianceSettings(me.EmbeddedDocument):
+    gdpr_enabled = me.BooleanField(db_field="gdprEnabled", default=False)
+    data_retention_days = me.IntField(db_field="dataRetentionDays", min_value=1, max_value=3650)
+
+
+class Settings(me.EmbeddedDocument):
+    general = me.EmbeddedDocumentField(GeneralSettings, default=GeneralSettings)
+    security = me.EmbeddedDocumentField(SecuritySettings, default=SecuritySettings)
+    notifications = me.EmbeddedDocumentField(NotificationSettings, default=NotificationSettings)
+    compliance = me.EmbeddedDocumentField(ComplianceSettings, default=ComplianceSettings)
+
+
+class Branding(me.EmbeddedDocument):
+    logo_url = me.StringField(db_field="logoUrl", max_length=2048)
+    primary_color = me.StringField(db_field="primaryColor", max_length=7)
+    secondary_color = me.StringField(db_field="secondaryColor", max_length=7)
+    custom_css = me.StringField(db_field="customCss", max_length=50_000)
+    hide_powered_by = me.BooleanField(db_field="hidePoweredBy", default=False)
+
+
+class Tenant(me.Document):
+    name = me.StringField(required=True, min_length=1, max_length=100)
+    slug = me.StringField(required=True, max_length=63)
+    domain = me.StringField(max_length=253)
+    status = me.StringField(choices=STATUSES, default="active")
+    suspended_reason = me.StringField(db_field="suspendedReason", max_length=500)
+    suspended_at = me.DateTimeField(db_field="suspendedAt")
+    plan = me.StringField(choices=PLAN_NAMES, default=DEFAULT_PLAN)
+    limits = me.DictField(default=dict)
+    features = me.DictField(default=dict)
+    usage = me.EmbeddedDocumentField(Usage, default=Usage)
+    billing = me.EmbeddedDocumentField(Billing, default=Billing)
+    settings = me.EmbeddedDocumentField(Settings, default=Settings)
+    branding = me.EmbeddedDocumentField(Branding, default=Branding)
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+
+    meta = {
+        "collection": "tenants",
+        "indexes": [
+            {"fields": ["slug"], "unique": True},
+            {"fields": ["domain"], "unique": True, "sparse": True},
+            {"fields": ["status", "plan"]},
+            {"fields": ["-created_at"]},
+        ],
+    }
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def clean(self) -> None:
+        self.updated_at = utcnow()
+
+
+def _forget_cached_tenants(sender: type, document: Tenant, **kwargs: object) -> None:
+    tenant_cache.clear()
+
+
+me.signals.post_save.connect(_forget_cached_tenants, sender=Tenant)
+me.signals.post_delete.connect(_forget_cached_tenants, sender=Tenant)

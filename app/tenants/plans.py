@@ -1,0 +1,118 @@
+"""The plan catalog (API.md "Plans") and the effective limits and features of a tenant.
+
+A limit of None means unlimited. A tenant's own overrides (`tenant.limits`, `tenant.features`) win over
+its plan's values; an override of None makes that limit unlimited for the tenant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MB = 1024 * 1024
+GB = 1024 * MB
+
+LIMIT_NAMES = (
+    "users",
+    "campaigns",
+    "messagesPerMonth",
+    "telegramAccounts",
+    "storage",
+    "apiCallsPerHour",
+    "webhooks",
+)
+FEATURE_NAMES = (
+    "basicAnalytics",
+    "automation",
+    "apiAccess",
+    "abTesting",
+    "customReports",
+    "multiLanguage",
+    "customIntegrations",
+    "whiteLabel",
+    "aiSuggestions",
+    "sla",
+)
+
+
+def _features(*enabled: str) -> dict[str, bool]:
+    return {name: name in enabled for name in FEATURE_NAMES}
+
+
+_STARTER = ("basicAnalytics", "automation", "apiAccess")
+_PROFESSIONAL = (*_STARTER, "abTesting", "customReports", "multiLanguage", "customIntegrations")
+_ENTERPRISE = (*_PROFESSIONAL, "whiteLabel", "aiSuggestions", "sla")
+
+PLANS: dict[str, dict[str, Any]] = {
+    "free": {
+        "name": "Free",
+        "price": {"amount": 0, "currency": "USD", "interval": "month"},
+        "support": "community",
+        "limits": {
+            "users": 5,
+            "campaigns": 10,
+            "messagesPerMonth": 1_000,
+            "telegramAccounts": 1,
+            "storage": 100 * MB,
+            "apiCallsPerHour": 1_000,
+            "webhooks": 0,
+        },
+        "features": _features("basicAnalytics"),
+    },
+    "starter": {
+        "name": "Starter",
+        "price": {"amount": 29, "currency": "USD", "interval": "month"},
+        "support": "email",
+        "limits": {
+            "users": 20,
+            "campaigns": 50,
+            "messagesPerMonth": 10_000,
+            "telegramAccounts": 3,
+            "storage": 1 * GB,
+            "apiCallsPerHour": 5_000,
+            "webhooks": 5,
+        },
+        "features": _features(*_STARTER),
+    },
+    "professional": {
+        "name": "Professional",
+        "price": {"amount": 99, "currency": "USD", "interval": "month"},
+        "support": "priority",
+        "limits": {
+            "users": 100,
+            "campaigns": 200,
+            "messagesPerMonth": 50_000,
+            "telegramAccounts": 10,
+            "storage": 10 * GB,
+            "apiCallsPerHour": 20_000,
+            "webhooks": 20,
+        },
+        "features": _features(*_PROFESSIONAL),
+    },
+    "enterprise": {
+        "name": "Enterprise",
+        "price": None,
+        "support": "dedicated",
+        "limits": dict.fromkeys(LIMIT_NAMES),
+        "features": _features(*_ENTERPRISE),
+    },
+}
+PLAN_NAMES = tuple(PLANS)
+DEFAULT_PLAN = "free"
+
+
+def effective_limits(plan: str, overrides: dict[str, Any] | None) -> dict[str, int | None]:
+    """Return every limit of `plan` with the tenant's overrides applied (None is unlimited)."""
+    limits = dict(PLANS[plan]["limits"])
+    for name, value in (overrides or {}).items():
+        if name in limits:
+            limits[name] = value
+    return limits
+
+
+def effective_features(plan: str, overrides: dict[str, Any] | None) -> dict[str, bool]:
+    """Return every feature flag of `plan` with the tenant's overrides applied."""
+    features = dict(PLANS[plan]["features"])
+    for name, value in (overrides or {}).items():
+        if name in features:
+            features[name] = bool(value)
+    return features

@@ -1,0 +1,56 @@
+"""People who sign in: tenant users (tenant-owned) and platform superadmins (global)."""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.clock import utcnow
+from app.tenancy.access import TENANT_ROLES
+from app.tenancy.documents import TenantDocument
+
+
+class User(TenantDocument):
+    """A member of one tenant; the same email may exist in several tenants."""
+
+    email = me.EmailField(required=True, max_length=254)
+    name = me.StringField(required=True, min_length=1, max_length=100)
+    role = me.StringField(required=True, choices=TENANT_ROLES, default="member")
+    active = me.BooleanField(default=True)
+    password_hash = me.StringField(db_field="passwordHash")
+    last_login_at = me.DateTimeField(db_field="lastLoginAt")
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+
+    meta = {
+        "collection": "users",
+        "indexes": [
+            {"fields": ["tenant_id", "email"], "unique": True},
+            {"fields": ["tenant_id", "role"]},
+            {"fields": ["tenant_id", "-created_at"]},
+        ],
+    }
+
+    def clean(self) -> None:
+        self.email = self.email.strip().lower() if self.email else self.email
+        self.updated_at = utcnow()
+
+
+class PlatformUser(me.Document):
+    """A platform superadmin. Global on purpose: superadmins belong to no tenant, and keeping them out of
+    `users` lets the fail-closed core keep refusing to list tenant users without a tenant."""
+
+    email = me.EmailField(required=True, max_length=254)
+    name = me.StringField(required=True, min_length=1, max_length=100)
+    role = me.StringField(required=True, choices=("superadmin",), default="superadmin")
+    active = me.BooleanField(default=True)
+    password_hash = me.StringField(db_field="passwordHash", required=True)
+    last_login_at = me.DateTimeField(db_field="lastLoginAt")
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+
+    meta = {
+        "collection": "platform_users",
+        "indexes": [{"fields": ["email"], "unique": True}],
+    }
+
+    def clean(self) -> None:
+        self.email = self.email.strip().lower() if self.email else self.email

@@ -1,0 +1,120 @@
+"""Every setting of the service, read from the environment once.
+
+`load(environ)` turns an environment mapping into a plain dict of settings; `create_app` calls it
+exactly once and nothing else in the code base reads `os.environ`. The README lists every setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ENVIRONMENTS = ("development", "testing", "production")
+
+# Development and testing get fixed, obviously insecure defaults so that `make run` and `make test`
+# need no set-up; production has none and refuses to start without real values.
+DEV_SECRETS = {
+    "SECRET_KEY": "dev-insecure-secret-key",
+    "JWT_SECRET_KEY": "dev-insecure-jwt-secret-key-0123456789",
+}
+DEV_SUPERADMIN = {
+    "SUPERADMIN_EMAIL": "superadmin@example.com",
+    "SUPERADMIN_PASSWORD": "superadmin-dev-password",
+}
+EMBEDDED_SCHEME = "mongomock://"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def is_embedded(uri: str) -> bool:
+    """Tell whether a MongoDB URI selects the embedded in-memory store."""
+    return uri.startswith(EMBEDDED_SCHEME)
+
+
+def load(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Read every setting from `environ` and validate it; raise ConfigError on a bad or missing one."""
+    env = environ.get("APP_ENV", "production").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+    relaxed = env != "production"
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = environ.get(name)
+        return value if value not in (None, "") else default
+
+    missing = [
+        name for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MONGODB_URI") if get(name) is None and not relaxed
+    ]
+    if missing:
+        raise ConfigError(
+            "missing required settings for APP_ENV=production: "
+            + ", ".join(missing)
+            + ". Set them in the environment (see README.md, 'Settings'), "
+            "or use APP_ENV=development for a local run."
+        )
+
+    settings: dict[str, Any] = {
+        "APP_ENV": env,
+        "TESTING": env == "testing",
+        "SECRET_KEY": get("SECRET_KEY", DEV_SECRETS["SECRET_KEY"]),
+        "JWT_SECRET_KEY": get("JWT_SECRET_KEY", DEV_SECRETS["JWT_SECRET_KEY"]),
+        "MONGODB_URI": get("MONGODB_URI", f"{EMBEDDED_SCHEME}localhost/telegram_marketing"),
+        "BASE_DOMAIN": (get("BASE_DOMAIN", "localhost") or "").lower().strip("."),
+        "ENABLE_MULTI_TENANT": _bool("ENABLE_MULTI_TENANT", get("ENABLE_MULTI_TENANT", "true")),
+        "DEFAULT_TENANT_SLUG": get("DEFAULT_TENANT_SLUG", "default"),
+        "TENANT_DEBUG": _bool("TENANT_DEBUG", get("TENANT_DEBUG", "false")),
+        "TENANT_CACHE_TTL": _int("TENANT_CACHE_TTL", get("TENANT_CACHE_TTL", "60")),
+        "MAX_CONTENT_LENGTH": _int(
+            "MAX_CONTENT_LENGTH", get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024)), minimum=1024
+        ),
+        "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0")),
+        "LOG_LEVEL": (get("LOG_LEVEL", "INFO") or "INFO").upper(),
+        "SEED_DEMO": _bool("SEED_DEMO", get("SEED_DEMO", "false")),
+        "SUPERADMIN_EMAIL": get("SUPERADMIN_EMAIL"),
+        "SUPERADMIN_PASSWORD": get("SUPERADMIN_PASSWORD"),
+    }
+    if relaxed:
+        for name, default in DEV_SUPERADMIN.items():
+            settings[name] = settings[name] or default
+    elif settings["SEED_DEMO"]:
+        raise ConfigError("SEED_DEMO creates well-known demo accounts; it is refused in production")
+    return settings
+
+
+def validate(settings: Mapping[str, Any]) -> None:
+    """Check settings after overrides were applied (create_app calls this)."""
+    if settings["APP_ENV"] == "production":
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            if settings[name] == DEV_SECRETS[name]:
+                raise ConfigError(f"{name} is the development default; set a real secret")
+        if is_embedded(settings["MONGODB_URI"]):
+            raise ConfigError(
+                "the embedded store (mongomock://) is for development and tests; "
+                "set MONGODB_URI=mongodb://... in production"
+            )
+    if len(settings["JWT_SECRET_KEY"]) < 32:
+        raise ConfigError("JWT_SECRET_KEY must be at least 32 characters")
+    if not settings["DEFAULT_TENANT_SLUG"]:
+        raise ConfigError("DEFAULT_TENANT_SLUG must not be empty")

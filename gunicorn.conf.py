@@ -1,0 +1,35 @@
+"""gunicorn settings (`gunicorn -c gunicorn.conf.py wsgi:app`); the README lists the variables."""
+
+import os
+import sys
+
+import config
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# The app writes its own JSON access log (app.access); gunicorn's would duplicate it.
+accesslog = None
+errorlog = "-"
+forwarded_allow_ips = "*"  # the app applies TRUSTED_PROXIES itself (werkzeug's ProxyFix)
+
+
+def on_starting(server):
+    """Refuse more than one worker on the embedded store: each process would have its own database."""
+    try:
+        settings = config.load(os.environ)
+    except config.ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    if config.is_embedded(settings["MONGODB_URI"]):
+        if server.cfg.workers > 1:
+            sys.exit(
+                f"the embedded store (MONGODB_URI={settings['MONGODB_URI']}) lives in one process; "
+                f"it cannot serve {server.cfg.workers} workers. Use WEB_CONCURRENCY=1 (threads still "
+                "serve requests in parallel) or a real MongoDB (MONGODB_URI=mongodb://...)."
+            )
+        if server.cfg.max_requests:
+            sys.exit("max_requests restarts workers, which would empty the embedded store; unset it")

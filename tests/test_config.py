@@ -1,0 +1,125 @@
+"""Settings: read once from the environment, overridable, and strict outside development."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import config
+from app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_development_needs_nothing():
+    settings = config.load({"APP_ENV": "development"})
+    assert settings["MONGODB_URI"].startswith("mongomock://")
+    assert settings["ENABLE_MULTI_TENANT"] is True
+    assert settings["DEFAULT_TENANT_SLUG"] == "default"
+    assert settings["SUPERADMIN_EMAIL"] == config.DEV_SUPERADMIN["SUPERADMIN_EMAIL"]
+    config.validate(settings)
+
+
+def test_production_is_the_default_and_needs_secrets():
+    with pytest.raises(config.ConfigError) as raised:
+        config.load({})
+    message = str(raised.value)
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MONGODB_URI"):
+        assert name in message
+
+
+def test_production_refuses_the_embedded_store_and_dev_secrets():
+    base = {
+        "APP_ENV": "production",
+        "SECRET_KEY": "s" * 40,
+        "JWT_SECRET_KEY": "j" * 40,
+        "MONGODB_URI": "mongomock://localhost/prod",
+    }
+    with pytest.raises(config.ConfigError, match="embedded store"):
+        config.validate(config.load(base))
+    settings = config.load({**base, "MONGODB_URI": "mongodb://db:27017/prod"})
+    config.validate(settings)
+    with pytest.raises(config.ConfigError, match="JWT_SECRET_KEY"):
+        config.validate({**settings, "JWT_SECRET_KEY": config.DEV_SECRETS["JWT_SECRET_KEY"]})
+
+
+def test_production_refuses_demo_seeding():
+    with pytest.raises(config.ConfigError, match="SEED_DEMO"):
+        config.load(
+            {
+                "APP_ENV": "production",
+                "SECRET_KEY": "s" * 40,
+                "JWT_SECRET_KEY": "j" * 40,
+                "MONGODB_URI": "mongodb://db/prod",
+                "SEED_DEMO": "true",
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ENABLE_MULTI_TENANT", "maybe"),
+        ("TENANT_CACHE_TTL", "-1"),
+        ("TENANT_CACHE_TTL", "soon"),
+        ("MAX_CONTENT_LENGTH", "10"),
+        ("APP_ENV", "staging"),
+    ],
+)
+def test_malformed_settings_are_refused(name, value):
+    with pytest.raises(config.ConfigError, match=name):
+        config.load({"APP_ENV": "development", name: value})
+
+
+def test_settings_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TENANT_CACHE_TTL", "5")
+    monkeypatch.setenv("ENABLE_MULTI_TENANT", "false")
+    monkeypatch.setenv("BASE_DOMAIN", "Example.COM.")
+    settings = config.load({"APP_ENV": "testing", **__import__("os").environ})
+    assert settings["TENANT_CACHE_TTL"] == 5
+    assert settings["ENABLE_MULTI_TENANT"] is False
+    assert settings["BASE_DOMAIN"] == "example.com"
+
+
+def test_create_app_applies_overrides(app_factory):
+    app = app_factory(TENANT_CACHE_TTL=7, BASE_DOMAIN="example.org")
+    assert app.config["TENANT_CACHE_TTL"] == 7
+    assert app.config["BASE_DOMAIN"] == "example.org"
+
+
+def test_create_app_refuses_bad_overrides():
+    with pytest.raises(config.ConfigError, match="JWT_SECRET_KEY"):
+        create_app({"JWT_SECRET_KEY": "short"})
+
+
+def _gunicorn_hook():
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))["on_starting"]
+
+
+def _server(workers, max_requests=0):
+    return SimpleNamespace(cfg=SimpleNamespace(workers=workers, max_requests=max_requests))
+
+
+def test_gunicorn_refuses_several_workers_on_the_embedded_store(monkeypatch):
+    monkeypatch.setenv("MONGODB_URI", "mongomock://localhost/x")
+    on_starting = _gunicorn_hook()
+    with pytest.raises(SystemExit, match="embedded store"):
+        on_starting(_server(workers=2))
+    with pytest.raises(SystemExit, match="max_requests"):
+        on_starting(_server(workers=1, max_requests=1000))
+    on_starting(_server(workers=1))
+
+
+def test_gunicorn_allows_several_workers_on_a_real_server(monkeypatch):
+    monkeypatch.setenv("MONGODB_URI", "mongodb://db:27017/app")
+    _gunicorn_hook()(_server(workers=4))
+
+
+def test_gunicorn_reports_configuration_errors(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SystemExit, match="SECRET_KEY"):
+        _gunicorn_hook()(_server(workers=1))

@@ -1,0 +1,129 @@
+"""Health probes, API docs, request ids, JSON logs and demo data."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
+
+from app import demo
+from app.logs import JsonFormatter, request_id_var
+from app.tenancy.context import tenant_scope, unscoped
+from app.tenants.models import Tenant
+from app.users.models import PlatformUser, User
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_pings_the_database(client, monkeypatch):
+    assert client.get("/readyz").json == {"status": "ready"}
+
+    def down():
+        raise ServerSelectionTimeoutError("no server")
+
+    monkeypatch.setattr("app.db.ping", down)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "unavailable"
+
+
+def test_health_ignores_tenant_hints(client):
+    assert client.get("/healthz", headers={"X-Tenant-Id": "nobody"}).status_code == 200
+
+
+def test_openapi_documents_the_tenancy_routes(client):
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    assert "get" in spec["paths"]["/api/v1/tenants/current"]
+    assert "get" in spec["paths"]["/api/v1/plans"]
+    assert "Tenant" in spec["components"]["schemas"]
+
+
+def test_docs_are_served_without_a_cdn(client):
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "/api/v1/docs/assets/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower()
+    asset = client.get("/api/v1/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    asset.close()
+
+
+def test_request_id_is_returned_and_kept_when_safe(client):
+    generated = client.get("/healthz").headers["X-Request-Id"]
+    assert len(generated) == 32
+    kept = client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"]
+    assert kept == "abc-123"
+    replaced = client.get("/healthz", headers={"X-Request-Id": "bad id!"}).headers["X-Request-Id"]
+    assert replaced != "bad id!" and len(replaced) == 32
+
+
+def test_log_lines_are_json_with_request_and_tenant(app, tenant):
+    record = logging.LogRecord("app.test", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    record.extra_field = 42
+    token = request_id_var.set("req-1")
+    try:
+        with tenant_scope(tenant):
+            line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert line["message"] == "hello world"
+    assert line["requestId"] == "req-1"
+    assert line["tenantId"] == str(tenant.id)
+    assert line["extra_field"] == 42
+    assert line["level"] == "info"
+
+
+def test_access_log_carries_the_request_id(client):
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(json.loads(JsonFormatter().format(record)))
+    logger = logging.getLogger("app.access")
+    logger.addHandler(handler)
+    try:
+        client.get("/healthz", headers={"X-Request-Id": "trace-me"})
+    finally:
+        logger.removeHandler(handler)
+    line = lines[-1]
+    assert line["status"] == 200 and line["path"] == "/healthz"
+    assert line["requestId"] == "trace-me"
+
+
+class TestDemo:
+    def test_seed_creates_a_superadmin_and_two_tenants_with_a_user(self, app):
+        accounts = demo.seed_demo(app)
+        assert [a["role"] for a in accounts] == ["superadmin", "owner", "owner"]
+        assert PlatformUser.objects(email=app.config["SUPERADMIN_EMAIL"]).count() == 1
+        assert sorted(t.slug for t in Tenant.objects) == ["acme", "globex"]
+        for tenant in Tenant.objects:
+            with tenant_scope(tenant):
+                owners = list(User.objects)
+            assert [u.role for u in owners] == ["owner"]
+            assert owners[0].password_hash.startswith("$argon2id$")
+
+    def test_seed_is_idempotent(self, app):
+        demo.seed_demo(app)
+        demo.seed_demo(app)
+        assert Tenant.objects.count() == 2
+        assert PlatformUser.objects.count() == 1
+        with unscoped("test: count users of every tenant"):
+            assert User.objects.count() == 2
+
+    def test_seeded_at_start_when_asked(self, app_factory, capsys):
+        app = app_factory(SEED_DEMO=True)
+        with app.app_context():
+            assert Tenant.objects.count() == 2
+        printed = capsys.readouterr().out
+        assert app.config["SUPERADMIN_PASSWORD"] in printed
+
+    @pytest.mark.parametrize("password", ["demo-password-123", "wrong"])
+    def test_demo_passwords_verify(self, app, password):
+        from app.auth.passwords import verify_password
+
+        demo.seed_demo(app)
+        with tenant_scope(Tenant.objects.get(slug="acme")):
+            user = User.objects.get()
+        assert verify_password(user.password_hash, password) is (password == demo.DEMO_PASSWORD)
