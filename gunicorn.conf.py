@@ -3,7 +3,9 @@
 import os
 import sys
 
-import config
+# Module-level names here are read as gunicorn settings, and `config` is one: import under other names.
+from config import ConfigError, is_embedded
+from config import load as load_settings
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 worker_class = "gthread"
@@ -21,10 +23,10 @@ forwarded_allow_ips = "*"  # the app applies TRUSTED_PROXIES itself (werkzeug's 
 def on_starting(server):
     """Refuse more than one worker on the embedded store: each process would have its own database."""
     try:
-        settings = config.load(os.environ)
-    except config.ConfigError as exc:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
-    if config.is_embedded(settings["MONGODB_URI"]):
+    if is_embedded(settings["MONGODB_URI"]):
         if server.cfg.workers > 1:
             sys.exit(
                 f"the embedded store (MONGODB_URI={settings['MONGODB_URI']}) lives in one process; "
