@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from gunicorn.app.wsgiapp import WSGIApplication
+from gunicorn.config import Config
 
 import config
 from app import create_app
@@ -95,8 +96,24 @@ def test_create_app_refuses_bad_overrides():
         create_app({"JWT_SECRET_KEY": "short"})
 
 
+def _gunicorn_config():
+    """Load gunicorn.conf.py the way gunicorn does (every module-level name is read as a setting)."""
+    application = WSGIApplication.__new__(WSGIApplication)
+    application.cfg = Config()
+    application.load_config_from_file(str(ROOT / "gunicorn.conf.py"))
+    return application.cfg
+
+
 def _gunicorn_hook():
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))["on_starting"]
+    return _gunicorn_config().settings["on_starting"].get()
+
+
+def test_gunicorn_reads_its_config_file(monkeypatch):
+    monkeypatch.setenv("PORT", "5123")
+    cfg = _gunicorn_config()
+    assert cfg.worker_class_str == "gthread"
+    assert cfg.bind == ["127.0.0.1:5123"]
+    assert cfg.workers == 1
 
 
 def _server(workers, max_requests=0):
