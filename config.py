@@ -47,6 +47,14 @@ def _int(name: str, raw: str, minimum: int = 0) -> int:
     return value
 
 
+def _rate(name: str, raw: str) -> str:
+    """Check a rate limit such as '10/minute' (the syntax of the limits library)."""
+    amount, _, per = raw.partition("/")
+    if not amount.strip().isdigit() or per.strip() not in ("second", "minute", "hour", "day"):
+        raise ConfigError(f"{name} must look like 10/minute (second, minute, hour or day), not {raw!r}")
+    return f"{int(amount)}/{per.strip()}"
+
+
 def is_embedded(uri: str) -> bool:
     """Tell whether a MongoDB URI selects the embedded in-memory store."""
     return uri.startswith(EMBEDDED_SCHEME)
@@ -90,6 +98,17 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         ),
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0")),
+        "ACCESS_TOKEN_TTL": _int("ACCESS_TOKEN_TTL", get("ACCESS_TOKEN_TTL", "900"), minimum=60),
+        "REFRESH_TOKEN_TTL": _int(
+            "REFRESH_TOKEN_TTL", get("REFRESH_TOKEN_TTL", str(30 * 86400)), minimum=300
+        ),
+        "LOGIN_RATE_LIMIT_PER_IP": _rate(
+            "LOGIN_RATE_LIMIT_PER_IP", get("LOGIN_RATE_LIMIT_PER_IP", "30/minute")
+        ),
+        "LOGIN_RATE_LIMIT_PER_EMAIL": _rate(
+            "LOGIN_RATE_LIMIT_PER_EMAIL", get("LOGIN_RATE_LIMIT_PER_EMAIL", "10/minute")
+        ),
+        "TRIAL_DAYS": _int("TRIAL_DAYS", get("TRIAL_DAYS", "14")),
         "LOG_LEVEL": (get("LOG_LEVEL", "INFO") or "INFO").upper(),
         "SEED_DEMO": _bool("SEED_DEMO", get("SEED_DEMO", "false")),
         "SUPERADMIN_EMAIL": get("SUPERADMIN_EMAIL"),

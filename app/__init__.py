@@ -11,15 +11,18 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from app import cli, db, demo, health, logs, request_hooks
-from app.auth import credentials, passwords
+from app import cli, converters, db, demo, health, logs, request_hooks
+from app.auth import credentials, impersonation, passwords
+from app.auth.views import blp as auth_blp
+from app.auth.views import keys_blp
 from app.errors import register_error_handlers
-from app.extensions import Api
+from app.extensions import Api, jwt, jwt_settings
 from app.tenancy import collection, middleware
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import global_document_classes, tenancy_problems, tenant_document_classes
 from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
+from app.usage import rate_limits
 
 API_DOCS = {
     "API_TITLE": "Telegram Marketing Platform API",
@@ -45,6 +48,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(settings)
     app.config.from_mapping(API_DOCS)
+    app.config.from_mapping(jwt_settings(settings))
     logs.configure(app.config["LOG_LEVEL"])
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
@@ -60,14 +64,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tenant_cache.clear()
     collection.set_debug(app.config["TENANT_DEBUG"])
 
+    jwt.init_app(app)
     api = Api()
     api.init_app(app)
+    converters.init_app(app, api)
     request_hooks.init_app(app)
     middleware.init_app(app, credentials.authenticate)
+    rate_limits.init_app(app)
+    impersonation.init_app(app)
 
     app.register_blueprint(health.blp)
-    api.register_blueprint(tenants_blp)
-    api.register_blueprint(plans_blp)
+    for blueprint in (tenants_blp, plans_blp, auth_blp, keys_blp):
+        api.register_blueprint(blueprint)
     app.add_url_rule("/api/v1/docs/assets/<path:filename>", "api-docs.assets", _docs_asset)
 
     register_error_handlers(app)

@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import Flask
 
-from app.auth.passwords import hash_password
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.users.models import PlatformUser, User
+from app.users.service import create_superadmin, create_user
 
 log = logging.getLogger("app.demo")
 
@@ -26,7 +26,7 @@ def seed_demo(app: Flask) -> list[dict[str, Any]]:
     """Create the demo accounts that do not exist yet; return the credentials of all of them."""
     email, password = app.config["SUPERADMIN_EMAIL"], app.config["SUPERADMIN_PASSWORD"]
     if PlatformUser.objects(email=email).first() is None:
-        PlatformUser(email=email, name="Platform Admin", password_hash=hash_password(password)).save()
+        create_superadmin(email, "Platform Admin", password)
     accounts = [{"role": "superadmin", "email": email, "password": password, "tenant": None}]
     for demo in DEMO_TENANTS:
         tenant = Tenant.objects(slug=demo["slug"]).first() or create_tenant(
@@ -34,12 +34,7 @@ def seed_demo(app: Flask) -> list[dict[str, Any]]:
         )
         with tenant_scope(tenant):
             if User.objects(email=demo["owner"]).first() is None:
-                User(
-                    email=demo["owner"],
-                    name=f"{demo['name']} Owner",
-                    role="owner",
-                    password_hash=hash_password(DEMO_PASSWORD),
-                ).save()
+                create_user(demo["owner"], f"{demo['name']} Owner", DEMO_PASSWORD, role="owner")
         accounts.append(
             {"role": "owner", "email": demo["owner"], "password": DEMO_PASSWORD, "tenant": demo["slug"]}
         )

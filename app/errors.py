@@ -47,6 +47,18 @@ class Unauthorized(AppError):
     status, code, message = 401, "unauthorized", "Authentication required"
 
 
+class InvalidCredentials(AppError):
+    status, code, message = 401, "invalid_credentials", "The email or password is not correct"
+
+
+class TokenExpired(AppError):
+    status, code, message = 401, "token_expired", "The token has expired"
+
+
+class TokenRevoked(AppError):
+    status, code, message = 401, "token_revoked", "The token has been revoked"
+
+
 class Forbidden(AppError):
     status, code, message = 403, "forbidden", "You are not allowed to do this"
 
@@ -77,6 +89,22 @@ class TenantSuspended(AppError):
 
 class TenantRequired(AppError):
     status, code, message = 409, "tenant_required", "Say which tenant (X-Tenant-Id or ?tenant=)"
+
+
+class LimitExceeded(AppError):
+    status, code, message = 403, "limit_exceeded", "Plan limit exceeded"
+
+
+class FeatureNotAvailable(AppError):
+    status, code, message = 403, "feature_not_available", "Your plan does not include this feature"
+
+
+class IpNotAllowed(AppError):
+    status, code, message = 403, "ip_not_allowed", "Your address is not on this tenant's IP whitelist"
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "rate_limited", "Too many requests"
 
 
 class ServiceUnavailable(AppError):

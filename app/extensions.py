@@ -1,9 +1,15 @@
-"""Extension objects, created unbound here and attached to the app in create_app."""
+"""Extension objects, created unbound here and attached to the app in create_app.
+
+flask-smorest's Api holds one app's OpenAPI spec, so create_app makes one Api per app."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import flask_smorest
 import marshmallow as ma
+from flask_jwt_extended import JWTManager
 
 
 class ErrorBodySchema(ma.Schema):
@@ -27,4 +33,15 @@ class Api(flask_smorest.Api):
         """Leave HTTPException to app.errors, which renders the envelope."""
 
 
-api = Api()
+jwt = JWTManager()
+
+
+def jwt_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """flask-jwt-extended's settings: HS256 pinned for signing and for verifying, headers only."""
+    return {
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=settings["ACCESS_TOKEN_TTL"]),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=settings["REFRESH_TOKEN_TTL"]),
+    }

@@ -1,11 +1,13 @@
 """Who may call a view, declared on the view, and who is calling (the Principal).
 
 Every endpoint is TENANT (a credential of a tenant, any role) unless a decorator says otherwise, so a
-view that forgets to declare its access is closed, not open.
+view that forgets to declare its access is closed, not open. Decorators combine: `@roles("owner")`
+and `@not_while_impersonating` on the same view give both restrictions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -27,11 +29,13 @@ class Access(Enum):
 
 @dataclass(frozen=True)
 class Rule:
-    access: Access
+    access: Access = Access.TENANT
     roles: frozenset[str] | None = None
+    token_type: str = "access"  # the kind of bearer token the route takes
+    while_impersonating: bool = True  # False: credential changes, refused to impersonators
 
 
-DEFAULT_RULE = Rule(Access.TENANT)
+DEFAULT_RULE = Rule()
 _ATTRIBUTE = "_access_rule"
 
 
@@ -42,7 +46,8 @@ class Principal:
     subject: str
     role: str
     tenant_id: ObjectId | None
-    via: str  # access_token | api_key
+    via: str  # access_token | refresh_token | api_key
+    account: Any = None  # the User, PlatformUser or ApiKey behind the credential
     impersonator: str | None = None
     claims: dict[str, Any] | None = None
 
@@ -52,17 +57,23 @@ class Principal:
         return self.role == SUPERADMIN and self.tenant_id is None and self.impersonator is None
 
 
-def _mark(rule: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _mark(**changes: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(view, _ATTRIBUTE, rule)
+        setattr(view, _ATTRIBUTE, dataclasses.replace(getattr(view, _ATTRIBUTE, DEFAULT_RULE), **changes))
         return view
 
     return decorate
 
 
-infra = _mark(Rule(Access.INFRA))
-public = _mark(Rule(Access.PUBLIC))
-platform = _mark(Rule(Access.PLATFORM))
+infra = _mark(access=Access.INFRA)
+public = _mark(access=Access.PUBLIC)
+platform = _mark(access=Access.PLATFORM)
+not_while_impersonating = _mark(while_impersonating=False)
+
+
+def refresh_token_route(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The route takes a refresh token instead of an access token."""
+    return _mark(access=Access.PUBLIC, token_type="refresh")(view)
 
 
 def roles(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -70,7 +81,7 @@ def roles(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     unknown = set(names) - set(TENANT_ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
-    return _mark(Rule(Access.TENANT, frozenset(names)))
+    return _mark(access=Access.TENANT, roles=frozenset(names))
 
 
 def rule_for(app: Flask, endpoint: str | None, method: str) -> Rule:

@@ -6,18 +6,27 @@ Order of a request:
 3. the tenant: the credential's own; a hint naming another one is 403 tenant_mismatch, except for a
    superadmin, whose hint selects the tenant; with no credential, hints select it on PUBLIC routes only;
 4. the rule: PLATFORM needs a superadmin, TENANT a tenant and an allowed role;
-5. a suspended tenant is 403 tenant_suspended for everyone but a superadmin;
+5. a suspended tenant is 403 tenant_suspended, and an address outside the tenant's IP whitelist
+   403 ip_not_allowed, for everyone but a superadmin;
 6. the tenant goes into the context, and teardown empties the context after every request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 
 from flask import Flask, current_app, g, request
 
-from app.errors import Forbidden, TenantMismatch, TenantRequired, TenantSuspended, Unauthorized
+from app.errors import (
+    Forbidden,
+    IpNotAllowed,
+    TenantMismatch,
+    TenantRequired,
+    TenantSuspended,
+    Unauthorized,
+)
 from app.tenants.models import Tenant
 
 from . import context
@@ -26,7 +35,7 @@ from .resolver import Hint, request_hints, resolve_hint, tenant_by_id
 
 log = logging.getLogger("app.tenancy")
 
-Authenticator = Callable[[], Principal | None]
+Authenticator = Callable[[Rule], Principal | None]
 
 
 def init_app(app: Flask, authenticate: Authenticator) -> None:
@@ -74,6 +83,25 @@ def choose_tenant(rule: Rule, principal: Principal | None, named: Named) -> Tena
     return first_named
 
 
+def address_allowed(address: str | None, whitelist: list[str]) -> bool:
+    """Tell whether `address` is inside one of the CIDRs of `whitelist` (an empty list allows all)."""
+    if not whitelist:
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in whitelist)
+
+
+def check_ip_whitelist(tenant: Tenant, address: str | None) -> None:
+    """Refuse requests for `tenant` from outside its IP whitelist."""
+    if not address_allowed(address, tenant.settings.security.ip_whitelist):
+        raise IpNotAllowed()
+
+
 def _before_request() -> None:
     app = current_app
     rule = rule_for(app, request.endpoint, request.method)
@@ -84,13 +112,18 @@ def _before_request() -> None:
         hints = request_hints(request.headers, request.args, request.host, app.config["BASE_DOMAIN"])
     # Every hint must name a tenant (404 otherwise), whoever asks and whatever the route.
     named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint)) is not None]
-    principal = app.extensions["tenancy_authenticate"]()
+    principal = app.extensions["tenancy_authenticate"](rule)
     g.principal = principal
     tenant = choose_tenant(rule, principal, named)
+    if principal is not None and principal.impersonator and not rule.while_impersonating:
+        raise Forbidden("Not while impersonating: credentials are the user's own to change")
     if tenant is None:
         return
-    if not tenant.is_active and not (principal is not None and principal.is_superadmin):
+    superadmin = principal is not None and principal.is_superadmin
+    if not tenant.is_active and not superadmin:
         raise TenantSuspended()
+    if not superadmin:
+        check_ip_whitelist(tenant, request.remote_addr)
     context.set_tenant(tenant)
     if app.config["TENANT_DEBUG"]:
         log.info(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from .plans import effective_features, effective_limits
+from app import validators
+from app.pagination import PageArgs
+from app.users.schemas import NAME, PASSWORD, UserSchema
+
+from .models import BILLING_STATUSES, STATUSES
+from .plans import DEFAULT_PLAN, FEATURE_NAMES, LIMIT_NAMES, PLAN_NAMES, effective_features, effective_limits
 
 LIMITS_DOC = {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}}
 FEATURES_DOC = {"type": "object", "additionalProperties": {"type": "boolean"}}
@@ -107,3 +112,154 @@ class PlanSchema(Schema):
 
 class PlanListSchema(Schema):
     items = fields.List(fields.Nested(PlanSchema))
+
+
+# -- request bodies --------------------------------------------------------------------------------
+
+
+class SignupTenantSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    slug = fields.String(validate=validate.Length(min=3, max=63))
+
+
+class SignupUserSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=PASSWORD)
+    name = fields.String(required=True, validate=NAME)
+
+
+class SignupSchema(Schema):
+    tenant = fields.Nested(SignupTenantSchema, required=True)
+    user = fields.Nested(SignupUserSchema, required=True)
+    plan = fields.String(load_default=DEFAULT_PLAN, validate=validate.OneOf(PLAN_NAMES))
+
+
+class SignupResponseSchema(Schema):
+    tenant = fields.Nested(TenantSchema, required=True)
+    user = fields.Nested(UserSchema, required=True)
+    access_token = fields.String(data_key="accessToken", required=True)
+    refresh_token = fields.String(data_key="refreshToken", required=True)
+
+
+class GeneralPatchSchema(Schema):
+    timezone = fields.String(validate=validators.time_zone)
+    language = fields.String(validate=validators.language_tag)
+    currency = fields.String(validate=validators.currency)
+
+
+class SecurityPatchSchema(Schema):
+    require_2fa = fields.Boolean(data_key="require2fa")
+    sso_enabled = fields.Boolean(data_key="ssoEnabled")
+    ip_whitelist = fields.List(fields.String(), data_key="ipWhitelist", validate=validators.cidr_list)
+
+
+class CompliancePatchSchema(Schema):
+    gdpr_enabled = fields.Boolean(data_key="gdprEnabled")
+    data_retention_days = fields.Integer(
+        data_key="dataRetentionDays", allow_none=True, validate=validate.Range(min=1, max=3650)
+    )
+
+
+class NotificationsPatchSchema(Schema):
+    usage_alert_thresholds = fields.List(
+        fields.Integer(validate=validate.Range(min=1, max=100)),
+        data_key="usageAlertThresholds",
+        validate=validate.Length(min=0, max=5),
+    )
+
+
+class SettingsPatchSchema(Schema):
+    """Only these groups and fields; anything else (plan, limits, status, ...) is a 422."""
+
+    general = fields.Nested(GeneralPatchSchema)
+    security = fields.Nested(SecurityPatchSchema)
+    compliance = fields.Nested(CompliancePatchSchema)
+    notifications = fields.Nested(NotificationsPatchSchema)
+
+
+class BrandingPatchSchema(Schema):
+    logo_url = fields.URL(
+        data_key="logoUrl", allow_none=True, schemes={"https"}, validate=validate.Length(max=2048)
+    )
+    primary_color = fields.String(data_key="primaryColor", allow_none=True, validate=validators.color)
+    secondary_color = fields.String(data_key="secondaryColor", allow_none=True, validate=validators.color)
+    custom_css = fields.String(
+        data_key="customCss", allow_none=True, validate=[validate.Length(max=50_000), validators.safe_css]
+    )
+    hide_powered_by = fields.Boolean(data_key="hidePoweredBy")
+
+
+class PeriodSchema(Schema):
+    key = fields.String(metadata={"description": "The monthly period, such as 2026-11"})
+    start = fields.AwareDateTime()
+    end = fields.AwareDateTime()
+
+
+class ResourceUsageSchema(Schema):
+    used = fields.Integer()
+    limit = fields.Integer(allow_none=True, metadata={"description": "null: unlimited"})
+    percent = fields.Float(allow_none=True)
+
+
+class UsageReportSchema(Schema):
+    period = fields.Nested(PeriodSchema)
+    resources = fields.Dict(keys=fields.String(), values=fields.Nested(ResourceUsageSchema))
+
+
+# -- superadmin ---------------------------------------------------------------------------------------
+
+
+class TenantListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    plan = fields.String(validate=validate.OneOf(PLAN_NAMES))
+    q = fields.String(validate=validate.Length(min=1, max=100))
+
+
+class BillingPatchSchema(Schema):
+    status = fields.String(validate=validate.OneOf(BILLING_STATUSES))
+    email = fields.Email(allow_none=True)
+    trial_ends_at = fields.AwareDateTime(data_key="trialEndsAt", allow_none=True)
+    current_period_end = fields.AwareDateTime(data_key="currentPeriodEnd", allow_none=True)
+
+
+class TenantPatchSchema(Schema):
+    """`limits` and `features` replace the tenant's overrides as a whole ({} removes them all)."""
+
+    name = fields.String(validate=validate.Length(min=1, max=100))
+    domain = fields.String(allow_none=True, validate=validators.host_name)
+    plan = fields.String(validate=validate.OneOf(PLAN_NAMES))
+    limits = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(LIMIT_NAMES)),
+        values=fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10**15)),
+    )
+    features = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(FEATURE_NAMES)), values=fields.Boolean()
+    )
+    billing = fields.Nested(BillingPatchSchema)
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+
+
+class ImpersonateSchema(ReasonSchema):
+    user_id = fields.String(data_key="userId", validate=validate.Regexp(r"^[0-9a-fA-F]{24}$"))
+
+
+class ImpersonationSchema(Schema):
+    access_token = fields.String(data_key="accessToken", required=True)
+    expires_at = fields.AwareDateTime(data_key="expiresAt", required=True)
+    user = fields.Nested(UserSchema, required=True)
+
+
+class CountsSchema(Schema):
+    total = fields.Integer()
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer(), data_key="byStatus")
+    by_plan = fields.Dict(keys=fields.String(), values=fields.Integer(), data_key="byPlan")
+
+
+class TenantStatsSchema(Schema):
+    tenants = fields.Nested(CountsSchema)
+    usage = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "sums of gauges"}
+    )

@@ -1,14 +1,27 @@
-"""Tenant registry services."""
+"""Tenant services: the registry, signup, and what a tenant changes about itself."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 import mongoengine as me
 from flask import current_app
 
-from app.errors import Conflict, ValidationFailed
+from app.audit.service import record
+from app.auth import tokens
+from app.auth.models import ImpersonationSession
+from app.clock import utcnow
+from app.errors import Conflict, FeatureNotAvailable, ValidationFailed
+from app.tenancy.access import Principal
+from app.tenancy.context import current_tenant_id, tenant_scope
+from app.tenancy.documents import tenant_document_classes
+from app.tenancy.middleware import address_allowed
+from app.users.service import create_user, forget_tenant
+from app.validators import normalize_cidrs
 
 from .models import Tenant
-from .plans import DEFAULT_PLAN, PLANS
+from .plans import DEFAULT_PLAN, PLANS, effective_features
 from .slugs import slug_problem, slugify
 
 
@@ -49,3 +62,84 @@ def create_tenant(
 def plan_catalog() -> dict:
     """Return the plan catalog as the API lists it."""
     return {"items": [{"id": plan_id, **plan} for plan_id, plan in PLANS.items()]}
+
+
+def require_feature(tenant: Tenant, feature: str) -> None:
+    """Raise 403 feature_not_available unless the tenant's plan (or its overrides) include `feature`."""
+    if not effective_features(tenant.plan, tenant.features).get(feature):
+        raise FeatureNotAvailable(f"Your plan does not include {feature}", details={"feature": feature})
+
+
+def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: str) -> dict[str, Any]:
+    """Create a tenant and its owner and log the owner in: all or nothing."""
+    tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan)
+    try:
+        if PLANS[plan]["price"] != PLANS[DEFAULT_PLAN]["price"]:
+            trial_days = current_app.config["TRIAL_DAYS"]
+            tenant.billing.status = "trialing"
+            tenant.billing.trial_ends_at = utcnow() + timedelta(days=trial_days)
+            tenant.save()
+        with tenant_scope(tenant):
+            owner = create_user(
+                owner_fields["email"], owner_fields["name"], owner_fields["password"], "owner"
+            )
+            record("tenant.created", target_type="tenant", target_id=tenant.id, summary={"plan": plan})
+    except BaseException:
+        purge_tenant(tenant)
+        raise
+    return {**tokens.issue(owner.id, tenant.id, owner.role), "tenant": tenant, "user": owner}
+
+
+def purge_tenant(tenant: Tenant) -> dict[str, int]:
+    """Delete every document the tenant owns, then the tenant; return what was removed per collection."""
+    removed = {}
+    with tenant_scope(tenant):
+        for document_class in tenant_document_classes():
+            removed[document_class._get_collection_name()] = document_class.objects.delete()
+    removed["email_directory"] = forget_tenant(tenant.id)
+    removed["impersonation_sessions"] = ImpersonationSession.objects(tenant_id=tenant.id).delete()
+    tenant.delete()
+    return removed
+
+
+def fresh_current_tenant() -> Tenant:
+    """Load the tenant in context from the database (the cached copy is shared and read-only)."""
+    return Tenant.objects.get(id=current_tenant_id())
+
+
+def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, address: str | None) -> Tenant:
+    """Change settings group by group; refuse an IP whitelist that would lock out the caller."""
+    tenant = fresh_current_tenant()
+    security = changes.get("security", {})
+    if "ip_whitelist" in security:
+        security["ip_whitelist"] = normalize_cidrs(security["ip_whitelist"])
+        if not principal.is_superadmin and not address_allowed(address, security["ip_whitelist"]):
+            raise ValidationFailed(
+                "This whitelist would lock you out",
+                details={"security": {"ipWhitelist": [f"Your address ({address}) is not on the list."]}},
+            )
+    thresholds = changes.get("notifications", {}).get("usage_alert_thresholds")
+    if thresholds is not None:
+        changes["notifications"]["usage_alert_thresholds"] = sorted(set(thresholds))
+    for group, values in changes.items():
+        section = getattr(tenant.settings, group)
+        for name, value in values.items():
+            setattr(section, name, value)
+    tenant.save()
+    record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=changes)
+    return tenant
+
+
+def update_branding(changes: dict[str, Any]) -> Tenant:
+    """Change the branding; custom CSS and hiding 'powered by' need the whiteLabel feature."""
+    tenant = fresh_current_tenant()
+    if changes.get("custom_css") or changes.get("hide_powered_by"):
+        require_feature(tenant, "whiteLabel")
+    for name, value in changes.items():
+        setattr(tenant.branding, name, value)
+    tenant.save()
+    summary = {k: v for k, v in changes.items() if k != "custom_css"}
+    if "custom_css" in changes:
+        summary["customCssLength"] = len(changes["custom_css"] or "")
+    record("tenant.branding_updated", target_type="tenant", target_id=tenant.id, summary=summary)
+    return tenant

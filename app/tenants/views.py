@@ -1,26 +1,154 @@
-"""/api/v1/tenants and /api/v1/plans."""
+"""/api/v1/tenants (the tenant's own routes and the superadmin's) and /api/v1/plans."""
 
 from __future__ import annotations
 
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.tenancy.access import public
+from app.auth.impersonation import impersonate
+from app.pagination import page_schema
+from app.tenancy.access import platform, public, roles
 from app.tenancy.context import current_tenant
+from app.usage.service import snapshot
 
-from . import service
-from .schemas import PlanListSchema, TenantSchema
+from . import admin, service
+from .schemas import (
+    BrandingPatchSchema,
+    ImpersonateSchema,
+    ImpersonationSchema,
+    PlanListSchema,
+    ReasonSchema,
+    SettingsPatchSchema,
+    SignupResponseSchema,
+    SignupSchema,
+    TenantListArgs,
+    TenantPatchSchema,
+    TenantSchema,
+    TenantStatsSchema,
+    UsageReportSchema,
+)
 
 blp = Blueprint("tenants", __name__, url_prefix="/api/v1/tenants", description="Tenants")
 plans_blp = Blueprint("plans", __name__, url_prefix="/api/v1/plans", description="Plan catalog")
+
+
+@blp.route("/signup")
+class Signup(MethodView):
+    @public
+    @blp.arguments(SignupSchema)
+    @blp.response(201, SignupResponseSchema)
+    def post(self, body):
+        """Create a tenant and its owner; paid plans start with a trial."""
+        return service.signup(body["tenant"], body["user"], body["plan"])
 
 
 @blp.route("/current")
 class CurrentTenant(MethodView):
     @blp.response(200, TenantSchema)
     def get(self):
-        """Show the tenant of the caller, with its effective limits, features and settings."""
+        """Show the caller's tenant, with its effective limits, features and settings."""
         return current_tenant()
+
+
+@blp.route("/current/settings")
+class CurrentSettings(MethodView):
+    @roles("owner", "admin")
+    @blp.arguments(SettingsPatchSchema)
+    @blp.response(200, TenantSchema)
+    def patch(self, body):
+        """Change general, security, compliance or notification settings."""
+        return service.update_settings(body, g.principal, request.remote_addr)
+
+
+@blp.route("/current/branding")
+class CurrentBranding(MethodView):
+    @roles("owner", "admin")
+    @blp.arguments(BrandingPatchSchema)
+    @blp.response(200, TenantSchema)
+    def patch(self, body):
+        """Change logo and colours; custom CSS and hidePoweredBy need the whiteLabel feature."""
+        return service.update_branding(body)
+
+
+@blp.route("/current/usage")
+class CurrentUsage(MethodView):
+    @blp.response(200, UsageReportSchema)
+    def get(self):
+        """Show every limit with what the tenant uses of it, and the current period."""
+        return snapshot(current_tenant())
+
+
+@blp.route("")
+class Tenants(MethodView):
+    @platform
+    @blp.arguments(TenantListArgs, location="query")
+    @blp.response(200, page_schema(TenantSchema))
+    def get(self, args):
+        """List tenants, filtered by status, plan and a search of name, slug and domain."""
+        return admin.list_tenants(
+            args["page"], args["per_page"], args.get("status"), args.get("plan"), args.get("q")
+        )
+
+
+@blp.route("/stats")
+class TenantStats(MethodView):
+    @platform
+    @blp.response(200, TenantStatsSchema)
+    def get(self):
+        """Count tenants by status and plan, and total their usage."""
+        return admin.tenant_stats()
+
+
+@blp.route("/<objectid:tenant_id>")
+class TenantById(MethodView):
+    @platform
+    @blp.response(200, TenantSchema)
+    def get(self, tenant_id):
+        """Show one tenant."""
+        return admin.get_tenant(tenant_id)
+
+    @platform
+    @blp.arguments(TenantPatchSchema)
+    @blp.response(200, TenantSchema)
+    def patch(self, body, tenant_id):
+        """Change a tenant's name, domain, plan, overrides of limits and features, or billing."""
+        return admin.update_tenant(tenant_id, body)
+
+    @platform
+    @blp.response(204)
+    def delete(self, tenant_id):
+        """Delete a tenant and every document it owns."""
+        admin.delete_tenant(tenant_id)
+
+
+@blp.route("/<objectid:tenant_id>/suspend")
+class SuspendTenant(MethodView):
+    @platform
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, TenantSchema)
+    def post(self, body, tenant_id):
+        """Suspend a tenant (its credentials stop working at once)."""
+        return admin.suspend_tenant(tenant_id, body["reason"])
+
+
+@blp.route("/<objectid:tenant_id>/activate")
+class ActivateTenant(MethodView):
+    @platform
+    @blp.response(200, TenantSchema)
+    def post(self, tenant_id):
+        """Lift a tenant's suspension."""
+        return admin.activate_tenant(tenant_id)
+
+
+@blp.route("/<objectid:tenant_id>/impersonate")
+class ImpersonateTenant(MethodView):
+    @platform
+    @blp.arguments(ImpersonateSchema)
+    @blp.response(201, ImpersonationSchema)
+    def post(self, body, tenant_id):
+        """Log in as a user of the tenant (default: its owner) for at most 15 minutes."""
+        return impersonate(admin.get_tenant(tenant_id), g.principal, body["reason"], body.get("user_id"))
 
 
 @plans_blp.route("")

@@ -54,3 +54,22 @@ class PlatformUser(me.Document):
 
     def clean(self) -> None:
         self.email = self.email.strip().lower() if self.email else self.email
+
+
+class EmailDirectory(me.Document):
+    """Which tenants an email has a user in: how a login without a tenant hint finds its user.
+
+    Global on purpose: a lookup by email alone across tenants would need an index on `users` that does
+    not start with tenantId. The user service keeps it in step with `users`."""
+
+    email = me.StringField(required=True, max_length=254)
+    tenant_id = me.ObjectIdField(db_field="tenantId", required=True)
+    user_id = me.ObjectIdField(db_field="userId", required=True)
+
+    meta = {
+        "collection": "email_directory",
+        "indexes": [
+            {"fields": ["email", "tenant_id"], "unique": True},
+            {"fields": ["tenant_id"]},
+        ],
+    }

@@ -1,0 +1,93 @@
+"""Write audit entries: who, what, when, from where; never a secret."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import g, has_request_context, request
+
+from app.logs import request_id_var
+from app.tenancy.context import tenant_scope
+
+from .models import Actor, AuditLog, PlatformAuditLog
+
+SECRET_KEY_RE = re.compile(r"password|secret|token|hash|apikey|api_key|^key$", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact(value: Any) -> Any:
+    """Replace the values of secret-looking keys, at any depth."""
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_KEY_RE.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def current_actor() -> Actor:
+    """Describe the caller of this request (system outside requests, anonymous without credential)."""
+    principal = g.get("principal") if has_request_context() else None
+    if principal is None:
+        return Actor(kind="anonymous" if has_request_context() else "system")
+    kind = "api_key" if principal.via == "api_key" else "user"
+    if principal.is_superadmin:
+        kind = "superadmin"
+    account = principal.account
+    actor = Actor(kind=kind, id=principal.subject, label=getattr(account, "email", None))
+    if principal.impersonator:
+        actor.impersonator_id = principal.impersonator
+        actor.impersonator_label = (principal.claims or {}).get("act", {}).get("email")
+    return actor
+
+
+def _origin() -> dict[str, Any]:
+    return {
+        "ip": request.remote_addr if has_request_context() else None,
+        "request_id": request_id_var.get(),
+    }
+
+
+def record(
+    action: str,
+    *,
+    tenant: Any = None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    summary: dict[str, Any] | None = None,
+    actor: Actor | None = None,
+) -> AuditLog:
+    """Append an entry to the audit log of `tenant` (default: the tenant in context)."""
+    entry = AuditLog(
+        action=action,
+        actor=actor or current_actor(),
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        summary=redact(summary or {}),
+        **_origin(),
+    )
+    if tenant is None:
+        return entry.save()
+    with tenant_scope(tenant):
+        return entry.save()
+
+
+def record_platform(
+    action: str,
+    *,
+    tenant: Any = None,
+    target_type: str | None = None,
+    target_id: Any = None,
+    summary: dict[str, Any] | None = None,
+) -> PlatformAuditLog:
+    """Append an entry to the platform trail (superadmin actions; it outlives deleted tenants)."""
+    return PlatformAuditLog(
+        action=action,
+        actor=current_actor(),
+        tenant_id=getattr(tenant, "id", None),
+        tenant_slug=getattr(tenant, "slug", None),
+        target_type=target_type,
+        target_id=str(target_id) if target_id is not None else None,
+        summary=redact(summary or {}),
+        **_origin(),
+    ).save()

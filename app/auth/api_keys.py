@@ -1,0 +1,53 @@
+"""API keys of a tenant: created with the key shown once, listed without it, revoked at once."""
+
+from __future__ import annotations
+
+import secrets
+
+from bson import ObjectId
+
+from app.audit.service import record
+from app.errors import NotFound
+from app.tenancy.access import Principal
+from app.tenancy.context import current_tenant
+from app.tenants.service import require_feature
+
+from .credentials import API_KEY_PREFIX, hash_api_key
+from .models import ApiKey
+
+
+def create_api_key(name: str, role: str, creator: Principal) -> ApiKey:
+    """Create a key for the tenant in context; its `key` attribute (not stored) is shown only now."""
+    tenant = current_tenant()
+    require_feature(tenant, "apiAccess")
+    secret = secrets.token_hex(32)
+    key = f"{API_KEY_PREFIX}_{tenant.id}_{secret}"
+    api_key = ApiKey(
+        name=name.strip(),
+        role=role,
+        prefix=f"{API_KEY_PREFIX}_…{secret[-6:]}",
+        key_hash=hash_api_key(key),
+        created_by=creator.subject,
+    ).save(force_insert=True)
+    record(
+        "api_key.created",
+        target_type="api_key",
+        target_id=api_key.id,
+        summary={"name": api_key.name, "role": role},
+    )
+    api_key.key = key
+    return api_key
+
+
+def list_api_keys():
+    """Return the tenant's keys, newest first."""
+    return ApiKey.objects.order_by("-created_at")
+
+
+def revoke_api_key(key_id: ObjectId) -> None:
+    """Delete a key: requests made with it fail from now on."""
+    api_key = ApiKey.objects(id=key_id).first()
+    if api_key is None:
+        raise NotFound("No such API key")
+    api_key.delete()
+    record("api_key.revoked", target_type="api_key", target_id=key_id, summary={"name": api_key.name})

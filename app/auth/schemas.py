@@ -1,0 +1,70 @@
+"""Bodies of the /auth and /api-keys routes."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.tenants.schemas import TenantSchema
+from app.users.schemas import UserSchema
+
+from .models import API_KEY_ROLES
+
+
+class LoginSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class TokensSchema(Schema):
+    access_token = fields.String(data_key="accessToken", required=True)
+    refresh_token = fields.String(data_key="refreshToken", required=True)
+
+
+class LoginResponseSchema(TokensSchema):
+    user = fields.Nested(UserSchema, required=True)
+    tenant = fields.Nested(TenantSchema, allow_none=True, required=True)
+
+
+class AccessTokenSchema(Schema):
+    access_token = fields.String(data_key="accessToken", required=True)
+
+
+class LogoutSchema(Schema):
+    refresh_token = fields.String(data_key="refreshToken", validate=validate.Length(max=4096))
+
+
+class ImpersonatorSchema(Schema):
+    id = fields.String()
+    email = fields.String()
+
+
+class CredentialSchema(Schema):
+    type = fields.String(metadata={"description": "access_token or api_key"})
+    role = fields.String()
+    expires_at = fields.AwareDateTime(data_key="expiresAt", allow_none=True)
+
+
+class MeSchema(Schema):
+    user = fields.Nested(UserSchema, allow_none=True, required=True)
+    tenant = fields.Nested(TenantSchema, allow_none=True, required=True)
+    impersonator = fields.Nested(ImpersonatorSchema, allow_none=True, required=True)
+    credential = fields.Nested(CredentialSchema, required=True)
+
+
+class ApiKeyCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    role = fields.String(load_default="member", validate=validate.OneOf(API_KEY_ROLES))
+
+
+class ApiKeySchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    prefix = fields.String()
+    role = fields.String()
+    created_by = fields.String(data_key="createdBy", allow_none=True)
+    created_at = fields.AwareDateTime(data_key="createdAt")
+    last_used_at = fields.AwareDateTime(data_key="lastUsedAt", allow_none=True)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = fields.String(required=True, metadata={"description": "Shown once; store it now"})

@@ -1,0 +1,136 @@
+"""Login, refresh, logout and 'who am I'."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.audit.service import record, record_platform
+from app.clock import utcnow
+from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
+from app.tenancy.access import SUPERADMIN, Principal
+from app.tenancy.context import current_tenant, tenant_scope
+from app.tenancy.middleware import check_ip_whitelist
+from app.tenancy.resolver import tenant_by_id
+from app.tenants.models import Tenant
+from app.users.models import PlatformUser, User
+from app.users.service import normalize_email, tenant_ids_of_email
+
+from . import tokens
+from .models import ImpersonationSession
+from .passwords import verify_password
+
+# A login without a tenant hint tries at most this many tenants of one email.
+MAX_TENANTS_PER_EMAIL = 20
+
+
+def _tenant_user(tenant: Tenant, email: str) -> User | None:
+    with tenant_scope(tenant):
+        return User.objects(email=email).first()
+
+
+def _user_login(tenant: Tenant, user: User | None, password: str, address: str | None) -> dict[str, Any]:
+    """Check a tenant user's password and state; issue tokens."""
+    if not verify_password(user.password_hash if user else None, password) or not user.active:
+        if user is not None:
+            record("auth.login_failed", tenant=tenant, target_type="user", target_id=user.id)
+        raise InvalidCredentials()
+    if not tenant.is_active:
+        raise TenantSuspended()
+    check_ip_whitelist(tenant, address)
+    with tenant_scope(tenant):
+        User.objects(id=user.id).update_one(set__last_login_at=utcnow())
+        user.reload()
+    record("auth.login", tenant=tenant, target_type="user", target_id=user.id)
+    return {**tokens.issue(user.id, tenant.id, user.role), "user": user, "tenant": tenant}
+
+
+def _superadmin_login(admin: PlatformUser, password: str) -> dict[str, Any]:
+    if not verify_password(admin.password_hash, password) or not admin.active:
+        raise InvalidCredentials()
+    PlatformUser.objects(id=admin.id).update_one(set__last_login_at=utcnow())
+    admin.reload()
+    record_platform("auth.login", target_type="superadmin", target_id=admin.id)
+    return {**tokens.issue(admin.id, None, SUPERADMIN), "user": admin, "tenant": None}
+
+
+def login(email: str, password: str, address: str | None) -> dict[str, Any]:
+    """Log in with a tenant hint (the tenant in context) or, without one, by the email alone.
+
+    Without a hint: a superadmin's email logs in as the superadmin; an email with one tenant logs into
+    it; an email in several tenants is 409 tenant_required (listing the tenants whose password
+    matched). Every failure looks the same and costs one password check or more.
+    """
+    email = normalize_email(email)
+    tenant = current_tenant()
+    if tenant is not None:
+        return _user_login(tenant, _tenant_user(tenant, email), password, address)
+    admin = PlatformUser.objects(email=email).first()
+    if admin is not None:
+        return _superadmin_login(admin, password)
+    tenants = [t for t in map(tenant_by_id, tenant_ids_of_email(email)[:MAX_TENANTS_PER_EMAIL]) if t]
+    if len(tenants) <= 1:
+        tenant = tenants[0] if tenants else None
+        if tenant is None:
+            verify_password(None, password)
+            raise InvalidCredentials()
+        return _user_login(tenant, _tenant_user(tenant, email), password, address)
+    matching = []
+    for candidate in tenants:
+        user = _tenant_user(candidate, email)
+        if user is not None and user.active and verify_password(user.password_hash, password):
+            matching.append(candidate.slug)
+    if not matching:
+        raise InvalidCredentials()
+    raise TenantRequired(
+        "This email belongs to several tenants: say which (X-Tenant-Id or ?tenant=)",
+        details={"tenants": matching},
+    )
+
+
+def refresh(principal: Principal) -> dict[str, str]:
+    """Issue a new access token for the account of a (rechecked) refresh token."""
+    return {"access_token": tokens.issue_access(principal.subject, principal.tenant_id, principal.role)}
+
+
+def logout(principal: Principal, refresh_token: str | None) -> None:
+    """Revoke the presented token, and the refresh token given in the body when there is one."""
+    claims = principal.claims
+    if claims is None:
+        raise ValidationFailed("API keys are revoked with DELETE /api-keys/{id}")
+    if refresh_token:
+        refresh_claims = tokens.decode(refresh_token)
+        if refresh_claims.get("type") != tokens.REFRESH or refresh_claims.get("sub") != claims.get("sub"):
+            raise ValidationFailed(details={"refreshToken": ["Not a refresh token of this account."]})
+        tokens.revoke(refresh_claims)
+    tokens.revoke(claims)
+    if principal.impersonator:
+        ImpersonationSession.objects(jti=claims["jti"]).update_one(set__expires_at=utcnow())
+    summary = {"impersonation": bool(principal.impersonator), "refreshTokenRevoked": bool(refresh_token)}
+    if principal.tenant_id is not None:
+        record(
+            "auth.logout",
+            tenant=current_tenant(),
+            target_type="token",
+            target_id=claims["jti"],
+            summary=summary,
+        )
+    else:
+        record_platform("auth.logout", target_type="token", target_id=claims["jti"], summary=summary)
+
+
+def me(principal: Principal) -> dict[str, Any]:
+    """Describe the caller: the user (none for an API key), the tenant and the impersonator."""
+    claims = principal.claims or {}
+    impersonator = None
+    if principal.impersonator:
+        impersonator = {"id": principal.impersonator, "email": claims.get("act", {}).get("email")}
+    return {
+        "user": None if principal.via == "api_key" else principal.account,
+        "tenant": current_tenant(),
+        "impersonator": impersonator,
+        "credential": {
+            "type": principal.via,
+            "role": principal.role,
+            "expires_at": tokens.expires_at(claims) if claims else None,
+        },
+    }

@@ -1,0 +1,77 @@
+"""Access and refresh tokens (JWT, HS256 pinned) and their revocation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt as pyjwt
+from flask import current_app
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
+
+from app.errors import TokenExpired, TokenRevoked, Unauthorized
+
+from .models import RevokedToken
+
+ACCESS = "access"
+REFRESH = "refresh"
+IMPERSONATION_MAX = timedelta(minutes=15)
+
+
+def _claims(tenant_id: Any, role: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"tenantId": str(tenant_id) if tenant_id else None, "role": role, **(extra or {})}
+
+
+def issue(subject: Any, tenant_id: Any, role: str) -> dict[str, str]:
+    """Return a new access token and refresh token for an account."""
+    claims = _claims(tenant_id, role)
+    return {
+        "access_token": create_access_token(identity=str(subject), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(subject), additional_claims=claims),
+    }
+
+
+def issue_access(subject: Any, tenant_id: Any, role: str) -> str:
+    """Return a new access token (after a refresh)."""
+    return create_access_token(identity=str(subject), additional_claims=_claims(tenant_id, role))
+
+
+def issue_impersonation(user: Any, superadmin: Any) -> tuple[str, dict[str, Any]]:
+    """Return an access token acting as `user` for at most 15 minutes, and its claims."""
+    ttl = min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], IMPERSONATION_MAX)
+    act = {"sub": str(superadmin.id), "email": superadmin.email}
+    token = create_access_token(
+        identity=str(user.id),
+        additional_claims=_claims(user.tenant_id, user.role, {"act": act}),
+        expires_delta=ttl,
+    )
+    return token, decode_token(token)
+
+
+def decode(token: str) -> dict[str, Any]:
+    """Verify signature, algorithm and expiry; raise 401 token_expired / unauthorized."""
+    try:
+        return decode_token(token)
+    except pyjwt.ExpiredSignatureError:
+        raise TokenExpired() from None
+    except (pyjwt.PyJWTError, JWTExtendedException, ValueError, TypeError):
+        raise Unauthorized("The token is not valid") from None
+
+
+def expires_at(claims: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(claims["exp"], UTC)
+
+
+def revoke(claims: dict[str, Any]) -> None:
+    """Revoke a token until it expires (idempotent)."""
+    RevokedToken.objects(jti=claims["jti"]).update_one(
+        set_on_insert__tenant_id=claims.get("tenantId"),
+        set_on_insert__expires_at=expires_at(claims),
+        upsert=True,
+    )
+
+
+def check_not_revoked(claims: dict[str, Any]) -> None:
+    if RevokedToken.objects(jti=claims["jti"]).only("id").first() is not None:
+        raise TokenRevoked()

@@ -1,0 +1,92 @@
+"""/api/v1/auth and /api/v1/api-keys."""
+
+from __future__ import annotations
+
+from flask import g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.errors import Unauthorized
+from app.tenancy.access import not_while_impersonating, public, refresh_token_route, roles
+from app.usage.rate_limits import check_login_attempt
+
+from . import api_keys, service
+from .schemas import (
+    AccessTokenSchema,
+    ApiKeyCreatedSchema,
+    ApiKeyCreateSchema,
+    ApiKeySchema,
+    LoginResponseSchema,
+    LoginSchema,
+    LogoutSchema,
+    MeSchema,
+)
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Login, tokens, the caller")
+keys_blp = Blueprint("api-keys", __name__, url_prefix="/api/v1/api-keys", description="API keys")
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @public
+    @blp.arguments(LoginSchema)
+    @blp.response(200, LoginResponseSchema)
+    def post(self, body):
+        """Log in with email and password (with a tenant hint, into that tenant)."""
+        check_login_attempt(request.remote_addr, body["email"])
+        return service.login(body["email"], body["password"], request.remote_addr)
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @refresh_token_route
+    @blp.response(200, AccessTokenSchema)
+    def post(self):
+        """Exchange the refresh token sent as bearer for a new access token."""
+        if g.principal is None:
+            raise Unauthorized("Send the refresh token as 'Authorization: Bearer <token>'")
+        return service.refresh(g.principal)
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @blp.arguments(LogoutSchema, required=False)
+    @blp.response(204)
+    def post(self, body):
+        """Revoke the presented access token (and the refresh token in the body, if any)."""
+        service.logout(g.principal, body.get("refresh_token"))
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @blp.response(200, MeSchema)
+    def get(self):
+        """Show the caller: user, tenant, and the superadmin behind an impersonation."""
+        return service.me(g.principal)
+
+
+@keys_blp.route("")
+class ApiKeys(MethodView):
+    @roles("owner", "admin")
+    @keys_blp.response(200, ApiKeySchema(many=True))
+    def get(self):
+        """List the tenant's API keys (never the keys themselves)."""
+        return api_keys.list_api_keys()
+
+    @roles("owner", "admin")
+    @not_while_impersonating
+    @keys_blp.arguments(ApiKeyCreateSchema)
+    @keys_blp.response(201, ApiKeyCreatedSchema)
+    def post(self, body):
+        """Create an API key; the response is the only time the key is shown."""
+        return api_keys.create_api_key(body["name"], body["role"], g.principal)
+
+
+@keys_blp.route("/<objectid:key_id>")
+class ApiKeyById(MethodView):
+    @roles("owner", "admin")
+    @not_while_impersonating
+    @keys_blp.response(204)
+    def delete(self, key_id):
+        """Revoke an API key at once."""
+        api_keys.revoke_api_key(key_id)

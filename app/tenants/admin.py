@@ -1,0 +1,133 @@
+"""What a platform superadmin does to tenants: list, change, suspend, activate, delete, count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mongoengine as me
+from bson import ObjectId
+from flask import current_app
+from mongoengine.queryset.visitor import Q
+
+from app.audit.service import record, record_platform
+from app.clock import utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.pagination import paginate
+from app.tenancy.cache import tenant_cache
+from app.usage.service import GAUGES
+
+from .models import Tenant
+from .plans import LIMIT_NAMES
+from .service import purge_tenant
+
+
+def get_tenant(tenant_id: ObjectId) -> Tenant:
+    """Return a tenant by id (fresh from the database), or 404."""
+    tenant = Tenant.objects(id=tenant_id).first()
+    if tenant is None:
+        raise NotFound("No such tenant")
+    return tenant
+
+
+def list_tenants(
+    page: int, per_page: int, status: str | None = None, plan: str | None = None, q: str | None = None
+):
+    """Return a page of tenants, newest first, filtered by status, plan and a search term."""
+    tenants = Tenant.objects
+    if status:
+        tenants = tenants.filter(status=status)
+    if plan:
+        tenants = tenants.filter(plan=plan)
+    if q:
+        tenants = tenants.filter(Q(name__icontains=q) | Q(slug__icontains=q) | Q(domain__icontains=q))
+    return paginate(tenants.order_by("-created_at"), page, per_page)
+
+
+def _audit_both(action: str, tenant: Tenant, summary: dict[str, Any]) -> None:
+    """Write a superadmin action to the tenant's log and to the platform trail."""
+    record(action, tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary)
+    record_platform(action, tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary)
+
+
+def update_tenant(tenant_id: ObjectId, changes: dict[str, Any]) -> Tenant:
+    """Change a tenant's name, domain, plan, overrides of limits and features, or billing."""
+    tenant = get_tenant(tenant_id)
+    before = {"plan": tenant.plan, "limits": dict(tenant.limits), "features": dict(tenant.features)}
+    domain = changes.get("domain")
+    base = current_app.config["BASE_DOMAIN"]
+    if domain and base and (domain == base or domain.endswith("." + base)):
+        raise ValidationFailed(details={"domain": [f"Subdomains of {base} name tenants by slug already."]})
+    for name in ("name", "domain", "plan"):
+        if name in changes:
+            setattr(tenant, name, changes[name])
+    if "limits" in changes:
+        tenant.limits = {k: changes["limits"][k] for k in LIMIT_NAMES if k in changes["limits"]}
+    if "features" in changes:
+        tenant.features = dict(changes["features"])
+    for name, value in changes.get("billing", {}).items():
+        setattr(tenant.billing, name, value)
+    try:
+        tenant.save()
+    except me.NotUniqueError:
+        raise Conflict("Another tenant uses this domain", details={"domain": domain}) from None
+    after = {"plan": tenant.plan, "limits": dict(tenant.limits), "features": dict(tenant.features)}
+    changed = {k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]}
+    others = sorted(set(changes) - set(before))
+    _audit_both("tenant.updated", tenant, {"changed": changed, "fields": others})
+    return tenant
+
+
+def suspend_tenant(tenant_id: ObjectId, reason: str) -> Tenant:
+    """Suspend a tenant: its users, keys and tokens are refused from the next request on."""
+    tenant = get_tenant(tenant_id)
+    tenant.status = "suspended"
+    tenant.suspended_reason = reason
+    tenant.suspended_at = utcnow()
+    tenant.save()
+    _audit_both("tenant.suspended", tenant, {"reason": reason})
+    return tenant
+
+
+def activate_tenant(tenant_id: ObjectId) -> Tenant:
+    """Lift a suspension."""
+    tenant = get_tenant(tenant_id)
+    previous = tenant.suspended_reason
+    tenant.status = "active"
+    tenant.suspended_reason = None
+    tenant.suspended_at = None
+    tenant.save()
+    _audit_both("tenant.activated", tenant, {"previousReason": previous})
+    return tenant
+
+
+def delete_tenant(tenant_id: ObjectId) -> dict[str, int]:
+    """Delete a tenant and everything it owns; the platform trail records what was removed."""
+    tenant = get_tenant(tenant_id)
+    # Suspend first so that no request of the tenant's can write while its data is being removed.
+    Tenant.objects(id=tenant.id).update_one(set__status="suspended", set__suspended_reason="deleting")
+    tenant_cache.clear()
+    removed = purge_tenant(tenant)
+    record_platform(
+        "tenant.deleted",
+        tenant=tenant,
+        target_type="tenant",
+        target_id=tenant.id,
+        summary={"name": tenant.name, "removed": removed},
+    )
+    return removed
+
+
+def tenant_stats() -> dict[str, Any]:
+    """Count tenants by status and plan, and add up their usage gauges."""
+    by_status: dict[str, int] = {}
+    by_plan: dict[str, int] = {}
+    pipeline = [{"$group": {"_id": {"status": "$status", "plan": "$plan"}, "n": {"$sum": 1}}}]
+    for row in Tenant.objects.aggregate(pipeline):
+        by_status[row["_id"]["status"]] = by_status.get(row["_id"]["status"], 0) + row["n"]
+        by_plan[row["_id"]["plan"]] = by_plan.get(row["_id"]["plan"], 0) + row["n"]
+    totals = {name: {"$sum": f"$usage.{name}"} for name in GAUGES}
+    usage = next(iter(Tenant.objects.aggregate([{"$group": {"_id": None, **totals}}])), {})
+    return {
+        "tenants": {"total": sum(by_status.values()), "by_status": by_status, "by_plan": by_plan},
+        "usage": {name: usage.get(name, 0) for name in GAUGES},
+    }

@@ -1,0 +1,21 @@
+"""Counters of monthly resources, one document per tenant, resource and period ("2026-11")."""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.tenancy.documents import TenantDocument
+
+
+class UsageCounter(TenantDocument):
+    """What a tenant used of a monthly resource in one period. A new period is a new document, so a
+    new month starts at zero without any job having run."""
+
+    resource = me.StringField(required=True, max_length=50)
+    period = me.StringField(required=True, regex=r"^\d{4}-\d{2}$")
+    used = me.IntField(required=True, default=0, min_value=0)
+
+    meta = {
+        "collection": "usage_counters",
+        "indexes": [{"fields": ["tenant_id", "resource", "period"], "unique": True}],
+    }

@@ -1,0 +1,181 @@
+"""Metering in one place: limits are checked and consumed by single atomic conditional updates.
+
+`reserve(resource, n)` is the check and the increment at once: the limit is in the update's filter,
+so concurrent requests can never push usage past it. A reservation of n > 1 is all or nothing.
+`refund(resource, n)` gives units back when the guarded operation fails (or a resource is deleted).
+Gauges (users, campaigns, telegramAccounts, webhooks, storage) live on the tenant document; monthly
+resources (messagesPerMonth) in UsageCounter documents keyed by period. The original design's
+`checkLimit`, `incrementUsage` and `resetMonthlyUsage` are `check_limit`, `increment_usage` (an alias
+of `reserve`) and `reset_monthly_usage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import mongoengine as me
+
+from app.clock import utcnow
+from app.errors import LimitExceeded
+from app.tenancy.context import TenantContextMissing, current_tenant
+from app.tenants.models import Tenant
+from app.tenants.plans import LIMIT_NAMES, effective_limits
+
+from .models import UsageCounter
+from .rate_limits import api_calls_this_hour
+
+GAUGES = {
+    "users": "users",
+    "campaigns": "campaigns",
+    "telegramAccounts": "telegram_accounts",
+    "webhooks": "webhooks",
+    "storage": "storage",
+}
+MONTHLY = ("messagesPerMonth",)
+
+
+def period_of(moment: datetime) -> str:
+    """Return the monthly period ("2026-11") a moment falls in (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """Return the first instant of a period and the first instant of the next one."""
+    year, month = (int(part) for part in period.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _tenant() -> Tenant:
+    tenant = current_tenant()
+    if tenant is None:
+        raise TenantContextMissing("metering needs a tenant in context")
+    return tenant
+
+
+def limit_of(tenant: Tenant, resource: str) -> int | None:
+    """Return the effective limit of a resource for a tenant (None: unlimited)."""
+    return effective_limits(tenant.plan, tenant.limits)[resource]
+
+
+def _fresh_limit(tenant_id: Any, resource: str) -> int | None:
+    """Read the limit from the database: a plan change must apply at once in every worker."""
+    tenant = Tenant.objects(id=tenant_id).only("plan", "limits").first()
+    return limit_of(tenant, resource)
+
+
+def used(tenant: Tenant, resource: str, period: str | None = None) -> int:
+    """Return what a tenant uses of a gauge now, or of a monthly resource in a period."""
+    if resource in GAUGES:
+        fresh = Tenant.objects(id=tenant.id).only("usage").first()
+        return getattr(fresh.usage, GAUGES[resource])
+    counter = UsageCounter.objects(resource=resource, period=period or period_of(utcnow())).first()
+    return counter.used if counter else 0
+
+
+def _exceeded(tenant: Tenant, resource: str, limit: int, requested: int) -> LimitExceeded:
+    current = used(tenant, resource)
+    return LimitExceeded(
+        f"{resource} limit exceeded",
+        details={"resource": resource, "limit": limit, "used": current, "requested": requested},
+    )
+
+
+def reserve(resource: str, n: int = 1) -> None:
+    """Consume n units of `resource` for the tenant in context, or raise 403 limit_exceeded."""
+    if n < 0:
+        raise ValueError("reserve() takes a positive amount; use refund()")
+    if n == 0:
+        return
+    tenant = _tenant()
+    limit = _fresh_limit(tenant.id, resource)
+    if resource in GAUGES:
+        field = GAUGES[resource]
+        guard = {} if limit is None else {f"usage__{field}__lte": limit - n}
+        if Tenant.objects(id=tenant.id, **guard).update_one(**{f"inc__usage__{field}": n}) == 1:
+            return
+        raise _exceeded(tenant, resource, limit, n)
+    if resource not in MONTHLY:
+        raise ValueError(f"{resource} is not metered here")
+    period = period_of(utcnow())
+    if limit is not None and n > limit:
+        raise _exceeded(tenant, resource, limit, n)
+    counters = UsageCounter.objects(resource=resource, period=period)
+    if limit is not None:
+        counters = counters.filter(used__lte=limit - n)
+    try:
+        counters.update_one(inc__used=n, upsert=True)
+        return
+    except me.NotUniqueError:
+        # The period's counter exists (perhaps inserted a moment ago by a concurrent request) and
+        # the guard did not match it: try once more without inserting.
+        if counters.update_one(inc__used=n) == 1:
+            return
+    raise _exceeded(tenant, resource, limit, n)
+
+
+increment_usage = reserve
+
+
+def refund(resource: str, n: int = 1) -> None:
+    """Give back n units of `resource` (never below zero)."""
+    if n <= 0:
+        return
+    tenant = _tenant()
+    if resource in GAUGES:
+        field = GAUGES[resource]
+        Tenant.objects(id=tenant.id, **{f"usage__{field}__gte": n}).update_one(**{f"inc__usage__{field}": -n})
+        return
+    UsageCounter.objects(resource=resource, period=period_of(utcnow()), used__gte=n).update_one(inc__used=-n)
+
+
+@contextmanager
+def reserved(resource: str, n: int = 1) -> Iterator[None]:
+    """Reserve n units for the block; refund them if the block fails."""
+    reserve(resource, n)
+    try:
+        yield
+    except BaseException:
+        refund(resource, n)
+        raise
+
+
+def check_limit(resource: str, n: int = 1) -> bool:
+    """Tell whether n more units would fit now (advisory: only reserve() consumes atomically)."""
+    tenant = _tenant()
+    limit = _fresh_limit(tenant.id, resource)
+    return limit is None or used(tenant, resource) + n <= limit
+
+
+def percent_of(amount: int, limit: int | None) -> float | None:
+    """Return usage as a percentage of its limit (None when unlimited)."""
+    if limit is None:
+        return None
+    if limit == 0:
+        return 0.0 if amount == 0 else 100.0
+    return round(100.0 * amount / limit, 1)
+
+
+def snapshot(tenant: Tenant, now: datetime | None = None) -> dict[str, Any]:
+    """Return every limit of a tenant with what it uses of it, and the current period."""
+    now = now or utcnow()
+    period = period_of(now)
+    start, end = period_bounds(period)
+    fresh = Tenant.objects(id=tenant.id).first()
+    limits = effective_limits(fresh.plan, fresh.limits)
+    counters = {c.resource: c.used for c in UsageCounter.objects(period=period)}
+    resources = {}
+    for name in LIMIT_NAMES:
+        if name in GAUGES:
+            amount = getattr(fresh.usage, GAUGES[name])
+        elif name == "apiCallsPerHour":
+            amount = api_calls_this_hour(fresh)
+        else:
+            amount = counters.get(name, 0)
+        limit = limits[name]
+        resources[name] = {"used": amount, "limit": limit, "percent": percent_of(amount, limit)}
+    return {"period": {"start": start, "end": end, "key": period}, "resources": resources}

@@ -1,0 +1,120 @@
+"""Field validators shared by the schemas: time zones, currencies, language tags, CIDRs, colours, CSS."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zoneinfo
+from functools import cache
+
+from marshmallow import ValidationError
+
+# ISO 4217 codes of currencies in use (funds and precious metals left out).
+CURRENCIES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
+    GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
+    LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR
+    NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP
+    STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG
+    XOF XPF YER ZAR ZMW ZWG
+    """.split()
+)
+# BCP 47, the common shapes: language, optional script, optional region ("en", "pt-BR", "zh-Hant-TW").
+LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|\d{3}))?", re.ASCII)
+HOST_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+COLOR_RE = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", re.ASCII)
+MAX_CIDRS = 100
+
+# CSS that can run script, load other documents, or break out of the <style> element.
+CSS_FORBIDDEN = (
+    (re.compile(r"<"), "HTML (such as </style>) is not allowed in CSS"),
+    (re.compile(r"\\"), "CSS escapes are not allowed"),
+    (re.compile(r"@import", re.IGNORECASE), "@import is not allowed"),
+    (re.compile(r"javascript:|vbscript:", re.IGNORECASE), "script URLs are not allowed"),
+    (re.compile(r"expression\s*\(", re.IGNORECASE), "expression() is not allowed"),
+    (re.compile(r"behavior\s*:|-moz-binding", re.IGNORECASE), "behaviors and bindings are not allowed"),
+    (re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]"), "control characters are not allowed"),
+)
+CSS_URL_RE = re.compile(r"url\(\s*['\"]?\s*([^'\")\s]*)", re.IGNORECASE)
+CSS_URL_ALLOWED = re.compile(r"https://|data:image/(?:png|gif|jpeg|webp);", re.IGNORECASE)
+CSS_COMMENT_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
+CSS_URL_PROBLEM = "only https: and data:image URLs are allowed in url()"
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone(value: str) -> None:
+    if value not in _time_zones():
+        raise ValidationError("Use an IANA time zone, such as Europe/Berlin or UTC.")
+
+
+def currency(value: str) -> None:
+    if value not in CURRENCIES:
+        raise ValidationError("Use an ISO 4217 currency code, such as USD or EUR.")
+
+
+def language_tag(value: str) -> None:
+    if not LANGUAGE_RE.fullmatch(value):
+        raise ValidationError("Use a language tag, such as en, de or pt-BR.")
+
+
+def color(value: str) -> None:
+    if not COLOR_RE.fullmatch(value):
+        raise ValidationError("Use a hex colour, such as #1a2b3c.")
+
+
+def cidr_list(values: list[str]) -> None:
+    if len(values) > MAX_CIDRS:
+        raise ValidationError(f"At most {MAX_CIDRS} entries.")
+    errors = {}
+    for index, value in enumerate(values):
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            errors[index] = ["Use an IPv4 or IPv6 address or CIDR, such as 203.0.113.0/24."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def normalize_cidrs(values: list[str]) -> list[str]:
+    """Return the CIDRs in canonical form, without duplicates, in the order given."""
+    seen: dict[str, None] = {}
+    for value in values:
+        seen[str(ipaddress.ip_network(value, strict=False))] = None
+    return list(seen)
+
+
+def host_name(value: str) -> None:
+    """A custom domain: a lowercase DNS name with at least two labels."""
+    labels = value.split(".")
+    if (
+        not value.isascii()
+        or len(value) > 253
+        or len(labels) < 2
+        or not all(HOST_LABEL_RE.fullmatch(label) for label in labels)
+    ):
+        raise ValidationError("Use a lowercase domain name, such as marketing.example.com.")
+
+
+def css_problems(css: str) -> list[str]:
+    """Return why `css` is not safe to put in a tenant's <style> element (empty when it is)."""
+    problems = []
+    for text in (css, CSS_COMMENT_RE.sub("", css)):
+        for pattern, problem in CSS_FORBIDDEN:
+            if pattern.search(text) and problem not in problems:
+                problems.append(problem)
+        for url in CSS_URL_RE.findall(text):
+            if url and not CSS_URL_ALLOWED.match(url) and CSS_URL_PROBLEM not in problems:
+                problems.append(CSS_URL_PROBLEM)
+    return problems
+
+
+def safe_css(value: str) -> None:
+    problems = css_problems(value)
+    if problems:
+        raise ValidationError(problems)
