@@ -6,6 +6,8 @@ exactly once and nothing else in the code base reads `os.environ`. The README li
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +18,7 @@ ENVIRONMENTS = ("development", "testing", "production")
 DEV_SECRETS = {
     "SECRET_KEY": "dev-insecure-secret-key",
     "JWT_SECRET_KEY": "dev-insecure-jwt-secret-key-0123456789",
+    "ENCRYPTION_KEYS": "ZGV2LWluc2VjdXJlLWVuY3J5cHRpb24ta2V5LTAwMDA=",
 }
 DEV_SUPERADMIN = {
     "SUPERADMIN_EMAIL": "superadmin@example.com",
@@ -47,6 +50,24 @@ def _int(name: str, raw: str, minimum: int = 0) -> int:
     return value
 
 
+def _fernet_keys(raw: str) -> list[str]:
+    """Check ENCRYPTION_KEYS: comma-separated Fernet keys (32 bytes, url-safe base64)."""
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEYS must hold at least one Fernet key")
+    for key in keys:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, binascii.Error):
+            valid = False
+        if not valid:
+            raise ConfigError(
+                "ENCRYPTION_KEYS must hold Fernet keys (make one with: python3 -c "
+                "'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
+            )
+    return keys
+
+
 def _rate(name: str, raw: str) -> str:
     """Check a rate limit such as '10/minute' (the syntax of the limits library)."""
     amount, _, per = raw.partition("/")
@@ -72,7 +93,9 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         return value if value not in (None, "") else default
 
     missing = [
-        name for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MONGODB_URI") if get(name) is None and not relaxed
+        name
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "MONGODB_URI")
+        if get(name) is None and not relaxed
     ]
     if missing:
         raise ConfigError(
@@ -87,6 +110,7 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "TESTING": env == "testing",
         "SECRET_KEY": get("SECRET_KEY", DEV_SECRETS["SECRET_KEY"]),
         "JWT_SECRET_KEY": get("JWT_SECRET_KEY", DEV_SECRETS["JWT_SECRET_KEY"]),
+        "ENCRYPTION_KEYS": _fernet_keys(get("ENCRYPTION_KEYS", DEV_SECRETS["ENCRYPTION_KEYS"])),
         "MONGODB_URI": get("MONGODB_URI", f"{EMBEDDED_SCHEME}localhost/telegram_marketing"),
         "BASE_DOMAIN": (get("BASE_DOMAIN", "localhost") or "").lower().strip("."),
         "ENABLE_MULTI_TENANT": _bool("ENABLE_MULTI_TENANT", get("ENABLE_MULTI_TENANT", "true")),
@@ -128,6 +152,8 @@ def validate(settings: Mapping[str, Any]) -> None:
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if settings[name] == DEV_SECRETS[name]:
                 raise ConfigError(f"{name} is the development default; set a real secret")
+        if DEV_SECRETS["ENCRYPTION_KEYS"] in settings["ENCRYPTION_KEYS"]:
+            raise ConfigError("ENCRYPTION_KEYS holds the development key; make a real one")
         if is_embedded(settings["MONGODB_URI"]):
             raise ConfigError(
                 "the embedded store (mongomock://) is for development and tests; "

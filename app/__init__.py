@@ -11,18 +11,24 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from app import cli, converters, db, demo, health, logs, request_hooks
+from app import cli, converters, crypto, db, demo, health, logs, request_hooks
 from app.auth import credentials, impersonation, passwords
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
+from app.campaigns.views import blp as campaigns_blp
 from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
+from app.media.views import blp as media_blp
+from app.messages.views import blp as messages_blp
+from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import global_document_classes, tenancy_problems, tenant_document_classes
 from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
 from app.usage import rate_limits
+from app.users.views import blp as users_blp
+from app.webhooks.views import blp as webhooks_blp
 
 API_DOCS = {
     "API_TITLE": "Telegram Marketing Platform API",
@@ -54,6 +60,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     passwords.configure(testing=app.config["TESTING"])
+    crypto.configure(app.config["ENCRYPTION_KEYS"])
 
     db.connect(app.config["MONGODB_URI"])
     check_tenancy_rules()
@@ -74,7 +81,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     impersonation.init_app(app)
 
     app.register_blueprint(health.blp)
-    for blueprint in (tenants_blp, plans_blp, auth_blp, keys_blp):
+    for blueprint in (
+        tenants_blp,
+        plans_blp,
+        auth_blp,
+        keys_blp,
+        users_blp,
+        campaigns_blp,
+        messages_blp,
+        telegram_accounts_blp,
+        webhooks_blp,
+        media_blp,
+    ):
         api.register_blueprint(blueprint)
     app.add_url_rule("/api/v1/docs/assets/<path:filename>", "api-docs.assets", _docs_asset)
 

@@ -22,6 +22,22 @@ class UnsupportedMediaType(AppError):
     status, code, message = 415, "unsupported_media_type", "Send the body as application/json"
 
 
+MULTIPART_ATTRIBUTE = "_accepts_multipart"
+
+
+def accepts_multipart(view):
+    """Let this view take multipart/form-data bodies (uploads) instead of JSON."""
+    setattr(view, MULTIPART_ATTRIBUTE, True)
+    return view
+
+
+def _accepts_multipart(app: Flask) -> bool:
+    view = app.view_functions[request.endpoint]
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, request.method.lower(), None) if view_class is not None else view
+    return request.mimetype == "multipart/form-data" and getattr(handler, MULTIPART_ATTRIBUTE, False)
+
+
 def _has_body() -> bool:
     return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
 
@@ -40,6 +56,7 @@ def init_app(app: Flask) -> None:
             and request.path.startswith("/api/")
             and _has_body()
             and not request.is_json
+            and not _accepts_multipart(app)
         ):
             raise UnsupportedMediaType()
 

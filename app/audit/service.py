@@ -17,9 +17,12 @@ REDACTED = "[redacted]"
 
 
 def redact(value: Any) -> Any:
-    """Replace the values of secret-looking keys, at any depth."""
+    """Replace the text under secret-looking keys, at any depth (counts and flags stay)."""
     if isinstance(value, dict):
-        return {k: REDACTED if SECRET_KEY_RE.search(str(k)) else redact(v) for k, v in value.items()}
+        return {
+            k: REDACTED if isinstance(v, str) and SECRET_KEY_RE.search(str(k)) else redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     return value

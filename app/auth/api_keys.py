@@ -8,6 +8,7 @@ from bson import ObjectId
 
 from app.audit.service import record
 from app.errors import NotFound
+from app.pagination import paginate
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant
 from app.tenants.service import require_feature
@@ -39,9 +40,9 @@ def create_api_key(name: str, role: str, creator: Principal) -> ApiKey:
     return api_key
 
 
-def list_api_keys():
-    """Return the tenant's keys, newest first."""
-    return ApiKey.objects.order_by("-created_at")
+def list_api_keys(page: int, per_page: int) -> dict:
+    """Return a page of the tenant's keys, newest first."""
+    return paginate(ApiKey.objects.order_by("-created_at"), page, per_page)
 
 
 def revoke_api_key(key_id: ObjectId) -> None:

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.errors import Unauthorized
+from app.pagination import PageArgs, page_schema
 from app.tenancy.access import not_while_impersonating, public, refresh_token_route, roles
 from app.usage.rate_limits import check_login_attempt
 
@@ -68,10 +69,11 @@ class Me(MethodView):
 @keys_blp.route("")
 class ApiKeys(MethodView):
     @roles("owner", "admin")
-    @keys_blp.response(200, ApiKeySchema(many=True))
-    def get(self):
-        """List the tenant's API keys (never the keys themselves)."""
-        return api_keys.list_api_keys()
+    @keys_blp.arguments(PageArgs, location="query")
+    @keys_blp.response(200, page_schema(ApiKeySchema))
+    def get(self, args):
+        """List the tenant's API keys, newest first (never the keys themselves)."""
+        return api_keys.list_api_keys(args["page"], args["per_page"])
 
     @roles("owner", "admin")
     @not_while_impersonating

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, g, request
 
+from app.audit.service import record
 from app.errors import (
     Forbidden,
     IpNotAllowed,
@@ -57,6 +58,11 @@ def _tenant_of_credential(principal: Principal, named: Named) -> Tenant:
             log.warning(
                 "tenant_mismatch",
                 extra={"hint": hint.source, "named": str(other.id), "credential": str(tenant.id)},
+            )
+            record(
+                "auth.tenant_mismatch",
+                tenant=tenant,
+                summary={"hint": hint.source, "namedTenant": str(other.id), "path": request.path},
             )
             raise TenantMismatch(details={"source": hint.source})
     return tenant
@@ -104,6 +110,7 @@ def check_ip_whitelist(tenant: Tenant, address: str | None) -> None:
 
 def _before_request() -> None:
     app = current_app
+    g.principal = None
     rule = rule_for(app, request.endpoint, request.method)
     if rule.access is Access.INFRA:
         return

@@ -156,13 +156,13 @@ class SecurityPatchSchema(Schema):
 class CompliancePatchSchema(Schema):
     gdpr_enabled = fields.Boolean(data_key="gdprEnabled")
     data_retention_days = fields.Integer(
-        data_key="dataRetentionDays", allow_none=True, validate=validate.Range(min=1, max=3650)
+        data_key="dataRetentionDays", allow_none=True, strict=True, validate=validate.Range(min=1, max=3650)
     )
 
 
 class NotificationsPatchSchema(Schema):
     usage_alert_thresholds = fields.List(
-        fields.Integer(validate=validate.Range(min=1, max=100)),
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=100)),
         data_key="usageAlertThresholds",
         validate=validate.Length(min=0, max=5),
     )
@@ -230,7 +230,7 @@ class TenantPatchSchema(Schema):
     plan = fields.String(validate=validate.OneOf(PLAN_NAMES))
     limits = fields.Dict(
         keys=fields.String(validate=validate.OneOf(LIMIT_NAMES)),
-        values=fields.Integer(allow_none=True, validate=validate.Range(min=0, max=10**15)),
+        values=fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=10**15)),
     )
     features = fields.Dict(
         keys=fields.String(validate=validate.OneOf(FEATURE_NAMES)), values=fields.Boolean()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
+from app.clock import utcnow
 from app.tenancy.documents import TenantDocument
 
 
@@ -18,4 +19,20 @@ class UsageCounter(TenantDocument):
     meta = {
         "collection": "usage_counters",
         "indexes": [{"fields": ["tenant_id", "resource", "period"], "unique": True}],
+    }
+
+
+class UsageAlert(TenantDocument):
+    """A threshold (a percentage of a limit) that a resource crossed in a period: recorded once."""
+
+    resource = me.StringField(required=True, max_length=50)
+    period = me.StringField(required=True, regex=r"^\d{4}-\d{2}$")
+    threshold = me.IntField(required=True, min_value=1, max_value=100)
+    used = me.LongField(required=True)
+    limit = me.LongField(required=True)
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+
+    meta = {
+        "collection": "usage_alerts",
+        "indexes": [{"fields": ["tenant_id", "resource", "period", "threshold"], "unique": True}],
     }

@@ -18,13 +18,15 @@ from typing import Any
 
 import mongoengine as me
 
+from app.audit.service import record
 from app.clock import utcnow
 from app.errors import LimitExceeded
 from app.tenancy.context import TenantContextMissing, current_tenant
-from app.tenants.models import Tenant
+from app.tenants.models import Tenant, Usage
 from app.tenants.plans import LIMIT_NAMES, effective_limits
+from app.webhooks.events import emit
 
-from .models import UsageCounter
+from .models import UsageAlert, UsageCounter
 from .rate_limits import api_calls_this_hour
 
 GAUGES = {
@@ -96,26 +98,53 @@ def reserve(resource: str, n: int = 1) -> None:
     if resource in GAUGES:
         field = GAUGES[resource]
         guard = {} if limit is None else {f"usage__{field}__lte": limit - n}
-        if Tenant.objects(id=tenant.id, **guard).update_one(**{f"inc__usage__{field}": n}) == 1:
-            return
-        raise _exceeded(tenant, resource, limit, n)
+        updated = Tenant.objects(id=tenant.id, **guard).modify(new=True, **{f"inc__usage__{field}": n})
+        if updated is None:
+            raise _exceeded(tenant, resource, limit, n)
+        _alert_thresholds(tenant, resource, getattr(updated.usage, field), n, limit)
+        return
     if resource not in MONTHLY:
         raise ValueError(f"{resource} is not metered here")
-    period = period_of(utcnow())
     if limit is not None and n > limit:
         raise _exceeded(tenant, resource, limit, n)
-    counters = UsageCounter.objects(resource=resource, period=period)
+    counters = UsageCounter.objects(resource=resource, period=period_of(utcnow()))
     if limit is not None:
         counters = counters.filter(used__lte=limit - n)
     try:
-        counters.update_one(inc__used=n, upsert=True)
-        return
+        counter = counters.modify(upsert=True, new=True, inc__used=n)
     except me.NotUniqueError:
         # The period's counter exists (perhaps inserted a moment ago by a concurrent request) and
         # the guard did not match it: try once more without inserting.
-        if counters.update_one(inc__used=n) == 1:
-            return
-    raise _exceeded(tenant, resource, limit, n)
+        counter = counters.modify(new=True, inc__used=n)
+    if counter is None:
+        raise _exceeded(tenant, resource, limit, n)
+    _alert_thresholds(tenant, resource, counter.used, n, limit)
+
+
+def _alert_thresholds(tenant: Tenant, resource: str, now_used: int, n: int, limit: int | None) -> None:
+    """Record, audit and emit each alert threshold that this reservation crossed (once per period)."""
+    if not limit:
+        return
+    before = now_used - n
+    period = period_of(utcnow())
+    for threshold in tenant.settings.notifications.usage_alert_thresholds:
+        if not before * 100 < threshold * limit <= now_used * 100:
+            continue
+        try:
+            UsageAlert(
+                resource=resource, period=period, threshold=threshold, used=now_used, limit=limit
+            ).save(force_insert=True)
+        except me.NotUniqueError:
+            continue  # already alerted in this period (a refund and a new reservation crossed it again)
+        data = {
+            "resource": resource,
+            "threshold": threshold,
+            "used": now_used,
+            "limit": limit,
+            "period": period,
+        }
+        record("usage.threshold_crossed", target_type="usage", target_id=resource, summary=data)
+        emit("usage.threshold", data)
 
 
 increment_usage = reserve
@@ -128,9 +157,13 @@ def refund(resource: str, n: int = 1) -> None:
     tenant = _tenant()
     if resource in GAUGES:
         field = GAUGES[resource]
-        Tenant.objects(id=tenant.id, **{f"usage__{field}__gte": n}).update_one(**{f"inc__usage__{field}": -n})
+        Tenant.objects(id=tenant.id, **{f"usage__{field}__gte": n}).update_one(
+            __raw__={"$inc": {f"usage.{Usage._fields[field].db_field}": -n}}
+        )
         return
-    UsageCounter.objects(resource=resource, period=period_of(utcnow()), used__gte=n).update_one(inc__used=-n)
+    UsageCounter.objects(resource=resource, period=period_of(utcnow()), used__gte=n).update_one(
+        __raw__={"$inc": {"used": -n}}  # raw: the field's min_value=0 would refuse a negative $inc
+    )
 
 
 @contextmanager

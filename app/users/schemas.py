@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.pagination import PageArgs
+from app.tenancy.access import TENANT_ROLES
+
 PASSWORD = validate.Length(min=8, max=128)
 NAME = validate.Length(min=1, max=100)
 
@@ -17,3 +20,22 @@ class UserSchema(Schema):
     tenant_id = fields.String(data_key="tenantId", allow_none=True)
     last_login_at = fields.AwareDateTime(data_key="lastLoginAt", allow_none=True)
     created_at = fields.AwareDateTime(data_key="createdAt")
+
+
+class UserListArgs(PageArgs):
+    role = fields.String(validate=validate.OneOf(TENANT_ROLES))
+    active = fields.Boolean()
+
+
+class UserCreateSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    name = fields.String(required=True, validate=NAME)
+    role = fields.String(load_default="member", validate=validate.OneOf(TENANT_ROLES))
+    password = fields.String(required=True, validate=PASSWORD)
+
+
+class UserPatchSchema(Schema):
+    name = fields.String(validate=NAME)
+    role = fields.String(validate=validate.OneOf(TENANT_ROLES))
+    active = fields.Boolean()
+    password = fields.String(validate=PASSWORD, load_only=True)

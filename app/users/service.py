@@ -1,12 +1,17 @@
-"""Tenant users: creation and the email directory that routes logins."""
+"""Tenant users, platform superadmins, and the email directory that routes logins."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import mongoengine as me
 from bson import ObjectId
 
+from app.audit.service import record
 from app.auth.passwords import hash_password
-from app.errors import Conflict
+from app.errors import Conflict, Forbidden, NotFound
+from app.pagination import paginate
+from app.tenancy.access import SUPERADMIN, Principal
 from app.usage import service as usage
 
 from .models import EmailDirectory, PlatformUser, User
@@ -58,3 +63,80 @@ def create_superadmin(email: str, name: str, password: str) -> PlatformUser:
         return admin.save(force_insert=True)
     except me.NotUniqueError:
         raise Conflict("A superadmin with this email already exists", code="email_taken") from None
+
+
+def list_users(page: int, per_page: int, role: str | None = None, active: bool | None = None) -> dict:
+    """Return a page of the tenant's users, oldest first."""
+    users = User.objects
+    if role:
+        users = users.filter(role=role)
+    if active is not None:
+        users = users.filter(active=active)
+    return paginate(users.order_by("created_at"), page, per_page)
+
+
+def get_user(user_id: ObjectId) -> User:
+    """Return a user of the tenant in context; another tenant's user is a 404 like a missing one."""
+    user = User.objects(id=user_id).first()
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
+def _check_may_manage(actor: Principal, target_role: str | None, new_role: str | None) -> None:
+    """Admins manage admins and members; only owners (or a superadmin) touch owners or make one."""
+    if actor.role in ("owner", SUPERADMIN):
+        return
+    if target_role == "owner" or new_role == "owner":
+        raise Forbidden("Only an owner may change an owner or make one")
+
+
+def _check_keeps_an_owner(user: User, losing: bool) -> None:
+    """Refuse to remove, demote or deactivate the tenant's only active owner."""
+    if not losing or user.role != "owner" or not user.active:
+        return
+    if User.objects(role="owner", active=True, id__ne=user.id).count() == 0:
+        raise Conflict("The tenant must keep at least one active owner", details={"userId": str(user.id)})
+
+
+def add_user(actor: Principal, email: str, name: str, password: str, role: str) -> User:
+    """Add a member to the tenant in context."""
+    _check_may_manage(actor, None, role)
+    user = create_user(email, name, password, role)
+    record("user.created", target_type="user", target_id=user.id, summary={"role": role})
+    return user
+
+
+def update_user(actor: Principal, user_id: ObjectId, changes: dict[str, Any]) -> User:
+    """Change a user's name, role, active flag or password."""
+    user = get_user(user_id)
+    new_role = changes.get("role")
+    _check_may_manage(actor, user.role, new_role)
+    if "password" in changes and actor.impersonator:
+        raise Forbidden("Not while impersonating: credentials are the user's own to change")
+    demoted = new_role is not None and new_role != "owner"
+    _check_keeps_an_owner(user, losing=demoted or changes.get("active") is False)
+    summary: dict[str, Any] = {}
+    for name in ("name", "role", "active"):
+        if name in changes and getattr(user, name) != changes[name]:
+            summary[name] = {"from": getattr(user, name), "to": changes[name]}
+            setattr(user, name, changes[name])
+    if "password" in changes:
+        user.password_hash = hash_password(changes["password"])
+        summary["password"] = "changed"
+    user.save()
+    if summary:
+        action = "user.role_changed" if "role" in summary else "user.updated"
+        record(action, target_type="user", target_id=user.id, summary=summary)
+    return user
+
+
+def delete_user(actor: Principal, user_id: ObjectId) -> None:
+    """Remove a user from the tenant (its seat goes back to the `users` limit)."""
+    user = get_user(user_id)
+    _check_may_manage(actor, user.role, None)
+    _check_keeps_an_owner(user, losing=True)
+    user.delete()
+    usage.refund("users")
+    EmailDirectory.objects(email=user.email, tenant_id=user.tenant_id).delete()
+    record("user.deleted", target_type="user", target_id=user.id, summary={"role": user.role})

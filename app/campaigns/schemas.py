@@ -1,0 +1,108 @@
+"""Campaigns on the wire."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from app.pagination import PageArgs
+
+from .models import CAMPAIGN_STATUSES, TELEGRAM_TEXT_LIMIT
+
+CHANNEL_RE = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}", re.ASCII)
+CHAT_ID_RE = re.compile(r"-?\d{1,20}", re.ASCII)
+MAX_TARGETS = 10_000
+
+
+class ChatTarget(fields.Field):
+    """A public chat's @username or a numeric chat id (sent as a number or a string)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValidationError("Use an @username or a numeric chat id.")
+        text = str(value).strip()
+        if not (CHANNEL_RE.fullmatch(text) or CHAT_ID_RE.fullmatch(text)):
+            raise ValidationError("Use an @username (5 to 32 characters) or a numeric chat id.")
+        return text
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
+class MessageBodySchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=TELEGRAM_TEXT_LIMIT))
+    parse_mode = fields.String(
+        data_key="parseMode", allow_none=True, validate=validate.OneOf(("HTML", "MarkdownV2"))
+    )
+
+
+class CampaignSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    message = fields.Nested(MessageBodySchema)
+    targets = fields.List(fields.String())
+    telegram_account_id = fields.Function(
+        lambda c: str(c.telegram_account.id) if c.telegram_account else None,
+        data_key="telegramAccountId",
+        metadata={"type": "string", "nullable": True},
+    )
+    scheduled_at = fields.AwareDateTime(data_key="scheduledAt", allow_none=True)
+    status = fields.String()
+    created_by = fields.String(data_key="createdBy", allow_none=True)
+    send_requested_at = fields.AwareDateTime(data_key="sendRequestedAt", allow_none=True)
+    completed_at = fields.AwareDateTime(data_key="completedAt", allow_none=True)
+    created_at = fields.AwareDateTime(data_key="createdAt")
+    updated_at = fields.AwareDateTime(data_key="updatedAt")
+
+
+class _CampaignFields(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    message = fields.Nested(MessageBodySchema)
+    targets = fields.List(ChatTarget(), validate=validate.Length(min=1, max=MAX_TARGETS))
+    telegram_account_id = fields.String(
+        data_key="telegramAccountId", allow_none=True, validate=validate.Regexp(r"^[0-9a-fA-F]{24}$")
+    )
+    scheduled_at = fields.AwareDateTime(data_key="scheduledAt", allow_none=True)
+
+    @validates("targets")
+    def _unique_targets(self, value: list[str], **kwargs: Any) -> None:
+        if len(set(value)) != len(value):
+            raise ValidationError("Each chat may appear once.")
+
+
+class CampaignCreateSchema(_CampaignFields):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    message = fields.Nested(MessageBodySchema, required=True)
+    targets = fields.List(ChatTarget(), required=True, validate=validate.Length(min=1, max=MAX_TARGETS))
+
+
+class CampaignPatchSchema(_CampaignFields):
+    """Drafts change freely; a campaign being sent can only be cancelled (status: cancelled)."""
+
+    status = fields.String(validate=validate.OneOf(("cancelled",)))
+
+
+class CampaignListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(CAMPAIGN_STATUSES))
+
+
+class MessageCountsSchema(Schema):
+    queued = fields.Integer()
+    sending = fields.Integer()
+    sent = fields.Integer()
+    failed = fields.Integer()
+    cancelled = fields.Integer()
+
+
+class CampaignStatsSchema(Schema):
+    campaign_id = fields.String(data_key="campaignId")
+    status = fields.String()
+    targets = fields.Integer()
+    messages = fields.Nested(MessageCountsSchema)
+    delivery_rate = fields.Float(
+        data_key="deliveryRate", allow_none=True, metadata={"description": "sent / finished"}
+    )

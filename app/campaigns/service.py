@@ -1,0 +1,192 @@
+"""Campaigns (limit `campaigns`) and their sending (limit `messagesPerMonth`, reserved all at once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+
+from app.audit.service import record
+from app.clock import utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.messages.models import MESSAGE_STATUSES, Message
+from app.pagination import paginate
+from app.telegram_accounts.models import TelegramAccount
+from app.tenancy.access import Principal
+from app.tenancy.context import current_tenant
+from app.tenants.service import require_feature
+from app.usage import service as usage
+
+from .models import EDITABLE_STATUSES, SENDABLE_STATUSES, Campaign, CampaignMessage
+
+
+def _account(account_id: str | None) -> TelegramAccount | None:
+    if account_id is None:
+        return None
+    account = TelegramAccount.objects(id=account_id).first()
+    if account is None:
+        raise ValidationFailed(details={"telegramAccountId": ["No such Telegram account."]})
+    return account
+
+
+def _check_schedule(scheduled_at: Any) -> None:
+    """Scheduling is the plan's `automation` feature, and the time must lie ahead."""
+    if scheduled_at is None:
+        return
+    require_feature(current_tenant(), "automation")
+    if scheduled_at <= utcnow():
+        raise ValidationFailed(details={"scheduledAt": ["Choose a time in the future."]})
+
+
+def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
+    for name in ("name", "description", "targets", "scheduled_at"):
+        if name in fields:
+            setattr(campaign, name, fields[name])
+    if "message" in fields:
+        campaign.message = CampaignMessage(**fields["message"])
+    if "telegram_account_id" in fields:
+        campaign.telegram_account = _account(fields["telegram_account_id"])
+
+
+def create_campaign(fields: dict[str, Any], author: Principal) -> Campaign:
+    """Create a draft campaign (within the plan's `campaigns` limit)."""
+    _check_schedule(fields.get("scheduled_at"))
+    campaign = Campaign(created_by=author.subject)
+    _apply(campaign, fields)
+    campaign.bind_tenant()
+    campaign.validate()
+    with usage.reserved("campaigns"):
+        campaign.save(force_insert=True)
+    record(
+        "campaign.created",
+        target_type="campaign",
+        target_id=campaign.id,
+        summary={"targets": len(campaign.targets)},
+    )
+    return campaign
+
+
+def list_campaigns(page: int, per_page: int, status: str | None = None) -> dict:
+    campaigns = Campaign.objects.order_by("-created_at")
+    if status:
+        campaigns = campaigns.filter(status=status)
+    return paginate(campaigns, page, per_page)
+
+
+def get_campaign(campaign_id: ObjectId) -> Campaign:
+    campaign = Campaign.objects(id=campaign_id).first()
+    if campaign is None:
+        raise NotFound("No such campaign")
+    return campaign
+
+
+def _cancel_queued(campaign: Campaign) -> int:
+    """Cancel the campaign's messages still waiting, and give their units back."""
+    cancelled = Message.objects(campaign_id=campaign.id, status="queued").update(
+        set__status="cancelled", set__failed_at=utcnow()
+    )
+    usage.refund("messagesPerMonth", cancelled)
+    return cancelled
+
+
+def update_campaign(campaign_id: ObjectId, fields: dict[str, Any]) -> Campaign:
+    """Change a draft, or cancel a campaign that is scheduled or being sent."""
+    campaign = get_campaign(campaign_id)
+    if fields.get("status") == "cancelled":
+        if set(fields) != {"status"}:
+            raise ValidationFailed(details={"status": ["Cancel on its own, without other changes."]})
+        if campaign.status not in ("scheduled", "sending", "draft"):
+            raise Conflict(f"A {campaign.status} campaign cannot be cancelled")
+        moved = Campaign.objects(id=campaign.id, status=campaign.status).update_one(set__status="cancelled")
+        if not moved:
+            raise Conflict("The campaign changed meanwhile; reload it")
+        cancelled = _cancel_queued(campaign)
+        record(
+            "campaign.cancelled",
+            target_type="campaign",
+            target_id=campaign.id,
+            summary={"messages": cancelled},
+        )
+        campaign.reload()
+        return campaign
+    if campaign.status not in EDITABLE_STATUSES:
+        raise Conflict(f"A {campaign.status} campaign cannot be changed")
+    if "scheduled_at" in fields:
+        _check_schedule(fields["scheduled_at"])
+    _apply(campaign, fields)
+    campaign.save()
+    return campaign
+
+
+def delete_campaign(campaign_id: ObjectId) -> None:
+    """Delete a campaign and its messages; units of messages not yet sent go back."""
+    campaign = get_campaign(campaign_id)
+    _cancel_queued(campaign)
+    Message.objects(campaign_id=campaign.id).delete()
+    campaign.delete()
+    usage.refund("campaigns")
+    record("campaign.deleted", target_type="campaign", target_id=campaign_id, summary={"name": campaign.name})
+
+
+def send_campaign(campaign_id: ObjectId) -> Campaign:
+    """Queue one message per target, reserving `messagesPerMonth` for all of them or none."""
+    campaign = get_campaign(campaign_id)
+    if campaign.status not in SENDABLE_STATUSES:
+        raise Conflict(f"A {campaign.status} campaign cannot be sent again")
+    if campaign.telegram_account is None:
+        raise ValidationFailed(details={"telegramAccountId": ["Choose the bot that sends this campaign."]})
+    if campaign.scheduled_at is not None:
+        _check_schedule(campaign.scheduled_at)
+    target_status = "scheduled" if campaign.scheduled_at else "sending"
+    # Claim the campaign first: of two concurrent sends, only one moves it out of draft.
+    claimed = Campaign.objects(id=campaign.id, status__in=SENDABLE_STATUSES).update_one(
+        set__status=target_status, set__send_requested_at=utcnow()
+    )
+    if not claimed:
+        raise Conflict("The campaign is already being sent")
+    try:
+        with usage.reserved("messagesPerMonth", len(campaign.targets)):
+            Message.objects.insert(
+                [
+                    Message(
+                        campaign_id=campaign.id,
+                        telegram_account_id=campaign.telegram_account.id,
+                        chat=chat,
+                        text=campaign.message.text,
+                        parse_mode=campaign.message.parse_mode,
+                        not_before=campaign.scheduled_at,
+                    )
+                    for chat in campaign.targets
+                ],
+                load_bulk=False,
+            )
+    except BaseException:
+        Campaign.objects(id=campaign.id).update_one(set__status="draft", unset__send_requested_at=True)
+        Message.objects(campaign_id=campaign.id).delete()
+        raise
+    record(
+        "campaign.send_requested",
+        target_type="campaign",
+        target_id=campaign.id,
+        summary={"messages": len(campaign.targets)},
+    )
+    campaign.reload()
+    return campaign
+
+
+def campaign_stats(campaign_id: ObjectId) -> dict[str, Any]:
+    """Count the campaign's messages by status (the plan's basicAnalytics feature)."""
+    require_feature(current_tenant(), "basicAnalytics")
+    campaign = get_campaign(campaign_id)
+    counts = dict.fromkeys(MESSAGE_STATUSES, 0)
+    pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+    for row in Message.objects(campaign_id=campaign.id).aggregate(pipeline):
+        counts[row["_id"]] = row["n"]
+    finished = counts["sent"] + counts["failed"]
+    return {
+        "campaign_id": str(campaign.id),
+        "status": campaign.status,
+        "targets": len(campaign.targets),
+        "messages": counts,
+        "delivery_rate": round(counts["sent"] / finished, 4) if finished else None,
+    }

@@ -1,0 +1,20 @@
+"""Media on the wire."""
+
+from __future__ import annotations
+
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields
+
+
+class MediaSchema(Schema):
+    id = fields.String()
+    filename = fields.String()
+    content_type = fields.String(data_key="contentType")
+    size = fields.Integer()
+    sha256 = fields.String()
+    created_by = fields.String(data_key="createdBy", allow_none=True)
+    created_at = fields.AwareDateTime(data_key="createdAt")
+
+
+class UploadSchema(Schema):
+    file = Upload(required=True)

@@ -1,0 +1,30 @@
+"""Messages on the wire."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.pagination import PageArgs
+
+from .models import MESSAGE_STATUSES
+
+
+class MessageSchema(Schema):
+    id = fields.String()
+    campaign_id = fields.String(data_key="campaignId")
+    telegram_account_id = fields.String(data_key="telegramAccountId")
+    chat = fields.String()
+    text = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    telegram_message_id = fields.Integer(data_key="telegramMessageId", allow_none=True)
+    error = fields.String(allow_none=True)
+    not_before = fields.AwareDateTime(data_key="notBefore", allow_none=True)
+    queued_at = fields.AwareDateTime(data_key="queuedAt")
+    sent_at = fields.AwareDateTime(data_key="sentAt", allow_none=True)
+    failed_at = fields.AwareDateTime(data_key="failedAt", allow_none=True)
+
+
+class MessageListArgs(PageArgs):
+    campaign_id = fields.String(data_key="campaignId", validate=validate.Regexp(r"^[0-9a-fA-F]{24}$"))
+    status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))

@@ -1,0 +1,50 @@
+"""Telegram accounts on the wire: the token goes in, never out (only its last four characters)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.pagination import PageArgs
+
+BOT_TOKEN = validate.Regexp(
+    r"^\d{5,15}:[A-Za-z0-9_-]{30,64}$", error="Use the bot token BotFather gave, such as 123456789:AAE..."
+)
+NAME = validate.Length(min=1, max=100)
+API_BASE_URL = validate.Length(max=2048)
+
+
+class TelegramAccountSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    bot_id = fields.Integer(data_key="botId")
+    bot_username = fields.String(data_key="botUsername", allow_none=True)
+    token_last4 = fields.String(data_key="tokenLast4")
+    api_base_url = fields.String(data_key="apiBaseUrl", allow_none=True)
+    active = fields.Boolean()
+    created_at = fields.AwareDateTime(data_key="createdAt")
+    updated_at = fields.AwareDateTime(data_key="updatedAt")
+
+
+class TelegramAccountCreateSchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    token = fields.String(required=True, validate=BOT_TOKEN, load_only=True)
+    api_base_url = fields.URL(
+        data_key="apiBaseUrl", schemes={"http", "https"}, require_tld=False, validate=API_BASE_URL
+    )
+
+
+class TelegramAccountPatchSchema(Schema):
+    name = fields.String(validate=NAME)
+    token = fields.String(validate=BOT_TOKEN, load_only=True)
+    api_base_url = fields.URL(
+        data_key="apiBaseUrl",
+        allow_none=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=API_BASE_URL,
+    )
+    active = fields.Boolean()
+
+
+class TelegramAccountListArgs(PageArgs):
+    active = fields.Boolean()

@@ -1,0 +1,102 @@
+"""Connect, list, change and remove the tenant's Telegram bots (limit `telegramAccounts`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mongoengine as me
+from bson import ObjectId
+from flask import current_app
+
+from app import crypto
+from app.audit.service import record
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.pagination import paginate
+from app.tenancy.context import current_tenant
+from app.tenants.service import require_feature
+from app.usage import service as usage
+
+from .models import TelegramAccount
+
+
+def _check_api_base_url(url: str | None) -> None:
+    """A self-hosted Bot API server is a customIntegrations feature; https outside development."""
+    if not url:
+        return
+    require_feature(current_tenant(), "customIntegrations")
+    if not url.startswith("https://") and current_app.config["APP_ENV"] == "production":
+        raise ValidationFailed(details={"apiBaseUrl": ["Use an https:// URL."]})
+
+
+def _set_token(account: TelegramAccount, token: str) -> None:
+    account.bot_id = int(token.split(":", 1)[0])
+    account.token_encrypted = crypto.encrypt(token)
+    account.token_last4 = token[-4:]
+
+
+def _save(account: TelegramAccount, **kwargs: Any) -> TelegramAccount:
+    try:
+        return account.save(**kwargs)
+    except me.NotUniqueError:
+        raise Conflict("This bot is already connected to this tenant") from None
+
+
+def create_account(name: str, token: str, api_base_url: str | None = None) -> TelegramAccount:
+    """Connect a bot (within the plan's `telegramAccounts` limit)."""
+    _check_api_base_url(api_base_url)
+    account = TelegramAccount(name=name.strip(), api_base_url=api_base_url or None)
+    _set_token(account, token)
+    with usage.reserved("telegramAccounts"):
+        _save(account, force_insert=True)
+    record(
+        "telegram_account.created",
+        target_type="telegram_account",
+        target_id=account.id,
+        summary={"name": name},
+    )
+    return account
+
+
+def list_accounts(page: int, per_page: int, active: bool | None = None) -> dict:
+    accounts = TelegramAccount.objects.order_by("-created_at")
+    if active is not None:
+        accounts = accounts.filter(active=active)
+    return paginate(accounts, page, per_page)
+
+
+def get_account(account_id: ObjectId) -> TelegramAccount:
+    account = TelegramAccount.objects(id=account_id).first()
+    if account is None:
+        raise NotFound("No such Telegram account")
+    return account
+
+
+def update_account(account_id: ObjectId, changes: dict[str, Any]) -> TelegramAccount:
+    """Rename, replace the token, point to another Bot API server, or (de)activate a bot."""
+    account = get_account(account_id)
+    if "api_base_url" in changes:
+        _check_api_base_url(changes["api_base_url"])
+        account.api_base_url = changes["api_base_url"] or None
+    if "token" in changes:
+        _set_token(account, changes["token"])
+        account.bot_username = None
+    for name in ("name", "active"):
+        if name in changes:
+            setattr(account, name, changes[name])
+    _save(account)
+    fields = sorted(changes)
+    record(
+        "telegram_account.updated",
+        target_type="telegram_account",
+        target_id=account.id,
+        summary={"fields": fields},
+    )
+    return account
+
+
+def delete_account(account_id: ObjectId) -> None:
+    """Remove a bot; campaigns that used it keep their history but need another bot to send."""
+    account = get_account(account_id)
+    account.delete()
+    usage.refund("telegramAccounts")
+    record("telegram_account.deleted", target_type="telegram_account", target_id=account_id)

@@ -1,0 +1,61 @@
+"""Webhooks of a tenant and the deliveries queued for them (the outbox of tenant events)."""
+
+from __future__ import annotations
+
+import mongoengine as me
+
+from app.clock import utcnow
+from app.tenancy.documents import TenantDocument
+
+WEBHOOK_EVENTS = (
+    "campaign.completed",
+    "campaign.failed",
+    "message.failed",
+    "usage.threshold",
+    "tenant.suspended",
+    "tenant.activated",
+    "webhook.disabled",
+)
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class Webhook(TenantDocument):
+    url = me.StringField(required=True, max_length=2048)
+    events = me.ListField(me.StringField(choices=WEBHOOK_EVENTS), required=True)
+    secret_encrypted = me.StringField(db_field="secretEncrypted", required=True)
+    active = me.BooleanField(default=True)
+    consecutive_failures = me.IntField(db_field="consecutiveFailures", default=0, min_value=0)
+    disabled_reason = me.StringField(db_field="disabledReason", max_length=500)
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+
+    meta = {
+        "collection": "webhooks",
+        "indexes": [{"fields": ["tenant_id", "-created_at"]}, {"fields": ["tenant_id", "active", "events"]}],
+    }
+
+    def clean(self) -> None:
+        self.updated_at = utcnow()
+
+
+class WebhookDelivery(TenantDocument):
+    """One event for one webhook: pending until delivered or given up."""
+
+    webhook_id = me.ObjectIdField(db_field="webhookId", required=True)
+    event = me.StringField(required=True, choices=WEBHOOK_EVENTS)
+    payload = me.DictField(required=True)
+    status = me.StringField(required=True, choices=DELIVERY_STATUSES, default="pending")
+    attempts = me.IntField(default=0, min_value=0)
+    next_attempt_at = me.DateTimeField(db_field="nextAttemptAt", default=utcnow)
+    last_error = me.StringField(db_field="lastError", max_length=500)
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    delivered_at = me.DateTimeField(db_field="deliveredAt")
+
+    meta = {
+        "collection": "webhook_deliveries",
+        "indexes": [
+            {"fields": ["tenant_id", "status", "next_attempt_at"]},
+            {"fields": ["tenant_id", "webhook_id", "-created_at"]},
+            {"fields": ["tenant_id", "created_at"]},
+        ],
+    }

@@ -1,0 +1,97 @@
+"""The tenant's webhooks (limit `webhooks`)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from bson import ObjectId
+from flask import current_app
+
+from app import crypto
+from app.audit.service import record
+from app.errors import NotFound, ValidationFailed
+from app.pagination import paginate
+from app.usage import service as usage
+
+from .models import Webhook, WebhookDelivery
+
+SECRET_PREFIX = "whsec_"
+
+
+def _check_url(url: str) -> None:
+    """Deliveries go over https, except to a development receiver."""
+    if not url.startswith("https://") and current_app.config["APP_ENV"] == "production":
+        raise ValidationFailed(details={"url": ["Use an https:// URL."]})
+    if "@" in url.split("/")[2]:
+        raise ValidationFailed(details={"url": ["Credentials in the URL are not allowed."]})
+
+
+def _new_secret(webhook: Webhook) -> None:
+    secret = SECRET_PREFIX + secrets.token_hex(24)
+    webhook.secret_encrypted = crypto.encrypt(secret)
+    webhook.secret = secret
+
+
+def create_webhook(url: str, events: list[str]) -> Webhook:
+    """Subscribe a URL to events (within the plan's `webhooks` limit); the secret is shown once."""
+    _check_url(url)
+    webhook = Webhook(url=url, events=sorted(set(events)))
+    _new_secret(webhook)
+    with usage.reserved("webhooks"):
+        webhook.save(force_insert=True)
+    record(
+        "webhook.created", target_type="webhook", target_id=webhook.id, summary={"url": url, "events": events}
+    )
+    return webhook
+
+
+def list_webhooks(page: int, per_page: int, active: bool | None = None) -> dict:
+    webhooks = Webhook.objects.order_by("-created_at")
+    if active is not None:
+        webhooks = webhooks.filter(active=active)
+    return paginate(webhooks, page, per_page)
+
+
+def get_webhook(webhook_id: ObjectId) -> Webhook:
+    webhook = Webhook.objects(id=webhook_id).first()
+    if webhook is None:
+        raise NotFound("No such webhook")
+    return webhook
+
+
+def update_webhook(webhook_id: ObjectId, changes: dict[str, Any]) -> Webhook:
+    """Change the URL or events, (re)activate, or rotate the secret (shown once more)."""
+    webhook = get_webhook(webhook_id)
+    if "url" in changes:
+        _check_url(changes["url"])
+        webhook.url = changes["url"]
+    if "events" in changes:
+        webhook.events = sorted(set(changes["events"]))
+    if "active" in changes:
+        webhook.active = changes["active"]
+        if webhook.active:
+            webhook.consecutive_failures = 0
+            webhook.disabled_reason = None
+    if changes.get("rotate_secret"):
+        _new_secret(webhook)
+    webhook.save()
+    record(
+        "webhook.updated", target_type="webhook", target_id=webhook.id, summary={"fields": sorted(changes)}
+    )
+    return webhook
+
+
+def delete_webhook(webhook_id: ObjectId) -> None:
+    """Remove a webhook and its pending deliveries."""
+    webhook = get_webhook(webhook_id)
+    WebhookDelivery.objects(webhook_id=webhook.id).delete()
+    webhook.delete()
+    usage.refund("webhooks")
+    record("webhook.deleted", target_type="webhook", target_id=webhook_id, summary={"url": webhook.url})
+
+
+def list_deliveries(webhook_id: ObjectId, page: int, per_page: int) -> dict:
+    """Return a page of a webhook's deliveries, newest first."""
+    webhook = get_webhook(webhook_id)
+    return paginate(WebhookDelivery.objects(webhook_id=webhook.id).order_by("-created_at"), page, per_page)
