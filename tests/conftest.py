@@ -14,9 +14,11 @@ import pytest
 os.environ["APP_ENV"] = "testing"
 
 from app import create_app  # noqa: E402
+from app.auth import tokens  # noqa: E402
 from app.db import database  # noqa: E402
 from app.tenancy import context  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
+from app.users.service import create_superadmin, create_user  # noqa: E402
 
 
 def _test_uri(name: str) -> str:
@@ -64,3 +66,96 @@ def tenant(app):
 @pytest.fixture
 def other_tenant(app):
     return create_tenant("Globex", "globex", plan="starter")
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user in a tenant: make_user(tenant, role="member", email=None)."""
+    counter = iter(range(1, 10_000))
+
+    def make(tenant, role="member", email=None, password=PASSWORD):
+        email = email or f"{role}{next(counter)}@{tenant.slug}.example.com"
+        with context.tenant_scope(tenant):
+            return create_user(email, f"{role.title()} of {tenant.name}", password, role)
+
+    return make
+
+
+@pytest.fixture
+def headers_for(app):
+    """Return Authorization headers with a fresh access token for a User or PlatformUser."""
+
+    def headers(account):
+        tenant_id = getattr(account, "tenant_id", None)
+        role = account.role
+        issued = tokens.issue(account.id, tenant_id, role)
+        return {"Authorization": f"Bearer {issued['access_token']}"}
+
+    return headers
+
+
+@pytest.fixture
+def owner(tenant, make_user):
+    return make_user(tenant, "owner")
+
+
+@pytest.fixture
+def auth_headers(owner, headers_for):
+    """The owner of `tenant`, authenticated."""
+    return headers_for(owner)
+
+
+@pytest.fixture
+def other_owner(other_tenant, make_user):
+    return make_user(other_tenant, "owner")
+
+
+@pytest.fixture
+def superadmin(app):
+    return create_superadmin("root@platform.example.com", "Root", PASSWORD)
+
+
+@pytest.fixture
+def superadmin_headers(superadmin, headers_for):
+    return headers_for(superadmin)
+
+
+@pytest.fixture
+def serialized_writes(monkeypatch):
+    """Put mongomock's writes behind one lock, as a server applies single-document writes atomically.
+
+    mongomock's conditional writes are not thread-safe (find_one_and_update finds, then updates,
+    re-checking nothing), which would let concurrency tests fail for mongomock's sake, not ours. A
+    real server (MONGODB_TEST_URI) needs no lock. Thread switches are made very frequent so that
+    interleavings that a check-then-write bug needs do happen.
+    """
+    if os.environ.get("MONGODB_TEST_URI"):
+        yield
+        return
+    import sys
+    import threading
+
+    import mongomock.collection
+
+    lock = threading.RLock()
+
+    def locked(method):
+        def wrapper(*args, **kwargs):
+            with lock:
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("_insert", "_update", "_delete", "_find_and_modify", "replace_one"):
+        monkeypatch.setattr(
+            mongomock.collection.Collection, name, locked(getattr(mongomock.collection.Collection, name))
+        )
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)

@@ -13,6 +13,14 @@ import config
 from app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
+FERNET_KEY = "cHJvZHVjdGlvbi1rZXktMDEyMzQ1Njc4OWFiY2RlZjA="
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "JWT_SECRET_KEY": "j" * 40,
+    "ENCRYPTION_KEYS": FERNET_KEY,
+    "MONGODB_URI": "mongodb://db:27017/prod",
+}
 
 
 def test_development_needs_nothing():
@@ -28,17 +36,12 @@ def test_production_is_the_default_and_needs_secrets():
     with pytest.raises(config.ConfigError) as raised:
         config.load({})
     message = str(raised.value)
-    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MONGODB_URI"):
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "MONGODB_URI"):
         assert name in message
 
 
 def test_production_refuses_the_embedded_store_and_dev_secrets():
-    base = {
-        "APP_ENV": "production",
-        "SECRET_KEY": "s" * 40,
-        "JWT_SECRET_KEY": "j" * 40,
-        "MONGODB_URI": "mongomock://localhost/prod",
-    }
+    base = {**PRODUCTION, "MONGODB_URI": "mongomock://localhost/prod"}
     with pytest.raises(config.ConfigError, match="embedded store"):
         config.validate(config.load(base))
     settings = config.load({**base, "MONGODB_URI": "mongodb://db:27017/prod"})
@@ -49,15 +52,20 @@ def test_production_refuses_the_embedded_store_and_dev_secrets():
 
 def test_production_refuses_demo_seeding():
     with pytest.raises(config.ConfigError, match="SEED_DEMO"):
-        config.load(
-            {
-                "APP_ENV": "production",
-                "SECRET_KEY": "s" * 40,
-                "JWT_SECRET_KEY": "j" * 40,
-                "MONGODB_URI": "mongodb://db/prod",
-                "SEED_DEMO": "true",
-            }
-        )
+        config.load({**PRODUCTION, "SEED_DEMO": "true"})
+
+
+def test_production_refuses_the_development_encryption_key():
+    keys = f"{FERNET_KEY},{config.DEV_SECRETS['ENCRYPTION_KEYS']}"
+    settings = config.load({**PRODUCTION, "ENCRYPTION_KEYS": keys})
+    with pytest.raises(config.ConfigError, match="ENCRYPTION_KEYS"):
+        config.validate(settings)
+
+
+@pytest.mark.parametrize("keys", ["", "not-a-key", "c2hvcnQ="])
+def test_malformed_encryption_keys_are_refused(keys):
+    with pytest.raises(config.ConfigError, match="ENCRYPTION_KEYS"):
+        config.load({**PRODUCTION, "ENCRYPTION_KEYS": keys})
 
 
 @pytest.mark.parametrize(
