@@ -133,6 +133,13 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
             "LOGIN_RATE_LIMIT_PER_EMAIL", get("LOGIN_RATE_LIMIT_PER_EMAIL", "10/minute")
         ),
         "TRIAL_DAYS": _int("TRIAL_DAYS", get("TRIAL_DAYS", "14")),
+        "RETENTION_DEFAULT_DAYS": _int(
+            "RETENTION_DEFAULT_DAYS", get("RETENTION_DEFAULT_DAYS", "365"), minimum=1
+        ),
+        "SCHEDULER_LEASE_TTL": _int("SCHEDULER_LEASE_TTL", get("SCHEDULER_LEASE_TTL", "60"), minimum=3),
+        "SCHEDULER_POLL_SECONDS": _int(
+            "SCHEDULER_POLL_SECONDS", get("SCHEDULER_POLL_SECONDS", "10"), minimum=1
+        ),
         "LOG_LEVEL": (get("LOG_LEVEL", "INFO") or "INFO").upper(),
         "SEED_DEMO": _bool("SEED_DEMO", get("SEED_DEMO", "false")),
         "SUPERADMIN_EMAIL": get("SUPERADMIN_EMAIL"),

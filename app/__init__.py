@@ -12,6 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 from app import cli, converters, crypto, db, demo, health, logs, request_hooks
+from app.audit.views import blp as audit_blp
+from app.audit.views import platform_blp as platform_audit_blp
 from app.auth import credentials, impersonation, passwords
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
@@ -92,6 +94,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         telegram_accounts_blp,
         webhooks_blp,
         media_blp,
+        audit_blp,
+        platform_audit_blp,
     ):
         api.register_blueprint(blueprint)
     app.add_url_rule("/api/v1/docs/assets/<path:filename>", "api-docs.assets", _docs_asset)

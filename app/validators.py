@@ -7,7 +7,7 @@ import re
 import zoneinfo
 from functools import cache
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, validate
 
 # ISO 4217 codes of currencies in use (funds and precious metals left out).
 CURRENCIES = frozenset(
@@ -26,6 +26,9 @@ LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|\d{3}))?
 HOST_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 COLOR_RE = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", re.ASCII)
 MAX_CIDRS = 100
+
+# An id in a body or query string (ids in paths go through the objectid URL converter).
+object_id = validate.Regexp(r"[0-9a-fA-F]{24}\Z", error="Use a 24-character hexadecimal id.")
 
 # CSS that can run script, load other documents, or break out of the <style> element.
 CSS_FORBIDDEN = (

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bson import ObjectId
 from flask import g, has_request_context, request
 
 from app.logs import request_id_var
+from app.pagination import paginate
 from app.tenancy.context import tenant_scope
 
 from .models import Actor, AuditLog, PlatformAuditLog
@@ -94,3 +96,33 @@ def record_platform(
         summary=redact(summary or {}),
         **_origin(),
     ).save()
+
+
+def _filtered(queryset: Any, args: dict[str, Any]) -> Any:
+    if args.get("action"):
+        queryset = queryset.filter(action=args["action"])
+    if args.get("actor"):
+        queryset = queryset.filter(actor__id=args["actor"])
+    if args.get("since"):
+        queryset = queryset.filter(created_at__gte=args["since"])
+    if args.get("until"):
+        queryset = queryset.filter(created_at__lte=args["until"])
+    return queryset.order_by("-created_at", "-id")
+
+
+def list_entries(args: dict[str, Any]) -> dict[str, Any]:
+    """Return a page of the tenant in context's audit entries."""
+    return paginate(_filtered(AuditLog.objects, args), args["page"], args["per_page"])
+
+
+def list_platform_entries(args: dict[str, Any]) -> dict[str, Any]:
+    """Return a page of the platform trail; `tenant` names a tenant by id or slug (deleted ones too)."""
+    entries = PlatformAuditLog.objects
+    tenant = args.get("tenant")
+    if tenant:
+        entries = (
+            entries.filter(tenant_id=tenant)
+            if ObjectId.is_valid(tenant)
+            else entries.filter(tenant_slug=tenant)
+        )
+    return paginate(_filtered(entries, args), args["page"], args["per_page"])

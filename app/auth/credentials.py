@@ -24,6 +24,7 @@ from app.users.models import PlatformUser, User
 
 from . import tokens
 from .models import ApiKey
+from .two_factor import ENROLLMENT_SCOPE
 
 API_KEY_PREFIX = "tmk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -45,6 +46,8 @@ def authenticate(rule: Rule) -> Principal | None:
     claims = tokens.decode(token.strip())
     if claims.get("type") != rule.token_type:
         raise Unauthorized(f"This route takes an {rule.token_type} token")
+    if claims.get("scope") == ENROLLMENT_SCOPE and not rule.enrollment:
+        raise Unauthorized("This token only enrols two-factor authentication")
     tokens.check_not_revoked(claims)
     return _token_principal(claims)
 

@@ -65,6 +65,9 @@ class ApiKey(TenantDocument):
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     last_used_at = me.DateTimeField(db_field="lastUsedAt")
 
+    # Left out of GDPR exports.
+    export_exclude = ("key_hash",)
+
     meta = {
         "collection": "api_keys",
         "indexes": [

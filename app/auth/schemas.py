@@ -13,6 +13,9 @@ from .models import API_KEY_ROLES
 class LoginSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    code = fields.String(
+        validate=validate.Length(min=6, max=32), metadata={"description": "TOTP or recovery code (2FA)"}
+    )
 
 
 class TokensSchema(Schema):
@@ -68,3 +71,16 @@ class ApiKeySchema(Schema):
 
 class ApiKeyCreatedSchema(ApiKeySchema):
     key = fields.String(required=True, metadata={"description": "Shown once; store it now"})
+
+
+class TwoFactorCodeSchema(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=6, max=32))
+
+
+class TwoFactorSetupSchema(Schema):
+    secret = fields.String(required=True, metadata={"description": "Base32 TOTP secret"})
+    otpauth_uri = fields.String(data_key="otpauthUri", required=True)
+
+
+class RecoveryCodesSchema(Schema):
+    recovery_codes = fields.List(fields.String(), data_key="recoveryCodes", required=True)

@@ -15,7 +15,7 @@ from app.tenants.models import Tenant
 from app.users.models import PlatformUser, User
 from app.users.service import normalize_email, tenant_ids_of_email
 
-from . import tokens
+from . import tokens, two_factor
 from .models import ImpersonationSession
 from .passwords import verify_password
 
@@ -28,8 +28,10 @@ def _tenant_user(tenant: Tenant, email: str) -> User | None:
         return User.objects(email=email).first()
 
 
-def _user_login(tenant: Tenant, user: User | None, password: str, address: str | None) -> dict[str, Any]:
-    """Check a tenant user's password and state; issue tokens."""
+def _user_login(
+    tenant: Tenant, user: User | None, password: str, address: str | None, code: str | None
+) -> dict[str, Any]:
+    """Check a tenant user's password, state and second factor; issue tokens."""
     if not verify_password(user.password_hash if user else None, password) or not user.active:
         if user is not None:
             record("auth.login_failed", tenant=tenant, target_type="user", target_id=user.id)
@@ -38,6 +40,7 @@ def _user_login(tenant: Tenant, user: User | None, password: str, address: str |
         raise TenantSuspended()
     check_ip_whitelist(tenant, address)
     with tenant_scope(tenant):
+        two_factor.check_login_code(user, code)
         User.objects(id=user.id).update_one(set__last_login_at=utcnow())
         user.reload()
     record("auth.login", tenant=tenant, target_type="user", target_id=user.id)
@@ -53,7 +56,7 @@ def _superadmin_login(admin: PlatformUser, password: str) -> dict[str, Any]:
     return {**tokens.issue(admin.id, None, SUPERADMIN), "user": admin, "tenant": None}
 
 
-def login(email: str, password: str, address: str | None) -> dict[str, Any]:
+def login(email: str, password: str, address: str | None, code: str | None = None) -> dict[str, Any]:
     """Log in with a tenant hint (the tenant in context) or, without one, by the email alone.
 
     Without a hint: a superadmin's email logs in as the superadmin; an email with one tenant logs into
@@ -63,7 +66,7 @@ def login(email: str, password: str, address: str | None) -> dict[str, Any]:
     email = normalize_email(email)
     tenant = current_tenant()
     if tenant is not None:
-        return _user_login(tenant, _tenant_user(tenant, email), password, address)
+        return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
     admin = PlatformUser.objects(email=email).first()
     if admin is not None:
         return _superadmin_login(admin, password)
@@ -73,7 +76,7 @@ def login(email: str, password: str, address: str | None) -> dict[str, Any]:
         if tenant is None:
             verify_password(None, password)
             raise InvalidCredentials()
-        return _user_login(tenant, _tenant_user(tenant, email), password, address)
+        return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
     matching = []
     for candidate in tenants:
         user = _tenant_user(candidate, email)

@@ -6,12 +6,12 @@ from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from app.errors import Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.pagination import PageArgs, page_schema
-from app.tenancy.access import not_while_impersonating, public, refresh_token_route, roles
+from app.tenancy.access import enrollment_allowed, not_while_impersonating, public, refresh_token_route, roles
 from app.usage.rate_limits import check_login_attempt
 
-from . import api_keys, service
+from . import api_keys, service, two_factor
 from .schemas import (
     AccessTokenSchema,
     ApiKeyCreatedSchema,
@@ -21,6 +21,9 @@ from .schemas import (
     LoginSchema,
     LogoutSchema,
     MeSchema,
+    RecoveryCodesSchema,
+    TwoFactorCodeSchema,
+    TwoFactorSetupSchema,
 )
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Login, tokens, the caller")
@@ -35,7 +38,7 @@ class Login(MethodView):
     def post(self, body):
         """Log in with email and password (with a tenant hint, into that tenant)."""
         check_login_attempt(request.remote_addr, body["email"])
-        return service.login(body["email"], body["password"], request.remote_addr)
+        return service.login(body["email"], body["password"], request.remote_addr, body.get("code"))
 
 
 @blp.route("/refresh")
@@ -64,6 +67,45 @@ class Me(MethodView):
     def get(self):
         """Show the caller: user, tenant, and the superadmin behind an impersonation."""
         return service.me(g.principal)
+
+
+def _own_user():
+    """The tenant user behind the caller's token (2FA belongs to a person, not to a key or superadmin)."""
+    principal = g.principal
+    if principal.via != "access_token" or principal.tenant_id is None:
+        raise Forbidden("Two-factor authentication belongs to a tenant user's own login")
+    return principal.account
+
+
+@blp.route("/2fa/setup")
+class TwoFactorSetup(MethodView):
+    @enrollment_allowed
+    @not_while_impersonating
+    @blp.response(200, TwoFactorSetupSchema)
+    def post(self):
+        """Start two-factor enrolment: a TOTP secret and its otpauth:// URI for an authenticator app."""
+        return two_factor.setup(_own_user())
+
+
+@blp.route("/2fa/enable")
+class TwoFactorEnable(MethodView):
+    @enrollment_allowed
+    @not_while_impersonating
+    @blp.arguments(TwoFactorCodeSchema)
+    @blp.response(200, RecoveryCodesSchema)
+    def post(self, body):
+        """Confirm enrolment with a code; the answer holds the recovery codes, shown only now."""
+        return two_factor.enable(_own_user(), body["code"])
+
+
+@blp.route("/2fa/disable")
+class TwoFactorDisable(MethodView):
+    @not_while_impersonating
+    @blp.arguments(TwoFactorCodeSchema)
+    @blp.response(204)
+    def post(self, body):
+        """Turn two-factor authentication off with a current or a recovery code."""
+        two_factor.disable(_own_user(), body["code"])
 
 
 @keys_blp.route("")

@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from app import validators
 from app.pagination import PageArgs
 
 from .models import CAMPAIGN_STATUSES, TELEGRAM_TEXT_LIMIT
@@ -64,7 +65,7 @@ class _CampaignFields(Schema):
     message = fields.Nested(MessageBodySchema)
     targets = fields.List(ChatTarget(), validate=validate.Length(min=1, max=MAX_TARGETS))
     telegram_account_id = fields.String(
-        data_key="telegramAccountId", allow_none=True, validate=validate.Regexp(r"^[0-9a-fA-F]{24}$")
+        data_key="telegramAccountId", allow_none=True, validate=validators.object_id
     )
     scheduled_at = fields.AwareDateTime(data_key="scheduledAt", allow_none=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app import validators
 from app.pagination import PageArgs
 
 from .models import MESSAGE_STATUSES
@@ -26,5 +27,5 @@ class MessageSchema(Schema):
 
 
 class MessageListArgs(PageArgs):
-    campaign_id = fields.String(data_key="campaignId", validate=validate.Regexp(r"^[0-9a-fA-F]{24}$"))
+    campaign_id = fields.String(data_key="campaignId", validate=validators.object_id)
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))

@@ -19,6 +19,9 @@ class TelegramAccount(TenantDocument):
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
 
+    # Left out of GDPR exports.
+    export_exclude = ("token_encrypted",)
+
     meta = {
         "collection": "telegram_accounts",
         "indexes": [

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from app.pagination import PageArgs
 
 BOT_TOKEN = validate.Regexp(
-    r"^\d{5,15}:[A-Za-z0-9_-]{30,64}$", error="Use the bot token BotFather gave, such as 123456789:AAE..."
+    r"^\d{5,15}:[A-Za-z0-9_-]{30,64}\Z", error="Use the bot token BotFather gave, such as 123456789:AAE..."
 )
 NAME = validate.Length(min=1, max=100)
 API_BASE_URL = validate.Length(max=2048)

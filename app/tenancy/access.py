@@ -33,6 +33,7 @@ class Rule:
     roles: frozenset[str] | None = None
     token_type: str = "access"  # the kind of bearer token the route takes
     while_impersonating: bool = True  # False: credential changes, refused to impersonators
+    enrollment: bool = False  # True: a 2FA enrollment token is accepted here
 
 
 DEFAULT_RULE = Rule()
@@ -69,6 +70,7 @@ infra = _mark(access=Access.INFRA)
 public = _mark(access=Access.PUBLIC)
 platform = _mark(access=Access.PLATFORM)
 not_while_impersonating = _mark(while_impersonating=False)
+enrollment_allowed = _mark(enrollment=True)
 
 
 def refresh_token_route(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -243,7 +243,7 @@ class ReasonSchema(Schema):
 
 
 class ImpersonateSchema(ReasonSchema):
-    user_id = fields.String(data_key="userId", validate=validate.Regexp(r"^[0-9a-fA-F]{24}$"))
+    user_id = fields.String(data_key="userId", validate=validators.object_id)
 
 
 class ImpersonationSchema(Schema):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -13,6 +13,7 @@ from app.tenancy.context import current_tenant
 from app.usage.service import snapshot
 
 from . import admin, service
+from .export import export_tenant
 from .schemas import (
     BrandingPatchSchema,
     ImpersonateSchema,
@@ -77,6 +78,23 @@ class CurrentUsage(MethodView):
     def get(self):
         """Show every limit with what the tenant uses of it, and the current period."""
         return snapshot(current_tenant())
+
+
+@blp.route("/current/export")
+class CurrentExport(MethodView):
+    @roles("owner")
+    @blp.response(200, description="Every document the tenant owns, secrets left out, as a JSON download")
+    def get(self):
+        """Download everything the tenant owns (GDPR export), streamed."""
+        filename, chunks = export_tenant()
+        return Response(
+            chunks,
+            mimetype="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+            },
+        )
 
 
 @blp.route("")

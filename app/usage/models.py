@@ -36,3 +36,17 @@ class UsageAlert(TenantDocument):
         "collection": "usage_alerts",
         "indexes": [{"fields": ["tenant_id", "resource", "period", "threshold"], "unique": True}],
     }
+
+
+class UsageSnapshot(TenantDocument):
+    """What a tenant used of every limit in a closed period: written once, for billing."""
+
+    period = me.StringField(required=True, regex=r"^\d{4}-\d{2}$")
+    plan = me.StringField(required=True)
+    resources = me.DictField(required=True)
+    closed_at = me.DateTimeField(db_field="closedAt", default=utcnow)
+
+    meta = {
+        "collection": "usage_snapshots",
+        "indexes": [{"fields": ["tenant_id", "period"], "unique": True}],
+    }

@@ -18,8 +18,16 @@ class User(TenantDocument):
     active = me.BooleanField(default=True)
     password_hash = me.StringField(db_field="passwordHash")
     last_login_at = me.DateTimeField(db_field="lastLoginAt")
+    two_factor_enabled = me.BooleanField(db_field="twoFactorEnabled", default=False)
+    totp_secret_encrypted = me.StringField(db_field="totpSecretEncrypted")
+    totp_last_step = me.LongField(db_field="totpLastStep")
+    recovery_code_hashes = me.ListField(me.StringField(), db_field="recoveryCodeHashes", default=list)
+    erased_at = me.DateTimeField(db_field="erasedAt")
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+
+    # Left out of GDPR exports.
+    export_exclude = ("password_hash", "totp_secret_encrypted", "recovery_code_hashes")
 
     meta = {
         "collection": "users",

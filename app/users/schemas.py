@@ -39,3 +39,7 @@ class UserPatchSchema(Schema):
     role = fields.String(validate=validate.OneOf(TENANT_ROLES))
     active = fields.Boolean()
     password = fields.String(validate=PASSWORD, load_only=True)
+
+
+class UserDeleteArgs(Schema):
+    erase = fields.Boolean(load_default=False, metadata={"description": "GDPR erasure instead of deletion"})

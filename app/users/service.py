@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import mongoengine as me
 from bson import ObjectId
+from mongoengine.queryset.visitor import Q
 
+from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
 from app.auth.passwords import hash_password
+from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.pagination import paginate
 from app.tenancy.access import SUPERADMIN, Principal
@@ -67,7 +71,7 @@ def create_superadmin(email: str, name: str, password: str) -> PlatformUser:
 
 def list_users(page: int, per_page: int, role: str | None = None, active: bool | None = None) -> dict:
     """Return a page of the tenant's users, oldest first."""
-    users = User.objects
+    users = User.objects(erased_at=None)
     if role:
         users = users.filter(role=role)
     if active is not None:
@@ -77,7 +81,7 @@ def list_users(page: int, per_page: int, role: str | None = None, active: bool |
 
 def get_user(user_id: ObjectId) -> User:
     """Return a user of the tenant in context; another tenant's user is a 404 like a missing one."""
-    user = User.objects(id=user_id).first()
+    user = User.objects(id=user_id, erased_at=None).first()
     if user is None:
         raise NotFound("No such user")
     return user
@@ -140,3 +144,67 @@ def delete_user(actor: Principal, user_id: ObjectId) -> None:
     usage.refund("users")
     EmailDirectory.objects(email=user.email, tenant_id=user.tenant_id).delete()
     record("user.deleted", target_type="user", target_id=user.id, summary={"role": user.role})
+
+
+def pseudonym_of(user: User) -> str:
+    """A stable stand-in for an erased user, which names no person."""
+    digest = hashlib.sha256(f"{user.tenant_id}:{user.id}".encode()).hexdigest()[:12]
+    return f"erased-user-{digest}"
+
+
+def _replace_text(value: Any, personal: list[str], pseudonym: str) -> Any:
+    if isinstance(value, str):
+        for text in personal:
+            value = value.replace(text, pseudonym)
+        return value
+    if isinstance(value, dict):
+        return {k: _replace_text(v, personal, pseudonym) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_text(v, personal, pseudonym) for v in value]
+    return value
+
+
+def _pseudonymize_audit(user: User, pseudonym: str) -> int:
+    """Replace the user's email and name in the audit entries that name them (tenant and platform)."""
+    personal = [text for text in (user.email, user.name) if text]
+    uid = str(user.id)
+    changed = 0
+    entries = list(AuditLog.objects(Q(actor__id=uid) | Q(target_id=uid)))
+    entries += list(PlatformAuditLog.objects(tenant_id=user.tenant_id, target_id=uid))
+    for entry in entries:
+        entry.actor.label = pseudonym if entry.actor.id == uid else entry.actor.label
+        entry.summary = _replace_text(entry.summary, personal, pseudonym)
+        entry.save()
+        changed += 1
+    return changed
+
+
+def erase_user(actor: Principal, user_id: ObjectId) -> None:
+    """Remove a user's personal data (GDPR erasure) and pseudonymize the audit entries naming them.
+
+    The user stays as a tombstone without personal fields, so that erasing again changes nothing."""
+    user = User.objects(id=user_id).first()
+    if user is None:
+        raise NotFound("No such user")
+    if user.erased_at is not None:
+        return
+    _check_may_manage(actor, user.role, None)
+    _check_keeps_an_owner(user, losing=True)
+    pseudonym = pseudonym_of(user)
+    entries = _pseudonymize_audit(user, pseudonym)
+    EmailDirectory.objects(email=user.email, tenant_id=user.tenant_id).delete()
+    User.objects(id=user.id, erased_at=None).update_one(
+        set__email=f"{pseudonym}@erased.invalid",
+        set__name="Erased user",
+        set__active=False,
+        set__erased_at=utcnow(),
+        unset__password_hash=True,
+        unset__last_login_at=True,
+    )
+    usage.refund("users")
+    record(
+        "user.erased",
+        target_type="user",
+        target_id=user.id,
+        summary={"pseudonym": pseudonym, "auditEntries": entries},
+    )

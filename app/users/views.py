@@ -10,7 +10,7 @@ from app.pagination import page_schema
 from app.tenancy.access import roles
 
 from . import service
-from .schemas import UserCreateSchema, UserListArgs, UserPatchSchema, UserSchema
+from .schemas import UserCreateSchema, UserDeleteArgs, UserListArgs, UserPatchSchema, UserSchema
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Members of the tenant")
 
@@ -48,7 +48,12 @@ class UserById(MethodView):
         return service.update_user(g.principal, user_id, body)
 
     @roles("owner", "admin")
+    @blp.arguments(UserDeleteArgs, location="query")
     @blp.response(204)
-    def delete(self, user_id):
-        """Remove a user; the seat goes back to the plan's `users` limit."""
-        service.delete_user(g.principal, user_id)
+    def delete(self, args, user_id):
+        """Remove a user (the seat goes back to the `users` limit); with erase=true, erase their personal
+        data (GDPR) and pseudonymize the audit entries naming them, idempotently."""
+        if args["erase"]:
+            service.erase_user(g.principal, user_id)
+        else:
+            service.delete_user(g.principal, user_id)

@@ -29,6 +29,9 @@ class Webhook(TenantDocument):
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
 
+    # Left out of GDPR exports.
+    export_exclude = ("secret_encrypted",)
+
     meta = {
         "collection": "webhooks",
         "indexes": [{"fields": ["tenant_id", "-created_at"]}, {"fields": ["tenant_id", "active", "events"]}],
