@@ -42,7 +42,7 @@ def create_api_key(name: str, role: str, creator: Principal) -> ApiKey:
 
 def list_api_keys(page: int, per_page: int) -> dict:
     """Return a page of the tenant's keys, newest first."""
-    return paginate(ApiKey.objects.order_by("-created_at"), page, per_page)
+    return paginate(ApiKey.objects.order_by("-created_at", "-id"), page, per_page)
 
 
 def revoke_api_key(key_id: ObjectId) -> None:

@@ -26,7 +26,7 @@ class ChatTarget(fields.Field):
         text = str(value).strip()
         if not (CHANNEL_RE.fullmatch(text) or CHAT_ID_RE.fullmatch(text)):
             raise ValidationError("Use an @username (5 to 32 characters) or a numeric chat id.")
-        return text
+        return text.lower()  # Telegram usernames ignore case: @Channel and @channel are one chat
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return value

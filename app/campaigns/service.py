@@ -67,7 +67,7 @@ def create_campaign(fields: dict[str, Any], author: Principal) -> Campaign:
 
 
 def list_campaigns(page: int, per_page: int, status: str | None = None) -> dict:
-    campaigns = Campaign.objects.order_by("-created_at")
+    campaigns = Campaign.objects.order_by("-created_at", "-id")
     if status:
         campaigns = campaigns.filter(status=status)
     return paginate(campaigns, page, per_page)
@@ -135,6 +135,10 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         raise Conflict(f"A {campaign.status} campaign cannot be sent again")
     if campaign.telegram_account is None:
         raise ValidationFailed(details={"telegramAccountId": ["Choose the bot that sends this campaign."]})
+    if not campaign.telegram_account.active:
+        raise ValidationFailed(
+            details={"telegramAccountId": ["This bot is deactivated; activate it or choose another."]}
+        )
     if campaign.scheduled_at is not None:
         _check_schedule(campaign.scheduled_at)
     target_status = "scheduled" if campaign.scheduled_at else "sending"

@@ -64,7 +64,7 @@ def upload(data: bytes, filename: str | None, content_type: str | None, author: 
 
 
 def list_media(page: int, per_page: int) -> dict:
-    return paginate(MediaFile.objects(complete=True).order_by("-created_at"), page, per_page)
+    return paginate(MediaFile.objects(complete=True).order_by("-created_at", "-id"), page, per_page)
 
 
 def get_media(media_id: ObjectId) -> MediaFile:

@@ -11,7 +11,7 @@ def list_messages(
     page: int, per_page: int, campaign_id: str | None = None, status: str | None = None
 ) -> dict:
     """Return a page of messages, newest first, filtered by campaign and status."""
-    messages = Message.objects.order_by("-queued_at")
+    messages = Message.objects.order_by("-queued_at", "-id")
     if campaign_id:
         messages = messages.filter(campaign_id=campaign_id)
     if status:

@@ -58,7 +58,7 @@ def create_account(name: str, token: str, api_base_url: str | None = None) -> Te
 
 
 def list_accounts(page: int, per_page: int, active: bool | None = None) -> dict:
-    accounts = TelegramAccount.objects.order_by("-created_at")
+    accounts = TelegramAccount.objects.order_by("-created_at", "-id")
     if active is not None:
         accounts = accounts.filter(active=active)
     return paginate(accounts, page, per_page)

@@ -40,7 +40,7 @@ def list_tenants(
         tenants = tenants.filter(plan=plan)
     if q:
         tenants = tenants.filter(Q(name__icontains=q) | Q(slug__icontains=q) | Q(domain__icontains=q))
-    return paginate(tenants.order_by("-created_at"), page, per_page)
+    return paginate(tenants.order_by("-created_at", "-id"), page, per_page)
 
 
 def _audit_both(action: str, tenant: Tenant, summary: dict[str, Any]) -> None:

@@ -76,7 +76,7 @@ def list_users(page: int, per_page: int, role: str | None = None, active: bool |
         users = users.filter(role=role)
     if active is not None:
         users = users.filter(active=active)
-    return paginate(users.order_by("created_at"), page, per_page)
+    return paginate(users.order_by("created_at", "id"), page, per_page)
 
 
 def get_user(user_id: ObjectId) -> User:

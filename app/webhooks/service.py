@@ -47,7 +47,7 @@ def create_webhook(url: str, events: list[str]) -> Webhook:
 
 
 def list_webhooks(page: int, per_page: int, active: bool | None = None) -> dict:
-    webhooks = Webhook.objects.order_by("-created_at")
+    webhooks = Webhook.objects.order_by("-created_at", "-id")
     if active is not None:
         webhooks = webhooks.filter(active=active)
     return paginate(webhooks, page, per_page)
@@ -94,4 +94,6 @@ def delete_webhook(webhook_id: ObjectId) -> None:
 def list_deliveries(webhook_id: ObjectId, page: int, per_page: int) -> dict:
     """Return a page of a webhook's deliveries, newest first."""
     webhook = get_webhook(webhook_id)
-    return paginate(WebhookDelivery.objects(webhook_id=webhook.id).order_by("-created_at"), page, per_page)
+    return paginate(
+        WebhookDelivery.objects(webhook_id=webhook.id).order_by("-created_at", "-id"), page, per_page
+    )
