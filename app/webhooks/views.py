@@ -25,7 +25,6 @@ blp = Blueprint(
 
 @blp.route("")
 class Webhooks(MethodView):
-    @roles("owner", "admin")
     @blp.arguments(WebhookListArgs, location="query")
     @blp.response(200, page_schema(WebhookSchema))
     def get(self, args):
@@ -42,7 +41,6 @@ class Webhooks(MethodView):
 
 @blp.route("/<objectid:webhook_id>")
 class WebhookById(MethodView):
-    @roles("owner", "admin")
     @blp.response(200, WebhookSchema)
     def get(self, webhook_id):
         """Show one webhook (never its secret)."""
@@ -64,7 +62,6 @@ class WebhookById(MethodView):
 
 @blp.route("/<objectid:webhook_id>/deliveries")
 class WebhookDeliveries(MethodView):
-    @roles("owner", "admin")
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_schema(DeliverySchema))
     def get(self, args, webhook_id):
