@@ -142,6 +142,7 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         ),
         "LOG_LEVEL": (get("LOG_LEVEL", "INFO") or "INFO").upper(),
         "SEED_DEMO": _bool("SEED_DEMO", get("SEED_DEMO", "false")),
+        "CREATE_INDEXES": _bool("CREATE_INDEXES", get("CREATE_INDEXES", "true")),
         "SUPERADMIN_EMAIL": get("SUPERADMIN_EMAIL"),
         "SUPERADMIN_PASSWORD": get("SUPERADMIN_PASSWORD"),
     }

@@ -26,6 +26,7 @@ from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import global_document_classes, tenancy_problems, tenant_document_classes
+from app.tenants.service import ensure_default_tenant
 from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
 from app.usage import rate_limits
@@ -66,8 +67,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     db.connect(app.config["MONGODB_URI"])
     check_tenancy_rules()
-    for document_class in tenant_document_classes() + global_document_classes():
-        document_class.ensure_indexes()
+    if app.config["CREATE_INDEXES"]:
+        for document_class in tenant_document_classes() + global_document_classes():
+            document_class.ensure_indexes()
 
     tenant_cache.ttl = app.config["TENANT_CACHE_TTL"]
     tenant_cache.clear()
@@ -103,6 +105,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     cli.register(app)
 
+    if not app.config["ENABLE_MULTI_TENANT"]:
+        with app.app_context():
+            ensure_default_tenant()
     if app.config["SEED_DEMO"]:
         with app.app_context():
             demo.print_accounts(demo.seed_demo(app))

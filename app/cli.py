@@ -5,11 +5,14 @@ from __future__ import annotations
 import click
 import mongoengine as me
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 
 from app import demo
 from app.errors import AppError
+from app.tenants.models import Tenant
+from app.tenants.plans import PLAN_NAMES
+from app.tenants.service import create_tenant
 from app.users.schemas import PASSWORD
 from app.users.service import create_superadmin
 
@@ -65,9 +68,97 @@ def run_once_command(name: str) -> None:
     click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")
 
 
+@click.command("migrate-to-multitenant")
+@with_appcontext
+@click.option("--slug", help="Slug of the default tenant [default: DEFAULT_TENANT_SLUG].")
+@click.option("--name", default="Default", show_default=True, help="Name of the default tenant, if created.")
+@click.option(
+    "--plan",
+    type=click.Choice(PLAN_NAMES),
+    default="enterprise",
+    show_default=True,
+    help="Its plan, if created.",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would change and write nothing.")
+@click.option(
+    "--backup",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write what will change to this JSON file first.",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation when there is no --backup.")
+def migrate_command(
+    slug: str | None, name: str, plan: str, dry_run: bool, backup: str | None, batch_size: int, yes: bool
+) -> None:
+    """Convert a single-tenant database to the multi-tenant layout (idempotent; back up first)."""
+    from app.jobs.reconcile import recompute_tenant_usage
+    from app.tenancy import migration
+
+    config = current_app.config
+    if config["CREATE_INDEXES"]:
+        raise click.ClickException(
+            "run with CREATE_INDEXES=false, so that the migration creates the indexes in its own order "
+            "(scripts/migrate_to_multitenant.py does this for you)"
+        )
+    slug = slug or config["DEFAULT_TENANT_SLUG"]
+    reports = migration.inspect()
+    tenant = Tenant.objects(slug=slug).first()
+    click.echo(f"Default tenant: {slug} ({'exists' if tenant else 'will be created, plan ' + plan})")
+    if dry_run:
+        _print_reports(reports, dry_run=True)
+        click.echo("Dry run: nothing was written.")
+        return
+    if backup:
+        with open(backup, "w", encoding="utf-8") as out:
+            written = migration.write_backup(out, reports)
+        click.echo(f"Backed up {written} documents and their old indexes to {backup}.")
+    elif not yes:
+        click.echo("Back up the database first (mongodump, or --backup PATH).")
+        click.confirm("Migrate without a backup?", abort=True)
+    try:
+        tenant = tenant or create_tenant(name, slug, plan=plan)
+        reports = migration.migrate(
+            tenant,
+            batch_size=batch_size,
+            progress=lambda length, label: click.progressbar(
+                length=length, label=f"{label:<20}", file=click.get_text_stream("stderr")
+            ),
+        )
+    except (migration.MigrationError, AppError) as exc:
+        raise click.ClickException(str(exc)) from None
+    usage = recompute_tenant_usage(tenant)
+    _print_reports(reports, dry_run=False)
+    click.echo(f"Usage of {slug} recomputed: {usage}")
+    click.echo("Migration finished: every collection has the same number of documents as before.")
+
+
+def _print_reports(reports: list, dry_run: bool) -> None:
+    head = (
+        "collection",
+        "documents",
+        "without tenantId",
+        "backfilled" if not dry_run else "to backfill",
+        "old indexes",
+    )
+    rows = [
+        (
+            r.collection,
+            str(r.before),
+            str(r.missing_tenant),
+            str(r.missing_tenant if dry_run else r.backfilled),
+            ", ".join(r.old_indexes) or "-",
+        )
+        for r in reports
+    ]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    for row in [head, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(migrate_command)
 
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:

@@ -57,6 +57,7 @@ class PlatformAuditLog(me.Document):
 
     meta = {
         "collection": "platform_audit_logs",
+        "auto_create_index": False,
         "ordering": ["-created_at"],
         "indexes": [{"fields": ["-created_at"]}, {"fields": ["tenant_id", "-created_at"]}],
     }

@@ -23,6 +23,7 @@ class RevokedToken(me.Document):
 
     meta = {
         "collection": "revoked_tokens",
+        "auto_create_index": False,
         "indexes": [
             {"fields": ["jti"], "unique": True},
             {"fields": ["expires_at"], "expireAfterSeconds": 0},
@@ -46,6 +47,7 @@ class ImpersonationSession(me.Document):
 
     meta = {
         "collection": "impersonation_sessions",
+        "auto_create_index": False,
         "indexes": [
             {"fields": ["jti"], "unique": True},
             {"fields": ["tenant_id"]},

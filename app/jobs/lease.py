@@ -28,7 +28,7 @@ class SchedulerLease(me.Document):
     holder = me.StringField(required=True)
     expires_at = me.DateTimeField(db_field="expiresAt", required=True)
 
-    meta = {"collection": "scheduler_leases"}
+    meta = {"collection": "scheduler_leases", "auto_create_index": False}
 
 
 def new_holder_id() -> str:

@@ -13,12 +13,15 @@ from typing import Any
 from app.audit.models import Actor
 from app.audit.service import record
 from app.campaigns.models import Campaign
+from app.clock import utcnow
 from app.media.models import MediaFile
+from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
-from app.usage.service import GAUGES
-from app.users.models import User
+from app.usage.models import UsageCounter
+from app.usage.service import GAUGES, period_bounds, period_of
+from app.users.models import EmailDirectory, User
 from app.webhooks.models import Webhook
 
 from .common import each_tenant
@@ -66,3 +69,22 @@ def run() -> dict[str, int]:
             repaired += 1
             log.warning("usage drift repaired", extra={"tenant": tenant.slug, "repairs": repairs})
     return {"tenants": checked, "repaired": repaired}
+
+
+def recompute_tenant_usage(tenant: Tenant) -> dict[str, int]:
+    """Set every gauge and this month's message counter from the data, and fill the email directory
+    (after a migration, when the counters have never been kept)."""
+    with tenant_scope(tenant):
+        gauges = count_gauges()
+        Tenant.objects(id=tenant.id).update_one(**{f"set__usage__{GAUGES[k]}": v for k, v in gauges.items()})
+        period = period_of(utcnow())
+        start, end = period_bounds(period)
+        queued = Message.objects(queued_at__gte=start, queued_at__lt=end).count()
+        UsageCounter.objects(resource="messagesPerMonth", period=period).update_one(
+            set__used=queued, upsert=True
+        )
+        for user in User.objects(erased_at=None).only("id", "email"):
+            EmailDirectory.objects(email=user.email, tenant_id=tenant.id).update_one(
+                set__user_id=user.id, upsert=True
+            )
+    return {**gauges, "messagesPerMonth": queued}

@@ -94,6 +94,8 @@ class TenantDocument(me.Document):
         "shard_key": ("tenant_id",),
         "allow_inheritance": False,
         "index_cls": False,
+        # Indexes are created by create_app (or, on an old database, by the migration, in its order).
+        "auto_create_index": False,
     }
 
     @classmethod

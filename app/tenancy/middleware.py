@@ -114,9 +114,11 @@ def _before_request() -> None:
     rule = rule_for(app, request.endpoint, request.method)
     if rule.access is Access.INFRA:
         return
-    hints = []
     if app.config["ENABLE_MULTI_TENANT"]:
         hints = request_hints(request.headers, request.args, request.host, app.config["BASE_DOMAIN"])
+    else:
+        # Single-tenant mode: hints are not read; every request names the default tenant.
+        hints = [Hint("default", app.config["DEFAULT_TENANT_SLUG"])]
     # Every hint must name a tenant (404 otherwise), whoever asks and whatever the route.
     named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint)) is not None]
     principal = app.extensions["tenancy_authenticate"](rule)

@@ -25,7 +25,7 @@ log = logging.getLogger("app.tenancy")
 
 @dataclass(frozen=True)
 class Hint:
-    source: str  # header | param | domain | subdomain
+    source: str  # header | param | domain | subdomain | default (single-tenant mode)
     value: str
 
 

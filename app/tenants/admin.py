@@ -103,6 +103,11 @@ def activate_tenant(tenant_id: ObjectId) -> Tenant:
 def delete_tenant(tenant_id: ObjectId) -> dict[str, int]:
     """Delete a tenant and everything it owns; the platform trail records what was removed."""
     tenant = get_tenant(tenant_id)
+    if (
+        not current_app.config["ENABLE_MULTI_TENANT"]
+        and tenant.slug == current_app.config["DEFAULT_TENANT_SLUG"]
+    ):
+        raise Conflict("This installation serves only this tenant: it cannot be deleted")
     # Suspend first so that no request of the tenant's can write while its data is being removed.
     Tenant.objects(id=tenant.id).update_one(set__status="suspended", set__suspended_reason="deleting")
     tenant_cache.clear()

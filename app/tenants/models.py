@@ -92,6 +92,7 @@ class Tenant(me.Document):
 
     meta = {
         "collection": "tenants",
+        "auto_create_index": False,
         "indexes": [
             {"fields": ["slug"], "unique": True},
             {"fields": ["domain"], "unique": True, "sparse": True},

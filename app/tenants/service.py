@@ -12,7 +12,7 @@ from app.audit.service import record
 from app.auth import tokens
 from app.auth.models import ImpersonationSession
 from app.clock import utcnow
-from app.errors import Conflict, FeatureNotAvailable, ValidationFailed
+from app.errors import Conflict, FeatureNotAvailable, Forbidden, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant_id, tenant_scope
 from app.tenancy.documents import tenant_document_classes
@@ -72,6 +72,8 @@ def require_feature(tenant: Tenant, feature: str) -> None:
 
 def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: str) -> dict[str, Any]:
     """Create a tenant and its owner and log the owner in: all or nothing."""
+    if not current_app.config["ENABLE_MULTI_TENANT"]:
+        raise Forbidden("This installation serves one tenant: signing up new tenants is off")
     tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan)
     try:
         if PLANS[plan]["price"] != PLANS[DEFAULT_PLAN]["price"]:
@@ -143,3 +145,15 @@ def update_branding(changes: dict[str, Any]) -> Tenant:
         summary["customCssLength"] = len(changes["custom_css"] or "")
     record("tenant.branding_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
+
+
+def ensure_default_tenant() -> Tenant:
+    """Return the default tenant (DEFAULT_TENANT_SLUG), creating it if missing (single-tenant mode)."""
+    slug = current_app.config["DEFAULT_TENANT_SLUG"]
+    tenant = Tenant.objects(slug=slug).first()
+    if tenant is not None:
+        return tenant
+    try:
+        return create_tenant("Default", slug, plan="enterprise")
+    except Conflict:  # another process created it a moment ago
+        return Tenant.objects.get(slug=slug)

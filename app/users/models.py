@@ -57,6 +57,7 @@ class PlatformUser(me.Document):
 
     meta = {
         "collection": "platform_users",
+        "auto_create_index": False,
         "indexes": [{"fields": ["email"], "unique": True}],
     }
 
@@ -76,6 +77,7 @@ class EmailDirectory(me.Document):
 
     meta = {
         "collection": "email_directory",
+        "auto_create_index": False,
         "indexes": [
             {"fields": ["email", "tenant_id"], "unique": True},
             {"fields": ["tenant_id"]},
