@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bson import ObjectId
 from flask import g, has_request_context, request
 
 from app.logs import request_id_var
@@ -116,13 +115,10 @@ def list_entries(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_platform_entries(args: dict[str, Any]) -> dict[str, Any]:
-    """Return a page of the platform trail; `tenant` names a tenant by id or slug (deleted ones too)."""
+    """Return a page of the platform trail, filtered by tenant id or slug (deleted tenants' too)."""
     entries = PlatformAuditLog.objects
-    tenant = args.get("tenant")
-    if tenant:
-        entries = (
-            entries.filter(tenant_id=tenant)
-            if ObjectId.is_valid(tenant)
-            else entries.filter(tenant_slug=tenant)
-        )
+    if args.get("tenant_id"):
+        entries = entries.filter(tenant_id=args["tenant_id"])
+    if args.get("tenant_slug"):
+        entries = entries.filter(tenant_slug=args["tenant_slug"])
     return paginate(_filtered(entries, args), args["page"], args["per_page"])
