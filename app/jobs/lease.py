@@ -14,7 +14,6 @@ import uuid
 from datetime import timedelta
 
 import mongoengine as me
-from mongoengine.queryset.visitor import Q
 
 from app.clock import utcnow
 
@@ -39,9 +38,10 @@ def new_holder_id() -> str:
 def acquire(holder: str, ttl_seconds: float, name: str = LEASE_NAME) -> bool:
     """Take or renew the lease for `holder`; return whether `holder` now holds it."""
     now = utcnow()
-    mine_or_expired = Q(name=name) & (Q(holder=holder) | Q(expires_at__lte=now))
+    # A flat filter: the upsert takes _id from it (mongomock ignores fields nested in $and).
+    mine_or_expired = {"_id": name, "$or": [{"holder": holder}, {"expiresAt": {"$lte": now}}]}
     try:
-        SchedulerLease.objects(mine_or_expired).modify(
+        SchedulerLease.objects(__raw__=mine_or_expired).modify(
             upsert=True, set__holder=holder, set__expires_at=now + timedelta(seconds=ttl_seconds)
         )
     except me.NotUniqueError:
