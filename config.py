@@ -143,6 +143,24 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "LOG_LEVEL": (get("LOG_LEVEL", "INFO") or "INFO").upper(),
         "SEED_DEMO": _bool("SEED_DEMO", get("SEED_DEMO", "false")),
         "CREATE_INDEXES": _bool("CREATE_INDEXES", get("CREATE_INDEXES", "true")),
+        "TELEGRAM_API_BASE": (get("TELEGRAM_API_BASE", "https://api.telegram.org") or "").rstrip("/"),
+        "TELEGRAM_RATE_PER_BOT": _rate("TELEGRAM_RATE_PER_BOT", get("TELEGRAM_RATE_PER_BOT", "30/second")),
+        "TELEGRAM_RATE_PER_CHAT": _rate("TELEGRAM_RATE_PER_CHAT", get("TELEGRAM_RATE_PER_CHAT", "20/minute")),
+        "TELEGRAM_TIMEOUT": _int("TELEGRAM_TIMEOUT", get("TELEGRAM_TIMEOUT", "10"), minimum=1),
+        "TELEGRAM_RETRIES": _int("TELEGRAM_RETRIES", get("TELEGRAM_RETRIES", "3")),
+        "TELEGRAM_RETRY_BACKOFF_MS": _int("TELEGRAM_RETRY_BACKOFF_MS", get("TELEGRAM_RETRY_BACKOFF_MS", "500")),
+        "MESSAGE_MAX_ATTEMPTS": _int("MESSAGE_MAX_ATTEMPTS", get("MESSAGE_MAX_ATTEMPTS", "5"), minimum=1),
+        "DISPATCH_INTERVAL_SECONDS": _int(
+            "DISPATCH_INTERVAL_SECONDS", get("DISPATCH_INTERVAL_SECONDS", "2"), minimum=1
+        ),
+        "DISPATCH_BATCH": _int("DISPATCH_BATCH", get("DISPATCH_BATCH", "500"), minimum=1),
+        "WEBHOOK_TIMEOUT": _int("WEBHOOK_TIMEOUT", get("WEBHOOK_TIMEOUT", "5"), minimum=1),
+        "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", get("WEBHOOK_MAX_ATTEMPTS", "8"), minimum=1),
+        "WEBHOOK_DISABLE_AFTER": _int("WEBHOOK_DISABLE_AFTER", get("WEBHOOK_DISABLE_AFTER", "3"), minimum=1),
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": _bool(
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+            get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true" if env == "development" else "false"),
+        ),
         "SUPERADMIN_EMAIL": get("SUPERADMIN_EMAIL"),
         "SUPERADMIN_PASSWORD": get("SUPERADMIN_PASSWORD"),
     }

@@ -50,8 +50,9 @@ def list_jobs_command() -> None:
     from app.jobs import SCHEDULE
 
     for job in SCHEDULE:
-        when = ", ".join(f"{k}={v}" for k, v in job.trigger.items() if k != "trigger")
-        click.echo(f"{job.name:<18} {job.trigger['trigger']} ({when}) UTC  {job.description}")
+        trigger = job.trigger(current_app.config)
+        when = ", ".join(f"{k}={v}" for k, v in trigger.items() if k != "trigger")
+        click.echo(f"{job.name:<18} {trigger['trigger']} ({when}) UTC  {job.description}")
 
 
 @jobs_cli.command("run-once")

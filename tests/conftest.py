@@ -30,14 +30,39 @@ def _test_uri(name: str) -> str:
     return f"{server.rstrip('/')}/{name}" + (f"?{options}" if options else "")
 
 
+@pytest.fixture(scope="session")
+def telegram_server():
+    """The fake Telegram Bot API every app of the suite talks to (no test reaches the internet)."""
+    from .fake_telegram import FakeTelegram
+
+    server = FakeTelegram().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def app_factory():
+def fake_telegram(telegram_server):
+    """The fake Bot API, emptied for this test."""
+    from app.messages.delivery import reset_rates
+
+    telegram_server.reset()
+    reset_rates()
+    return telegram_server
+
+
+@pytest.fixture
+def app_factory(fake_telegram):
     """Build apps on a fresh database with extra settings; drop the databases afterwards."""
     names = []
 
     def build(**overrides):
         names.append(f"test_{uuid.uuid4().hex[:12]}")
-        return create_app({"MONGODB_URI": _test_uri(names[-1]), **overrides})
+        settings = {
+            "MONGODB_URI": _test_uri(names[-1]),
+            "TELEGRAM_API_BASE": fake_telegram.url,
+            "TELEGRAM_RETRY_BACKOFF_MS": 0,
+        }
+        return create_app({**settings, **overrides})
 
     yield build
     client = database().client

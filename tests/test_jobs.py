@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from bson import ObjectId
 
 from app import jobs
@@ -110,8 +111,17 @@ def dump(tenant_id=None):
 # -- the schedule and the commands -----------------------------------------------------------------
 
 
-def test_the_schedule_names_the_three_jobs(app):
-    assert [job.name for job in SCHEDULE] == ["monthly-close", "retention-purge", "usage-reconcile"]
+MAINTENANCE = [job for job in SCHEDULE if job.name in ("monthly-close", "retention-purge", "usage-reconcile")]
+
+
+def test_the_schedule_names_every_job(app):
+    assert [job.name for job in SCHEDULE] == [
+        "monthly-close",
+        "retention-purge",
+        "usage-reconcile",
+        "message-dispatch",
+        "webhook-delivery",
+    ]
     assert job_named("monthly-close").func is monthly_close.run
     assert job_named("retention-purge").func is retention.run
     assert job_named("usage-reconcile").func is reconcile.run
@@ -127,7 +137,7 @@ def test_jobs_list_prints_every_job(app):
     assert len(lines) == len(SCHEDULE)
     for job, line in zip(SCHEDULE, lines, strict=True):
         assert line.split()[0] == job.name
-        assert job.trigger["trigger"] in line
+        assert job.trigger(app.config)["trigger"] in line
         assert job.description in line
 
 
@@ -257,7 +267,11 @@ def test_build_scheduler_holds_every_job_and_a_lease_renewal(app):
         entry = scheduled[job.name]
         assert entry.func is run_job
         assert entry.args == (app, job, "host-a")  # every run is fenced by the lease
-        assert isinstance(entry.trigger, CronTrigger)
+        expected = CronTrigger if job in MAINTENANCE else IntervalTrigger
+        assert isinstance(entry.trigger, expected)
+    assert scheduled["message-dispatch"].trigger.interval == timedelta(
+        seconds=app.config["DISPATCH_INTERVAL_SECONDS"]
+    )
     mid_november = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
     assert scheduled["monthly-close"].trigger.get_next_fire_time(None, mid_november) == datetime(
         2026, 12, 1, 0, 5, tzinfo=UTC
@@ -809,7 +823,7 @@ def tenants_with_work(*tenants):
         )
 
 
-@pytest.mark.parametrize("job", SCHEDULE, ids=lambda job: job.name)
+@pytest.mark.parametrize("job", MAINTENANCE, ids=lambda job: job.name)
 def test_every_job_visits_every_tenant_and_leaves_no_tenant_in_context(
     app, tenant, other_tenant, job, monkeypatch
 ):

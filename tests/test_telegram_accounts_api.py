@@ -245,10 +245,14 @@ class TestTokenSecrecy:
 
 
 class TestApiBaseUrl:
-    def test_professional_tenant_sets_a_custom_api_base_url(self, client, auth_headers, tenant):
-        body = created(connect(client, auth_headers, apiBaseUrl="https://bots.acme.example.com"))
-        assert body["apiBaseUrl"] == "https://bots.acme.example.com"
-        assert stored_accounts(tenant)[0].api_base_url == "https://bots.acme.example.com"
+    def test_professional_tenant_sets_a_custom_api_base_url(
+        self, client, auth_headers, tenant, fake_telegram
+    ):
+        # The fake Bot API stands in for a self-hosted Bot API server; getMe goes there.
+        body = created(connect(client, auth_headers, apiBaseUrl=fake_telegram.url))
+        assert body["apiBaseUrl"] == fake_telegram.url
+        assert stored_accounts(tenant)[0].api_base_url == fake_telegram.url
+        assert [r["method"] for r in fake_telegram.requests] == ["getMe"]
 
     def test_starter_tenant_needs_custom_integrations(self, client, other_owner, headers_for, other_tenant):
         response = connect(client, headers_for(other_owner), apiBaseUrl="https://bots.globex.example.com")
@@ -269,8 +273,8 @@ class TestApiBaseUrl:
         assert error_of(response, 403)["code"] == "feature_not_available"
         assert stored_accounts(other_tenant)[0].api_base_url is None
 
-    def test_the_url_can_be_cleared(self, client, auth_headers, tenant):
-        account_id = created(connect(client, auth_headers, apiBaseUrl="https://bots.acme.example.com"))["id"]
+    def test_the_url_can_be_cleared(self, client, auth_headers, tenant, fake_telegram):
+        account_id = created(connect(client, auth_headers, apiBaseUrl=fake_telegram.url))["id"]
         response = client.patch(f"{ACCOUNTS}/{account_id}", headers=auth_headers, json={"apiBaseUrl": None})
         assert response.status_code == 200 and response.json["apiBaseUrl"] is None
         assert stored_accounts(tenant)[0].api_base_url is None

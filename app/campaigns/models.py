@@ -12,11 +12,13 @@ CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "completed", "failed", "ca
 EDITABLE_STATUSES = ("draft",)
 SENDABLE_STATUSES = ("draft",)
 TELEGRAM_TEXT_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
 
 
 class CampaignMessage(me.EmbeddedDocument):
     text = me.StringField(required=True, min_length=1, max_length=TELEGRAM_TEXT_LIMIT)
     parse_mode = me.StringField(db_field="parseMode", choices=("HTML", "MarkdownV2"))
+    media_id = me.ObjectIdField(db_field="mediaId")
 
 
 class Campaign(TenantDocument):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from app import validators
 from app.pagination import PageArgs
 
-from .models import CAMPAIGN_STATUSES, TELEGRAM_TEXT_LIMIT
+from .models import CAMPAIGN_STATUSES, TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT
 
 CHANNEL_RE = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,31}", re.ASCII)
 CHAT_ID_RE = re.compile(r"-?\d{1,20}", re.ASCII)
@@ -37,6 +37,19 @@ class MessageBodySchema(Schema):
     parse_mode = fields.String(
         data_key="parseMode", allow_none=True, validate=validate.OneOf(("HTML", "MarkdownV2"))
     )
+    media_id = fields.String(
+        data_key="mediaId",
+        allow_none=True,
+        validate=validators.object_id,
+        metadata={"description": "A media file sent as photo (images) or document, with the text as caption"},
+    )
+
+    @validates_schema
+    def _caption_length(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("media_id") and len(data.get("text", "")) > TELEGRAM_CAPTION_LIMIT:
+            raise ValidationError(
+                f"With media, the text is a caption: at most {TELEGRAM_CAPTION_LIMIT} characters.", "text"
+            )
 
 
 class CampaignSchema(Schema):

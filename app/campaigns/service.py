@@ -9,11 +9,13 @@ from bson import ObjectId
 from app.audit.service import record
 from app.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.media.models import MediaFile
 from app.messages.models import MESSAGE_STATUSES, Message
 from app.pagination import paginate
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant
+from app.tenants.models import Tenant
 from app.tenants.service import require_feature
 from app.usage import service as usage
 
@@ -43,7 +45,13 @@ def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
         if name in fields:
             setattr(campaign, name, fields[name])
     if "message" in fields:
-        campaign.message = CampaignMessage(**fields["message"])
+        message = fields["message"]
+        if (
+            message.get("media_id")
+            and MediaFile.objects(id=message["media_id"], complete=True).first() is None
+        ):
+            raise ValidationFailed(details={"message": {"mediaId": ["No such media file."]}})
+        campaign.message = CampaignMessage(**message)
     if "telegram_account_id" in fields:
         campaign.telegram_account = _account(fields["telegram_account_id"])
 
@@ -158,6 +166,7 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
                         chat=chat,
                         text=campaign.message.text,
                         parse_mode=campaign.message.parse_mode,
+                        media_id=campaign.message.media_id,
                         not_before=campaign.scheduled_at,
                     )
                     for chat in campaign.targets
@@ -168,6 +177,7 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         Campaign.objects(id=campaign.id).update_one(set__status="draft", unset__send_requested_at=True)
         Message.objects(campaign_id=campaign.id).delete()
         raise
+    Tenant.mark_pending(campaign.tenant_id, "messages")
     record(
         "campaign.send_requested",
         target_type="campaign",

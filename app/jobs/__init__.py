@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import lease, monthly_close, reconcile, retention
+from . import deliver_webhooks, dispatch, lease, monthly_close, reconcile, retention
 
 log = logging.getLogger("app.jobs")
 
@@ -26,7 +26,7 @@ log = logging.getLogger("app.jobs")
 class Job:
     name: str
     func: Callable[[], Any]
-    trigger: dict[str, Any]
+    trigger: Callable[[Mapping[str, Any]], dict[str, Any]]  # the APScheduler trigger, from the settings
     description: str
 
 
@@ -34,20 +34,32 @@ SCHEDULE = (
     Job(
         "monthly-close",
         monthly_close.run,
-        {"trigger": "cron", "day": 1, "hour": 0, "minute": 5},
+        lambda config: {"trigger": "cron", "day": 1, "hour": 0, "minute": 5},
         "Snapshot every tenant's usage of the month that ended (the new month starts at zero by itself).",
     ),
     Job(
         "retention-purge",
         retention.run,
-        {"trigger": "cron", "hour": 3, "minute": 0},
+        lambda config: {"trigger": "cron", "hour": 3, "minute": 0},
         "Delete finished messages, webhook deliveries and audit entries past each tenant's retention.",
     ),
     Job(
         "usage-reconcile",
         reconcile.run,
-        {"trigger": "cron", "minute": 17},
+        lambda config: {"trigger": "cron", "minute": 17},
         "Recount users, campaigns, bots, webhooks and storage per tenant and repair drifting gauges.",
+    ),
+    Job(
+        "message-dispatch",
+        dispatch.run,
+        lambda config: {"trigger": "interval", "seconds": config["DISPATCH_INTERVAL_SECONDS"]},
+        "Send queued messages through the Telegram Bot API, tenants taking turns, within Telegram's rates.",
+    ),
+    Job(
+        "webhook-delivery",
+        deliver_webhooks.run,
+        lambda config: {"trigger": "interval", "seconds": 5},
+        "POST queued tenant events to their webhooks, signed, with retries and backoff.",
     ),
 )
 
@@ -87,7 +99,7 @@ def build_scheduler(app: Flask, holder: str) -> BlockingScheduler:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=3600,
-            **job.trigger,
+            **job.trigger(app.config),
         )
 
     def renew() -> None:

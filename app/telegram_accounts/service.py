@@ -10,8 +10,9 @@ from flask import current_app
 
 from app import crypto
 from app.audit.service import record
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from app.pagination import paginate
+from app.telegram.client import PermanentError, TelegramClient, TelegramError
 from app.tenancy.context import current_tenant
 from app.tenants.service import require_feature
 from app.usage import service as usage
@@ -28,8 +29,30 @@ def _check_api_base_url(url: str | None) -> None:
         raise ValidationFailed(details={"apiBaseUrl": ["Use an https:// URL."]})
 
 
+def _check_with_telegram(token: str, api_base_url: str | None) -> dict:
+    """Ask Telegram (getMe) whether the token is a bot's; return the bot, or raise 422 / 503."""
+    config = current_app.config
+    client = TelegramClient(
+        token,
+        api_base_url or config["TELEGRAM_API_BASE"],
+        timeout=config["TELEGRAM_TIMEOUT"],
+        max_retries=1,
+        backoff=config["TELEGRAM_RETRY_BACKOFF_MS"] / 1000,
+    )
+    try:
+        return client.get_me()
+    except PermanentError as exc:
+        raise ValidationFailed(
+            details={"token": [f"Telegram refused this token: {exc.description}"]}
+        ) from None
+    except TelegramError:
+        raise ServiceUnavailable("Telegram did not answer; try again in a moment") from None
+
+
 def _set_token(account: TelegramAccount, token: str) -> None:
+    bot = _check_with_telegram(token, account.api_base_url)
     account.bot_id = int(token.split(":", 1)[0])
+    account.bot_username = bot.get("username")
     account.token_encrypted = crypto.encrypt(token)
     account.token_last4 = token[-4:]
 
@@ -42,7 +65,7 @@ def _save(account: TelegramAccount, **kwargs: Any) -> TelegramAccount:
 
 
 def create_account(name: str, token: str, api_base_url: str | None = None) -> TelegramAccount:
-    """Connect a bot (within the plan's `telegramAccounts` limit)."""
+    """Connect a bot, checked with Telegram's getMe (within the plan's `telegramAccounts` limit)."""
     _check_api_base_url(api_base_url)
     account = TelegramAccount(name=name.strip(), api_base_url=api_base_url or None)
     _set_token(account, token)
@@ -79,7 +102,6 @@ def update_account(account_id: ObjectId, changes: dict[str, Any]) -> TelegramAcc
         account.api_base_url = changes["api_base_url"] or None
     if "token" in changes:
         _set_token(account, changes["token"])
-        account.bot_username = None
     for name in ("name", "active"):
         if name in changes:
             setattr(account, name, changes[name])

@@ -141,9 +141,10 @@ def migrate(tenant: Any, batch_size: int = 1000, progress: Progress = _no_progre
                 else nullcontext() as bar
             ):
                 for ids in _batches_of_ids(collection, batch_size):
-                    result = collection.update_many(
-                        {"_id": {"$in": ids}, **MISSING}, {"$set": {TENANT_FIELD: tenant.id}}
-                    )
+                    # An _id range, not $in: the same documents (the batch is sorted by _id), and a
+                    # range costs the same on a real server and far less on the embedded store.
+                    batch = {"_id": {"$gte": ids[0], "$lte": ids[-1]}, **MISSING}
+                    result = collection.update_many(batch, {"$set": {TENANT_FIELD: tenant.id}})
                     report.backfilled += result.modified_count
                     if bar is not None:
                         bar.update(len(ids))

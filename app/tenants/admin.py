@@ -14,7 +14,9 @@ from app.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import paginate
 from app.tenancy.cache import tenant_cache
+from app.tenancy.context import tenant_scope
 from app.usage.service import GAUGES
+from app.webhooks.events import emit
 
 from .models import Tenant
 from .plans import LIMIT_NAMES
@@ -85,6 +87,8 @@ def suspend_tenant(tenant_id: ObjectId, reason: str) -> Tenant:
     tenant.suspended_at = utcnow()
     tenant.save()
     _audit_both("tenant.suspended", tenant, {"reason": reason})
+    with tenant_scope(tenant):
+        emit("tenant.suspended", {"tenantId": str(tenant.id), "reason": reason})
     return tenant
 
 
@@ -97,6 +101,8 @@ def activate_tenant(tenant_id: ObjectId) -> Tenant:
     tenant.suspended_at = None
     tenant.save()
     _audit_both("tenant.activated", tenant, {"previousReason": previous})
+    with tenant_scope(tenant):
+        emit("tenant.activated", {"tenantId": str(tenant.id)})
     return tenant
 
 

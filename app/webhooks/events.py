@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 from app.clock import utcnow
+from app.tenancy.context import current_tenant_id
+from app.tenants.models import Tenant
 
 from .models import Webhook, WebhookDelivery
 
@@ -20,4 +22,5 @@ def emit(event: str, data: dict[str, Any]) -> int:
     ]
     if deliveries:
         WebhookDelivery.objects.insert(deliveries, load_bulk=False)
+        Tenant.mark_pending(current_tenant_id(), "webhooks")
     return len(deliveries)

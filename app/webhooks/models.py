@@ -51,6 +51,7 @@ class WebhookDelivery(TenantDocument):
     attempts = me.IntField(default=0, min_value=0)
     next_attempt_at = me.DateTimeField(db_field="nextAttemptAt", default=utcnow)
     last_error = me.StringField(db_field="lastError", max_length=500)
+    attempt_log = me.ListField(me.DictField(), db_field="attemptLog", default=list)
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     delivered_at = me.DateTimeField(db_field="deliveredAt")
 

@@ -49,6 +49,13 @@ class WebhookListArgs(PageArgs):
     active = fields.Boolean()
 
 
+class AttemptSchema(Schema):
+    at = fields.AwareDateTime()
+    status = fields.Integer(allow_none=True, metadata={"description": "HTTP status of the answer"})
+    error = fields.String(allow_none=True)
+    ms = fields.Float()
+
+
 class DeliverySchema(Schema):
     id = fields.String()
     webhook_id = fields.String(data_key="webhookId")
@@ -57,5 +64,6 @@ class DeliverySchema(Schema):
     attempts = fields.Integer()
     next_attempt_at = fields.AwareDateTime(data_key="nextAttemptAt", allow_none=True)
     last_error = fields.String(data_key="lastError", allow_none=True)
+    attempt_log = fields.List(fields.Nested(AttemptSchema), data_key="attemptLog")
     created_at = fields.AwareDateTime(data_key="createdAt")
     delivered_at = fields.AwareDateTime(data_key="deliveredAt", allow_none=True)
