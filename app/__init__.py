@@ -18,6 +18,7 @@ from app.auth import credentials, impersonation, passwords
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
 from app.campaigns.views import blp as campaigns_blp
+from app.dashboard.views import blp as dashboard_blp
 from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
@@ -85,6 +86,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     impersonation.init_app(app)
 
     app.register_blueprint(health.blp)
+    app.register_blueprint(dashboard_blp)
     for blueprint in (
         tenants_blp,
         plans_blp,

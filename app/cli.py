@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 import mongoengine as me
 from flask import Flask, current_app
@@ -122,7 +124,7 @@ def migrate_command(
             tenant,
             batch_size=batch_size,
             progress=lambda length, label: click.progressbar(
-                length=length, label=f"{label:<20}", file=click.get_text_stream("stderr")
+                length=length, label=f"{label:<20}", file=sys.stderr
             ),
         )
     except (migration.MigrationError, AppError) as exc:

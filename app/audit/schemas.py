@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app import validators
 from app.pagination import PageArgs
 
 
@@ -45,6 +46,6 @@ class AuditLogArgs(PageArgs):
 
 
 class PlatformAuditLogArgs(AuditLogArgs):
-    tenant = fields.String(
-        validate=validate.Length(min=1, max=63), metadata={"description": "tenant id or slug"}
-    )
+    # Not `tenant`: ?tenant= is a tenant hint everywhere, and a deleted tenant is no longer one.
+    tenant_id = fields.String(data_key="tenantId", validate=validators.object_id)
+    tenant_slug = fields.String(data_key="tenantSlug", validate=validate.Length(min=1, max=63))

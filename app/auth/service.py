@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
 from app.audit.service import record, record_platform
 from app.clock import utcnow
 from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
@@ -65,11 +67,13 @@ def login(email: str, password: str, address: str | None, code: str | None = Non
     """
     email = normalize_email(email)
     tenant = current_tenant()
-    if tenant is not None:
-        return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
-    admin = PlatformUser.objects(email=email).first()
+    # In single-tenant mode every request names the default tenant; superadmins still log in here.
+    single_tenant = not current_app.config["ENABLE_MULTI_TENANT"]
+    admin = PlatformUser.objects(email=email).first() if tenant is None or single_tenant else None
     if admin is not None:
         return _superadmin_login(admin, password)
+    if tenant is not None:
+        return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
     tenants = [t for t in map(tenant_by_id, tenant_ids_of_email(email)[:MAX_TENANTS_PER_EMAIL]) if t]
     if len(tenants) <= 1:
         tenant = tenants[0] if tenants else None

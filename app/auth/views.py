@@ -8,7 +8,14 @@ from flask_smorest import Blueprint
 
 from app.errors import Forbidden, Unauthorized
 from app.pagination import PageArgs, page_schema
-from app.tenancy.access import enrollment_allowed, not_while_impersonating, public, refresh_token_route, roles
+from app.tenancy.access import (
+    authenticated,
+    enrollment_allowed,
+    not_while_impersonating,
+    public,
+    refresh_token_route,
+    roles,
+)
 from app.usage.rate_limits import check_login_attempt
 
 from . import api_keys, service, two_factor
@@ -54,6 +61,7 @@ class Refresh(MethodView):
 
 @blp.route("/logout")
 class Logout(MethodView):
+    @authenticated
     @blp.arguments(LogoutSchema, required=False)
     @blp.response(204)
     def post(self, body):
@@ -63,6 +71,7 @@ class Logout(MethodView):
 
 @blp.route("/me")
 class Me(MethodView):
+    @authenticated
     @blp.response(200, MeSchema)
     def get(self):
         """Show the caller: user, tenant, and the superadmin behind an impersonation."""

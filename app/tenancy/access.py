@@ -24,6 +24,7 @@ class Access(Enum):
     INFRA = "infra"  # no tenancy at all: health checks, API docs, static files
     PUBLIC = "public"  # no credential needed; hints may select a tenant (signup, login, plans)
     TENANT = "tenant"  # a credential of the tenant, or a superadmin naming one
+    AUTHENTICATED = "authenticated"  # any valid credential; a superadmin need not name a tenant
     PLATFORM = "platform"  # superadmins only
 
 
@@ -69,6 +70,7 @@ def _mark(**changes: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 infra = _mark(access=Access.INFRA)
 public = _mark(access=Access.PUBLIC)
 platform = _mark(access=Access.PLATFORM)
+authenticated = _mark(access=Access.AUTHENTICATED)
 not_while_impersonating = _mark(while_impersonating=False)
 enrollment_allowed = _mark(enrollment=True)
 
@@ -96,7 +98,12 @@ def rule_for(app: Flask, endpoint: str | None, method: str) -> Rule:
 
 
 def _find_rule(app: Flask, endpoint: str | None, method: str) -> Rule:
-    if endpoint is None or endpoint == "static" or endpoint.startswith("api-docs."):
+    if (
+        endpoint is None
+        or endpoint == "static"
+        or endpoint.endswith(".static")
+        or endpoint.startswith("api-docs.")
+    ):
         return Rule(Access.INFRA)
     view = app.view_functions[endpoint]
     view_class = getattr(view, "view_class", None)

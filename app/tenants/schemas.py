@@ -95,6 +95,23 @@ class TenantSchema(Schema):
         return effective_features(tenant.plan, tenant.features)
 
 
+class PublicBrandingValuesSchema(BrandingSchema):
+    class Meta:
+        exclude = ("custom_css",)
+
+
+class PublicTenantSchema(Schema):
+    """What anyone may see of a tenant: its name and branding (its custom CSS is /dashboard/tenant.css)."""
+
+    name = fields.String()
+    slug = fields.String()
+    branding = fields.Nested(PublicBrandingValuesSchema)
+
+
+class PublicBrandingSchema(Schema):
+    tenant = fields.Nested(PublicTenantSchema, allow_none=True, required=True)
+
+
 class PriceSchema(Schema):
     amount = fields.Integer()
     currency = fields.String()

@@ -22,6 +22,7 @@ from app.validators import normalize_cidrs
 
 from .models import Tenant
 from .plans import DEFAULT_PLAN, PLANS, effective_features
+from .schemas import BrandingPatchSchema, SettingsPatchSchema
 from .slugs import slug_problem, slugify
 
 
@@ -128,7 +129,8 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
         for name, value in values.items():
             setattr(section, name, value)
     tenant.save()
-    record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=changes)
+    summary = SettingsPatchSchema().dump(changes)
+    record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 
 
@@ -140,7 +142,7 @@ def update_branding(changes: dict[str, Any]) -> Tenant:
     for name, value in changes.items():
         setattr(tenant.branding, name, value)
     tenant.save()
-    summary = {k: v for k, v in changes.items() if k != "custom_css"}
+    summary = BrandingPatchSchema().dump({k: v for k, v in changes.items() if k != "custom_css"})
     if "custom_css" in changes:
         summary["customCssLength"] = len(changes["custom_css"] or "")
     record("tenant.branding_updated", target_type="tenant", target_id=tenant.id, summary=summary)

@@ -19,6 +19,7 @@ from .schemas import (
     ImpersonateSchema,
     ImpersonationSchema,
     PlanListSchema,
+    PublicBrandingSchema,
     ReasonSchema,
     SettingsPatchSchema,
     SignupResponseSchema,
@@ -44,12 +45,21 @@ class Signup(MethodView):
         return service.signup(body["tenant"], body["user"], body["plan"])
 
 
+@blp.route("/branding")
+class PublicBranding(MethodView):
+    @public
+    @blp.response(200, PublicBrandingSchema)
+    def get(self):
+        """Show the name and branding of the tenant a hint names (login pages), or null without one."""
+        return {"tenant": current_tenant()}
+
+
 @blp.route("/current")
 class CurrentTenant(MethodView):
     @blp.response(200, TenantSchema)
     def get(self):
-        """Show the caller's tenant, with its effective limits, features and settings."""
-        return current_tenant()
+        """Show the caller's tenant, with its effective limits, features, settings and usage."""
+        return service.fresh_current_tenant()
 
 
 @blp.route("/current/settings")

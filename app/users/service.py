@@ -164,6 +164,27 @@ def _replace_text(value: Any, personal: list[str], pseudonym: str) -> Any:
     return value
 
 
+PERSONAL_KEYS = frozenset({"name", "email", "userEmail"})
+
+
+def _replace_personal_keys(value: Any, pseudonym: str) -> Any:
+    """Replace every value under a personal key (a name or an email, whatever it was then)."""
+    if isinstance(value, dict):
+        return {
+            k: _pseudonymized(v, pseudonym) if k in PERSONAL_KEYS else _replace_personal_keys(v, pseudonym)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_replace_personal_keys(v, pseudonym) for v in value]
+    return value
+
+
+def _pseudonymized(value: Any, pseudonym: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _pseudonymized(v, pseudonym) for k, v in value.items()}
+    return pseudonym if isinstance(value, str) else value
+
+
 def _pseudonymize_audit(user: User, pseudonym: str) -> int:
     """Replace the user's email and name in the audit entries that name them (tenant and platform)."""
     personal = [text for text in (user.email, user.name) if text]
@@ -173,7 +194,11 @@ def _pseudonymize_audit(user: User, pseudonym: str) -> int:
     entries += list(PlatformAuditLog.objects(tenant_id=user.tenant_id, target_id=uid))
     for entry in entries:
         entry.actor.label = pseudonym if entry.actor.id == uid else entry.actor.label
-        entry.summary = _replace_text(entry.summary, personal, pseudonym)
+        summary = _replace_text(entry.summary, personal, pseudonym)
+        if entry.target_id == uid:
+            # Entries about the user may hold names and emails they had before (renames): drop them all.
+            summary = _replace_personal_keys(summary, pseudonym)
+        entry.summary = summary
         entry.save()
         changed += 1
     return changed

@@ -1,0 +1,50 @@
+"use strict";
+(function () {
+  // The tenant comes from the host (subdomain or custom domain) or from ?tenant= on this page.
+  let tenantHint = new URLSearchParams(location.search).get("tenant");
+
+  async function loadBranding() {
+    try {
+      const query = tenantHint ? "?tenant=" + encodeURIComponent(tenantHint) : "";
+      const branding = await Dash.api("/tenants/branding" + query, { token: null });
+      if (branding.tenant) Dash.applyBranding(branding.tenant);
+    } catch (error) { /* no tenant named by this host: the platform's look */ }
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    const errorBox = document.getElementById("login-error");
+    errorBox.textContent = "";
+    const body = {
+      email: document.getElementById("email").value.trim(),
+      password: document.getElementById("password").value,
+    };
+    const code = document.getElementById("code").value.trim();
+    if (code) body.code = code;
+    const headers = tenantHint ? { "X-Tenant-Id": tenantHint } : {};
+    try {
+      const result = await Dash.api("/auth/login", { method: "POST", body, headers, token: null });
+      sessionStorage.setItem(Dash.KEYS.token, result.accessToken);
+      sessionStorage.setItem(Dash.KEYS.refresh, result.refreshToken);
+      sessionStorage.removeItem(Dash.KEYS.acting);
+      location.href = result.user.role === "superadmin" ? "/dashboard/tenants" : "/dashboard/tenant/settings";
+    } catch (error) {
+      if (error.code === "two_factor_required") {
+        document.getElementById("code-row").hidden = false;
+        document.getElementById("code").focus();
+      } else if (error.code === "tenant_required") {
+        const select = document.getElementById("tenant-choice");
+        select.replaceChildren(...(error.details.tenants || []).map((slug) => new Option(slug, slug)));
+        document.getElementById("tenant-row").hidden = false;
+        tenantHint = select.value;
+        select.onchange = () => { tenantHint = select.value; };
+      }
+      errorBox.textContent = error.message;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    loadBranding();
+    document.getElementById("login-form").addEventListener("submit", submit);
+  });
+})();

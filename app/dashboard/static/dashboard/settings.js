@@ -1,0 +1,136 @@
+"use strict";
+(function () {
+  let tenant = null;
+  let canEdit = false;
+
+  function showTab(name) {
+    document.querySelectorAll("[data-tab]").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+    document.querySelectorAll(".tab-panel").forEach((p) => { p.hidden = p.id !== "tab-" + name; });
+  }
+
+  function fill(form, values) {
+    Object.entries(values || {}).forEach(([name, value]) => {
+      const input = form.elements.namedItem(name);
+      if (!input) return;
+      if (input.type === "checkbox") input.checked = !!value;
+      else if (Array.isArray(value)) input.value = value.join("\n");
+      else input.value = value === null || value === undefined ? "" : value;
+    });
+  }
+
+  function read(form) {
+    const values = {};
+    Array.from(form.elements).forEach((input) => {
+      if (!input.name || input.disabled) return;
+      if (input.type === "checkbox") values[input.name] = input.checked;
+      else if (input.name === "ipWhitelist") values[input.name] = input.value.split(/\s+/).filter(Boolean);
+      else if (input.type === "number") values[input.name] = input.value === "" ? null : Number(input.value);
+      else values[input.name] = input.value === "" ? null : input.value;
+    });
+    return values;
+  }
+
+  function preview() {
+    const form = document.getElementById("tab-branding");
+    const box = document.getElementById("brand-preview").style;
+    const primary = form.elements.namedItem("primaryColor").value;
+    const secondary = form.elements.namedItem("secondaryColor").value;
+    if (/^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(primary)) box.setProperty("--primary", primary);
+    if (/^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(secondary)) box.setProperty("--secondary", secondary);
+  }
+
+  function render() {
+    document.getElementById("tenant-name").textContent = tenant.name;
+    fill(document.getElementById("tab-general"), tenant.settings.general);
+    fill(document.getElementById("tab-security"), tenant.settings.security);
+    fill(document.getElementById("tab-compliance"), tenant.settings.compliance);
+    fill(document.getElementById("tab-branding"), tenant.branding);
+    const whiteLabel = !!tenant.features.whiteLabel;
+    document.getElementById("white-label").disabled = !(whiteLabel && canEdit);
+    document.getElementById("white-label-note").textContent = whiteLabel ? "" : "(needs the whiteLabel feature)";
+    Dash.applyBranding(tenant);
+    preview();
+  }
+
+  async function renderUsage() {
+    const usage = await Dash.api("/tenants/current/usage");
+    const thresholds = (tenant.settings.notifications.usageAlertThresholds || [80, 100]).slice().sort((a, b) => a - b);
+    document.getElementById("usage-period").textContent =
+      new Date(usage.period.start).toLocaleDateString() + " – " + new Date(usage.period.end).toLocaleDateString();
+    const bars = Object.entries(usage.resources).map(([name, r]) => {
+      const row = document.createElement("div");
+      row.className = "bar";
+      row.dataset.resource = name;
+      const label = document.createElement("div");
+      const limit = r.limit === null ? "unlimited" : r.limit;
+      label.textContent = name + ": " + r.used + " / " + limit + (r.percent === null ? "" : " (" + r.percent + "%)");
+      const track = document.createElement("div");
+      track.className = "bar-track";
+      const fill = document.createElement("div");
+      fill.className = "bar-fill";
+      const percent = r.percent === null ? 0 : Math.min(100, r.percent);
+      fill.style.width = percent + "%";
+      if (r.percent !== null && r.percent >= thresholds[thresholds.length - 1]) fill.classList.add("alert");
+      else if (r.percent !== null && r.percent >= thresholds[0]) fill.classList.add("warn");
+      track.appendChild(fill);
+      row.append(label, track);
+      return row;
+    });
+    document.getElementById("usage-bars").replaceChildren(...bars);
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    const form = event.target;
+    const group = form.dataset.group;
+    Dash.clearFieldErrors(form);
+    form.querySelector(".saved").hidden = true;
+    const values = read(form);
+    try {
+      if (group === "branding") {
+        tenant = await Dash.api("/tenants/current/branding", { method: "PATCH", body: values });
+      } else {
+        tenant = await Dash.api("/tenants/current/settings", { method: "PATCH", body: { [group]: values } });
+      }
+      render();
+      form.querySelector(".saved").hidden = false;
+    } catch (error) {
+      Dash.showFieldErrors(form, error.details);
+      document.getElementById("page-error").textContent = error.message;
+    }
+  }
+
+  async function download() {
+    try {
+      const response = await Dash.api("/tenants/current/export", { raw: true });
+      const url = URL.createObjectURL(await response.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = (response.headers.get("Content-Disposition") || "").split('filename="')[1]?.replace('"', "") || "export.json";
+      link.click();
+      URL.revokeObjectURL(url);
+    } catch (error) {
+      document.getElementById("page-error").textContent = error.message;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    const me = await Dash.requireLogin();
+    if (!me) return;
+    if (!me.tenant) { location.href = "/dashboard/tenants"; return; }
+    tenant = me.tenant;
+    canEdit = ["owner", "admin"].includes(me.credential.role);
+    document.querySelectorAll("[data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+    document.querySelectorAll("form.tab-panel").forEach((form) => {
+      form.addEventListener("submit", save);
+      if (!canEdit) form.querySelectorAll("input, textarea, select, button.save").forEach((el) => { el.disabled = true; });
+    });
+    document.getElementById("readonly-note").hidden = canEdit;
+    document.getElementById("export-button").disabled = me.credential.role !== "owner";
+    document.getElementById("export-button").addEventListener("click", download);
+    document.getElementById("tab-branding").addEventListener("input", preview);
+    render();
+    await renderUsage();
+    document.body.dataset.ready = "true";
+  });
+})();

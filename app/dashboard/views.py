@@ -1,0 +1,74 @@
+"""The dashboard: three pages served by the service itself, which do everything through /api/v1.
+
+The pages are shells: the browser holds the user's token (sessionStorage) and calls the public API
+with it, so a page can do nothing the API would not let its user do. Every script and stylesheet is
+served from here, and a Content-Security-Policy forbids inline scripts and styles.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template
+
+from app.tenancy.access import infra, public
+from app.tenancy.context import current_tenant
+from app.tenants.plans import effective_features
+from app.validators import css_problems
+
+blp = Blueprint(
+    "dashboard",
+    __name__,
+    url_prefix="/dashboard",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@blp.after_request
+def secure_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+@blp.get("/")
+@blp.get("/login")
+@infra
+def login_page():
+    """The login page (branded when reached through a tenant's subdomain or domain)."""
+    return render_template("dashboard/login.html", page="login")
+
+
+@blp.get("/tenant/settings")
+@infra
+def settings_page():
+    """The tenant settings page."""
+    return render_template("dashboard/settings.html", page="settings")
+
+
+@blp.get("/tenants")
+@infra
+def tenants_page():
+    """The superadmin's tenant management page."""
+    return render_template("dashboard/tenants.html", page="tenants")
+
+
+@blp.get("/tenant.css")
+@public
+def tenant_css():
+    """The custom CSS of the tenant the request names (white-label plans only), checked again."""
+    tenant = current_tenant()
+    if tenant is None:
+        abort(404)
+    css = tenant.branding.custom_css or ""
+    if not effective_features(tenant.plan, tenant.features).get("whiteLabel") or css_problems(css):
+        css = ""
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "no-cache"})
