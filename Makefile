@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: install run test test-multitenant lint format clean
+.PHONY: install run test test-multitenant lint format browser screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,27 @@ run: $(STAMP)
 	APP_ENV=$${APP_ENV:-development} SEED_DEMO=$${SEED_DEMO:-true} HOST=127.0.0.1 PORT=$(PORT) \
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## Lint, then run the whole suite.
-test: $(STAMP) lint
-	$(BIN)/pytest
+## Lint, then run the whole suite (the browser tests too, where Chromium is or can be installed).
+test: $(STAMP) lint browser
+	$(BIN)/pytest -n auto
 
 ## Only the tenancy isolation tests.
 test-multitenant: $(STAMP)
 	$(BIN)/pytest -m multitenant
+
+## Chromium for the browser tests: installed with apt-get when missing and we are root (CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing Chromium for the browser tests (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "No Chromium, and no root with apt-get to install it: the browser tests will be skipped."; \
+		fi; }
+
+## Screenshots of the dashboard pages, taken by the browser tests, into docs/screenshots/.
+screenshots: $(STAMP) browser
+	SCREENSHOTS=1 $(BIN)/pytest -q tests/test_dashboard_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,248 @@
+"""The dashboard pages in a real headless Chromium (Debian's package, driven by Playwright).
+
+The service runs in a thread of this process on a free loopback port, so the tests can seed its
+embedded store directly. Without Chromium or Playwright the tests are skipped and say why; `make test`
+installs Chromium where it can (root with apt-get), so CI always runs them. `make screenshots` runs
+them with SCREENSHOTS=1, which saves a picture of each page into docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from app.tenancy.context import tenant_scope
+from app.tenants.models import Tenant
+from app.tenants.service import create_tenant
+
+from .conftest import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+expect = sync_api.expect
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def live(app_factory, make_user):
+    """The service on a free loopback port, with a superadmin, two tenants and their users."""
+    app = app_factory(TENANT_CACHE_TTL=0)
+    with app.app_context():
+        from app.users.service import create_superadmin
+
+        create_superadmin("root@platform.example.com", "Root", PASSWORD)
+        acme = create_tenant("Acme Corp", "acme", plan="enterprise")
+        create_tenant("Globex", "globex", plan="starter")
+        create_tenant("Initech", "initech", plan="free")
+        with tenant_scope(acme):
+            from app.users.service import create_user
+
+            create_user("owner@acme.example.com", "Olivia Owner", PASSWORD, "owner")
+            create_user("member@acme.example.com", "Max Member", PASSWORD, "member")
+        # Overrides that make the usage bars tell something: users at 100%, campaigns with room.
+        Tenant.objects(id=acme.id).update(set__limits={"users": 2, "campaigns": 10, "webhooks": 5})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def page(live):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.set_default_timeout(10_000)
+        page.console_errors = errors
+        yield page
+        browser.close()
+        csp = [e for e in errors if "Content Security Policy" in e]
+        assert not csp, csp
+
+
+def shoot(page, name):
+    if os.environ.get("SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, base, email):
+    page.goto(f"{base}/dashboard/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+
+
+def stored(app, slug):
+    with app.app_context():
+        return Tenant.objects.get(slug=slug)
+
+
+def test_owner_changes_a_setting_and_the_branding_and_they_persist(live, page):
+    app, base = live
+    log_in(page, base, "owner@acme.example.com")
+    page.wait_for_url("**/dashboard/tenant/settings")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.inner_text("#tenant-name") == "Acme Corp"
+    page.fill("#tab-general [name=timezone]", "Europe/Berlin")
+    page.click("#tab-general .save")
+    page.wait_for_selector("#tab-general .saved:not([hidden])")
+
+    page.click("[data-tab=branding]")
+    page.fill("#tab-branding [name=primaryColor]", "#aa3300")
+    page.fill("#tab-branding [name=customCss]", ".brand { letter-spacing: 2px; }")
+    page.click("#tab-branding .save")
+    page.wait_for_selector("#tab-branding .saved:not([hidden])")
+    shoot(page, "tenant-settings-branding")
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#tab-general [name=timezone]") == "Europe/Berlin"
+    assert page.input_value("#tab-branding [name=primaryColor]") == "#aa3300"
+    primary = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--primary').trim()")
+    assert primary == "#aa3300"
+    spacing = page.evaluate("getComputedStyle(document.querySelector('.brand')).letterSpacing")
+    assert spacing == "2px"  # the tenant's custom CSS applies inside its pages
+    tenant = stored(app, "acme")
+    assert tenant.settings.general.timezone == "Europe/Berlin"
+    assert tenant.branding.primary_color == "#aa3300"
+    page.click("[data-tab=usage]")
+    page.wait_for_selector("[data-resource=users]")
+    assert "users: 2 / 2 (100%)" in page.inner_text("[data-resource=users]")
+    assert page.locator("[data-resource=users] .bar-fill.alert").count() == 1
+    assert (
+        page.locator(
+            "[data-resource=campaigns] .bar-fill.alert, [data-resource=campaigns] .bar-fill.warn"
+        ).count()
+        == 0
+    )
+    shoot(page, "tenant-settings-usage")
+
+
+def test_validation_errors_show_next_to_their_fields(live, page):
+    _app, base = live
+    log_in(page, base, "owner@acme.example.com")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#tab-general [name=timezone]", "Mars/Olympus")
+    page.click("#tab-general .save")
+    error = page.wait_for_selector("#tab-general [data-field='general.timezone'] + .field-error")
+    assert "IANA" in error.inner_text()
+
+
+def test_a_member_finds_the_forms_read_only(live, page):
+    _app, base = live
+    log_in(page, base, "member@acme.example.com")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.is_visible("#readonly-note")
+    assert page.is_disabled("#tab-general [name=timezone]")
+    assert page.is_disabled("#tab-general .save")
+    page.click("[data-tab=security]")
+    assert page.is_disabled("#tab-security [name=ipWhitelist]")
+    assert page.is_disabled("#export-button")
+
+
+def test_superadmin_filters_suspends_activates_impersonates_and_deletes(live, page):
+    app, base = live
+    log_in(page, base, "root@platform.example.com")
+    page.wait_for_url("**/dashboard/tenants")
+    page.wait_for_selector("body[data-ready=true]")
+    rows = page.locator("#tenants-table tbody tr")
+    expect(rows).to_have_count(3)
+
+    page.select_option("#filter-plan", "starter")
+    page.click("#filters button")
+    expect(rows).to_have_count(1)
+    assert rows.first.inner_text().startswith("Globex")
+    page.select_option("#filter-plan", "")
+    page.fill("#filter-q", "init")
+    page.click("#filters button")
+    expect(rows.first.locator("td").first).to_have_text("Initech")
+    page.fill("#filter-q", "")
+    page.click("#filters button")
+    expect(rows).to_have_count(3)
+    shoot(page, "superadmin-tenants")
+
+    page.click("#tenants-table tbody tr[data-slug=globex]")
+    page.fill("#action-reason", "payment overdue")
+    page.click("#suspend-tenant")
+    expect(page.locator("tr[data-slug=globex] .status-suspended")).to_have_count(1)
+    assert stored(app, "globex").status == "suspended"
+    page.click("#activate-tenant")
+    expect(page.locator("tr[data-slug=globex] .status-active")).to_have_count(1)
+    assert stored(app, "globex").status == "active"
+
+    page.click("#tenants-table tbody tr[data-slug=acme]")
+    page.fill("#action-reason", "support ticket 4711")
+    page.click("#impersonate-tenant")
+    page.wait_for_url("**/dashboard/tenant/settings")
+    page.wait_for_selector("body[data-ready=true]")
+    banner = page.inner_text("#impersonation-banner")
+    assert "Acting as Acme Corp" in banner and "root@platform.example.com" in banner and "ends at" in banner
+    shoot(page, "impersonation-banner")
+    page.click("#end-impersonation")
+    page.wait_for_url("**/dashboard/tenants")
+    page.wait_for_selector("body[data-ready=true]")
+    assert not page.is_visible("#impersonation-banner")
+
+    page.click("#tenants-table tbody tr[data-slug=initech]")
+    assert page.is_disabled("#delete-tenant")
+    page.fill("#delete-confirm", "initech")
+    page.click("#delete-tenant")
+    expect(rows).to_have_count(2)
+    with app.app_context():
+        assert Tenant.objects(slug="initech").first() is None
+
+
+def test_the_login_page_shows_the_tenants_branding(live, page):
+    app, base = live
+    with app.app_context():
+        Tenant.objects(slug="acme").update(
+            set__branding__primary_color="#123456",
+            set__branding__logo_url="https://cdn.acme.example.com/logo.png",
+        )
+    page.goto(f"{base}/dashboard/login?tenant=acme")
+    expect(page.locator("#brand-name")).to_have_text("Acme Corp")
+    primary = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--primary').trim()")
+    assert primary == "#123456"
+    shoot(page, "login-branded")
+
+
+def test_a_content_security_policy_forbids_inline_scripts(live, page):
+    _app, base = live
+    response = page.goto(f"{base}/dashboard/login")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    ran = page.evaluate(
+        """() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';
+        document.body.appendChild(s); return window.injected === 1; }"""
+    )
+    assert ran is False
+    blocked = [e for e in page.console_errors if "Content Security Policy" in e]
+    assert blocked, "the browser should report the blocked inline script"
+    page.console_errors.clear()  # expected here; any other page must have none
