@@ -67,6 +67,13 @@ class NotFound(AppError):
     status, code, message = 404, "not_found", "Not found"
 
 
+def found(document: Any, what: str) -> Any:
+    """Return `document`, or raise 404 for a `what` that does not exist (or is another tenant's)."""
+    if document is None:
+        raise NotFound(f"No such {what}")
+    return document
+
+
 class Conflict(AppError):
     status, code, message = 409, "conflict", "Conflict"
 

@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from app.audit.service import record
 from app.clock import utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, ValidationFailed, found
 from app.media.models import MediaFile
 from app.messages.models import MESSAGE_STATUSES, Message
 from app.pagination import paginate
@@ -82,10 +82,7 @@ def list_campaigns(page: int, per_page: int, status: str | None = None) -> dict:
 
 
 def get_campaign(campaign_id: ObjectId) -> Campaign:
-    campaign = Campaign.objects(id=campaign_id).first()
-    if campaign is None:
-        raise NotFound("No such campaign")
-    return campaign
+    return found(Campaign.objects(id=campaign_id).first(), "campaign")
 
 
 def _cancel_queued(campaign: Campaign) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from bson import ObjectId
 
 from app.audit.service import record
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed, found
 from app.pagination import paginate
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant, tenant_scope
@@ -68,10 +68,7 @@ def list_media(page: int, per_page: int) -> dict:
 
 
 def get_media(media_id: ObjectId) -> MediaFile:
-    media = MediaFile.objects(id=media_id, complete=True).first()
-    if media is None:
-        raise NotFound("No such media file")
-    return media
+    return found(MediaFile.objects(id=media_id, complete=True).first(), "media file")
 
 
 def read_chunks(media: MediaFile) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ from flask import current_app
 
 from app import crypto
 from app.audit.service import record
-from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from app.errors import Conflict, ServiceUnavailable, ValidationFailed, found
 from app.pagination import paginate
 from app.telegram.client import PermanentError, TelegramClient, TelegramError
 from app.tenancy.context import current_tenant
@@ -88,10 +88,7 @@ def list_accounts(page: int, per_page: int, active: bool | None = None) -> dict:
 
 
 def get_account(account_id: ObjectId) -> TelegramAccount:
-    account = TelegramAccount.objects(id=account_id).first()
-    if account is None:
-        raise NotFound("No such Telegram account")
-    return account
+    return found(TelegramAccount.objects(id=account_id).first(), "Telegram account")
 
 
 def update_account(account_id: ObjectId, changes: dict[str, Any]) -> TelegramAccount:

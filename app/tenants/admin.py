@@ -11,7 +11,7 @@ from mongoengine.queryset.visitor import Q
 
 from app.audit.service import record, record_platform
 from app.clock import utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, ValidationFailed, found
 from app.pagination import paginate
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
@@ -25,10 +25,7 @@ from .service import purge_tenant
 
 def get_tenant(tenant_id: ObjectId) -> Tenant:
     """Return a tenant by id (fresh from the database), or 404."""
-    tenant = Tenant.objects(id=tenant_id).first()
-    if tenant is None:
-        raise NotFound("No such tenant")
-    return tenant
+    return found(Tenant.objects(id=tenant_id).first(), "tenant")
 
 
 def list_tenants(

@@ -13,7 +13,7 @@ from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
 from app.auth.passwords import hash_password
 from app.clock import utcnow
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, found
 from app.pagination import paginate
 from app.tenancy.access import SUPERADMIN, Principal
 from app.usage import service as usage
@@ -81,10 +81,7 @@ def list_users(page: int, per_page: int, role: str | None = None, active: bool |
 
 def get_user(user_id: ObjectId) -> User:
     """Return a user of the tenant in context; another tenant's user is a 404 like a missing one."""
-    user = User.objects(id=user_id, erased_at=None).first()
-    if user is None:
-        raise NotFound("No such user")
-    return user
+    return found(User.objects(id=user_id, erased_at=None).first(), "user")
 
 
 def _check_may_manage(actor: Principal, target_role: str | None, new_role: str | None) -> None:
@@ -208,9 +205,7 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
     """Remove a user's personal data (GDPR erasure) and pseudonymize the audit entries naming them.
 
     The user stays as a tombstone without personal fields, so that erasing again changes nothing."""
-    user = User.objects(id=user_id).first()
-    if user is None:
-        raise NotFound("No such user")
+    user = found(User.objects(id=user_id).first(), "user")
     if user.erased_at is not None:
         return
     _check_may_manage(actor, user.role, None)

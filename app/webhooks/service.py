@@ -10,7 +10,7 @@ from flask import current_app
 
 from app import crypto
 from app.audit.service import record
-from app.errors import NotFound, ValidationFailed
+from app.errors import ValidationFailed, found
 from app.pagination import paginate
 from app.usage import service as usage
 
@@ -54,10 +54,7 @@ def list_webhooks(page: int, per_page: int, active: bool | None = None) -> dict:
 
 
 def get_webhook(webhook_id: ObjectId) -> Webhook:
-    webhook = Webhook.objects(id=webhook_id).first()
-    if webhook is None:
-        raise NotFound("No such webhook")
-    return webhook
+    return found(Webhook.objects(id=webhook_id).first(), "webhook")
 
 
 def update_webhook(webhook_id: ObjectId, changes: dict[str, Any]) -> Webhook:
