@@ -4,9 +4,9 @@
   messages wait; a deleted tenant's are gone with it).
 - Tenants take turns, one message each per turn (round robin), so a large campaign does not hold up
   a small one.
-- Each bot stays under TELEGRAM_RATE_PER_BOT, each chat under TELEGRAM_RATE_PER_CHAT (moving windows
-  kept in this process: the scheduler has one leader), and a bot told to wait (429 retry_after)
-  waits.
+- Each bot stays under TELEGRAM_RATE_PER_BOT, each chat under TELEGRAM_RATE_PER_CHAT (sliding
+  windows kept in this process: the scheduler has one leader; a request counts while in flight and
+  from the moment its answer came back), and a bot told to wait (429 retry_after) waits.
 - Each message is claimed with one atomic update (queued -> sending) before it is sent, so two
   dispatcher runs never send the same message. A message whose send outcome is unknown (the process
   died while sending) is marked failed, never sent twice.
@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits import RateLimitItem, parse
 
 from app import crypto
 from app.campaigns.models import Campaign
@@ -47,13 +46,43 @@ STALE_SENDING = timedelta(minutes=10)
 ClientFactory = Callable[[TelegramAccount], TelegramClient]
 
 
+class RateWindow:
+    """At most `amount` requests per `seconds`, counted as Telegram counts them: a request in flight
+    counts, and a finished one counts from the moment its answer came back (by then it had arrived),
+    so the latency of a request can never squeeze one more into Telegram's window."""
+
+    def __init__(self, amount: int, seconds: float):
+        self.amount = amount
+        self.seconds = seconds
+        self.in_flight = 0
+        self.finished: deque[float] = deque()
+
+    def free(self, now: float) -> bool:
+        while self.finished and self.finished[0] <= now - self.seconds:
+            self.finished.popleft()
+        return self.in_flight + len(self.finished) < self.amount
+
+    def start(self) -> None:
+        self.in_flight += 1
+
+    def finish(self, now: float, sent: bool = True) -> None:
+        self.in_flight -= 1
+        if sent:
+            self.finished.append(now)
+
+
 class _RateState:
     """Rate windows and pauses of this process's bots and chats."""
 
     def __init__(self) -> None:
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.windows: dict[str, RateWindow] = {}
         self.paused_until: dict[str, float] = {}
         self.lock = threading.Lock()
+
+    def window(self, key: str, rate: RateLimitItem) -> RateWindow:
+        if key not in self.windows:
+            self.windows[key] = RateWindow(rate.amount, rate.get_expiry())
+        return self.windows[key]
 
     def paused(self, bot: str) -> bool:
         return self.paused_until.get(bot, 0.0) > time.monotonic()
@@ -109,21 +138,35 @@ class Run:
             self.clients[account.id] = self.client_factory(account)
         return self.clients[account.id]
 
-    def _rates_allow(self, bot: str, chat_key: str) -> bool:
-        limiter = _rates.limiter
+    def _windows(self, bot: str, chat: str) -> list[RateWindow] | None:
+        """Take a place in the bot's and the chat's windows, or None when either is full (or paused)."""
         with _rates.lock:
-            if (
-                _rates.paused(bot)
-                or not limiter.test(self.chat_rate, chat_key)
-                or not limiter.test(self.bot_rate, bot)
-            ):
-                return False
-            limiter.hit(self.chat_rate, chat_key)
-            limiter.hit(self.bot_rate, bot)
-            return True
+            windows = [_rates.window(bot, self.bot_rate), _rates.window(f"{bot}:{chat}", self.chat_rate)]
+            now = time.monotonic()
+            if _rates.paused(bot) or not all(window.free(now) for window in windows):
+                return None
+            for window in windows:
+                window.start()
+            return windows
+
+    @staticmethod
+    def _done(windows: list[RateWindow], sent: bool) -> None:
+        with _rates.lock:
+            now = time.monotonic()
+            for window in windows:
+                window.finish(now, sent)
 
     def _touch(self, message: Message) -> None:
         self.campaigns.setdefault(message.tenant_id, set()).add(message.campaign_id)
+
+    @staticmethod
+    def _event(message: Message, error: str) -> dict[str, Any]:
+        return {
+            "messageId": str(message.id),
+            "campaignId": str(message.campaign_id),
+            "chat": message.chat,
+            "error": error[:500],
+        }
 
     def _fail(self, message: Message, error: str) -> None:
         done = Message.objects(id=message.id, status="sending").update_one(
@@ -131,15 +174,7 @@ class Run:
         )
         if done:
             usage.refund("messagesPerMonth")
-            emit(
-                "message.failed",
-                {
-                    "messageId": str(message.id),
-                    "campaignId": str(message.campaign_id),
-                    "chat": message.chat,
-                    "error": error[:500],
-                },
-            )
+            emit("message.failed", self._event(message, error))
             self.counts["failed"] += 1
 
     def _requeue(self, message: Message, delay: float, error: str | None = None) -> None:
@@ -167,31 +202,26 @@ class Run:
                 self._fail(message, "the campaign's bot was removed or deactivated")
             return
         bot = str(account.id)
-        if not self._rates_allow(bot, f"{bot}:{message.chat}"):
+        windows = self._windows(bot, message.chat)
+        if windows is None:
             self.counts["deferred"] += 1
             return
         claimed = Message.objects(id=message.id, status="queued").modify(
             new=True, set__status="sending", set__sending_at=utcnow(), inc__attempts=1
         )
         if claimed is None:
+            self._done(windows, sent=False)
             return  # another run took it
         self._touch(claimed)
         Campaign.objects(id=claimed.campaign_id, status="scheduled").update_one(set__status="sending")
+        failure: TelegramError | None = None
         try:
             result = self._send(self._client(account), claimed)
-        except RetryAfter as exc:
-            _rates.pause(bot, exc.retry_after)
-            self._requeue(claimed, exc.retry_after)
-            self.counts["retried"] += 1
-        except PermanentError as exc:
-            self._fail(claimed, exc.description)
         except TelegramError as exc:
-            if claimed.attempts >= self.max_attempts:
-                self._fail(claimed, f"gave up after {claimed.attempts} attempts: {exc.description}")
-            else:
-                self._requeue(claimed, 2**claimed.attempts, exc.description)
-                self.counts["retried"] += 1
-        else:
+            failure = exc
+        finally:
+            self._done(windows, sent=True)  # whatever happened, the request may have reached Telegram
+        if failure is None:
             Message.objects(id=claimed.id, status="sending").update_one(
                 set__status="sent",
                 set__sent_at=utcnow(),
@@ -199,6 +229,17 @@ class Run:
                 unset__error=True,
             )
             self.counts["sent"] += 1
+        elif isinstance(failure, RetryAfter):
+            _rates.pause(bot, failure.retry_after)
+            self._requeue(claimed, failure.retry_after)
+            self.counts["retried"] += 1
+        elif isinstance(failure, PermanentError):
+            self._fail(claimed, failure.description)
+        elif claimed.attempts >= self.max_attempts:
+            self._fail(claimed, f"gave up after {claimed.attempts} attempts: {failure.description}")
+        else:
+            self._requeue(claimed, 2**claimed.attempts, failure.description)
+            self.counts["retried"] += 1
 
     # -- campaigns and tenants --------------------------------------------------------------------
 
@@ -223,13 +264,14 @@ class Run:
                 "id", "tenant_id", "campaign_id", "chat"
             )
         )
+        error = "delivery outcome unknown: the dispatcher stopped while sending"
         for message in stale:
             self._touch(message)
-            Message.objects(id=message.id, status="sending").update_one(
-                set__status="failed",
-                set__error="delivery outcome unknown: the dispatcher stopped while sending",
-                set__failed_at=utcnow(),
-            )
+            if Message.objects(id=message.id, status="sending").update_one(
+                set__status="failed", set__error=error, set__failed_at=utcnow()
+            ):
+                # No refund: the message may well have reached the chat.
+                emit("message.failed", self._event(message, error))
         return len(stale)
 
 

@@ -7,7 +7,8 @@ A receiver recomputes the HMAC and rejects old timestamps. Every attempt is reco
 a failure is retried with exponential backoff up to WEBHOOK_MAX_ATTEMPTS; a webhook whose last
 WEBHOOK_DISABLE_AFTER deliveries all failed is disabled, and an audit entry says so. Outside
 development, addresses that resolve to loopback, private, link-local or other reserved networks are
-refused, checked after DNS resolution; redirects are not followed.
+refused, checked after DNS resolution, and the request goes to the address that was checked (no
+second lookup for a rebinding name to change); redirects are not followed.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import socket
 import time
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from flask import current_app
+from requests.adapters import HTTPAdapter
 
 from app import crypto
 from app.audit.models import Actor
@@ -52,24 +54,48 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def check_target(url: str) -> None:
-    """Refuse URLs whose host resolves to a non-public address (unless allowed, in development)."""
-    if current_app.config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]:
-        return
+def check_target(url: str) -> str:
+    """Resolve the URL's host once and return the address to connect to; refuse non-public addresses
+    (unless WEBHOOK_ALLOW_PRIVATE_TARGETS). The caller connects to this very address, so a name that
+    resolves differently a moment later (DNS rebinding) cannot redirect the request."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = {
-            info[4][0] for info in socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-        }
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"cannot resolve {parts.hostname}") from exc
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if not ip.is_global or ip.is_multicast:
-            raise TargetRefused(f"{parts.hostname} resolves to a non-public address ({ip})")
+    addresses = [info[4][0].split("%", 1)[0] for info in infos]
+    if not current_app.config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]:
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            if not ip.is_global or ip.is_multicast:
+                raise TargetRefused(f"{parts.hostname} resolves to a non-public address ({ip})")
+    return addresses[0]
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to an address given in the URL while TLS still checks the certificate of the name."""
+
+    def __init__(self, hostname: str):
+        super().__init__(max_retries=0)
+        self.hostname = hostname
+
+    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = self.hostname
+            pool_kwargs["assert_hostname"] = self.hostname
+        return host_params, pool_kwargs
+
+
+def pinned(url: str, address: str) -> tuple[str, str]:
+    """Return the URL with its host replaced by `address`, and the Host header of the original."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc.rsplit("@", 1)[-1]
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -91,9 +117,11 @@ def _attempt(
     started = time.perf_counter()
     entry: dict[str, Any] = {"at": utcnow()}
     try:
-        check_target(webhook.url)
+        url, headers["Host"] = pinned(webhook.url, check_target(webhook.url))
+        if isinstance(session, requests.Session) and url.startswith("https://"):
+            session.mount(url, PinnedAdapter(urlsplit(webhook.url).hostname))
         response = session.post(
-            webhook.url,
+            url,
             data=body,
             headers=headers,
             timeout=current_app.config["WEBHOOK_TIMEOUT"],

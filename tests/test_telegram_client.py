@@ -1,0 +1,397 @@
+"""The Telegram Bot API client against the fake Bot API, and the getMe check of POST /telegram-accounts.
+
+The client sorts Telegram's answers the way the dispatcher treats them: 429 -> RetryAfter, 4xx ->
+PermanentError at once, 5xx and network errors -> retried with exponential backoff a bounded number
+of times, then TransientError.
+"""
+
+from __future__ import annotations
+
+import socket
+from itertools import count
+from typing import Any
+
+import pytest
+import requests
+
+from app.audit.models import AuditLog
+from app.telegram.client import (
+    PermanentError,
+    RetryAfter,
+    TelegramClient,
+    TelegramError,
+    TransientError,
+)
+from app.telegram_accounts.models import TelegramAccount
+from app.tenancy.context import tenant_scope
+from app.tenants.models import Tenant
+
+from .fake_telegram import FakeTelegram
+
+API = "/api/v1"
+ACCOUNTS = f"{API}/telegram-accounts"
+SECRET = "A" * 35
+_bot_ids = count(200001)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def new_token(bot_id: int | None = None) -> str:
+    return f"{bot_id or next(_bot_ids)}:{SECRET}"
+
+
+class Sleeps(list):
+    """A sleep function that only records how long it was asked to sleep."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+class RecordingSession(requests.Session):
+    """A real session that also keeps every prepared request it sent (to look at multipart bodies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.prepared.append(request)
+        return super().send(request, **kwargs)
+
+
+def sends(fake: FakeTelegram) -> list[dict]:
+    return [r for r in fake.requests if r["method"] != "getMe"]
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def bot_token() -> str:
+    return new_token()
+
+
+@pytest.fixture
+def tg(fake_telegram, bot_token, sleeps) -> TelegramClient:
+    """A client of the fake Bot API with the default retry policy (3 retries, 0.5 s backoff)."""
+    return TelegramClient(bot_token, fake_telegram.url, sleep=sleeps, timeout=5)
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+
+class TestAnswers:
+    def test_get_me_returns_the_bot(self, tg, fake_telegram, bot_token, sleeps):
+        bot_id = int(bot_token.split(":")[0])
+        me = tg.get_me()
+        assert me["id"] == bot_id
+        assert me["is_bot"] is True
+        assert me["username"] == f"bot{bot_id}_bot"
+        assert fake_telegram.requests == [{"bot": str(bot_id), "method": "getMe", "params": {}}]
+        assert sleeps == []
+
+    def test_send_message_returns_the_message(self, tg, fake_telegram, bot_token):
+        result = tg.send_message("12345", "Hello there", parse_mode="HTML")
+        assert isinstance(result["message_id"], int)
+        assert result["chat"] == {"id": "12345"}
+        [sent] = fake_telegram.sent
+        assert sent["bot"] == bot_token.split(":")[0]
+        assert sent["method"] == "sendMessage"
+        assert sent["chat"] == "12345"
+        assert sent["params"] == {"chat_id": "12345", "text": "Hello there", "parse_mode": "HTML"}
+        assert sent["message_id"] == result["message_id"]
+
+    def test_send_message_without_parse_mode_sends_none(self, tg, fake_telegram):
+        tg.send_message("@news_channel", "Plain")
+        assert fake_telegram.sent[0]["params"] == {"chat_id": "@news_channel", "text": "Plain"}
+
+    def test_each_message_gets_its_own_id(self, tg):
+        first = tg.send_message("1", "a")["message_id"]
+        second = tg.send_message("1", "b")["message_id"]
+        assert first != second
+
+    def test_an_unknown_method_is_a_permanent_error(self, tg, fake_telegram, sleeps):
+        with pytest.raises(PermanentError) as raised:
+            tg.call("sendTelepathy", {"chat_id": "1"})
+        assert raised.value.error_code == 404
+        assert raised.value.description == "Not Found: method not found"
+        assert len(fake_telegram.requests) == 1
+        assert sleeps == []
+
+
+class TestFailures:
+    def test_ok_false_carries_error_code_and_description(self, fake_telegram, sleeps):
+        refused = TelegramClient(new_token(999999123), fake_telegram.url, sleep=sleeps)
+        with pytest.raises(PermanentError) as raised:
+            refused.get_me()
+        assert raised.value.error_code == 401
+        assert raised.value.description == "Unauthorized"
+        assert str(raised.value) == "Unauthorized"
+        assert len(fake_telegram.requests) == 1
+        assert sleeps == []
+
+    def test_429_raises_retry_after_with_telegrams_delay(self, tg, fake_telegram, sleeps):
+        fake_telegram.script({"status": 429, "retry_after": 17})
+        with pytest.raises(RetryAfter) as raised:
+            tg.send_message("1", "hi")
+        assert raised.value.retry_after == 17
+        assert raised.value.error_code == 429
+        assert "retry after 17" in raised.value.description
+        # The client does not wait or retry by itself: the dispatcher pauses the bot.
+        assert len(sends(fake_telegram)) == 1
+        assert sleeps == []
+        assert fake_telegram.sent == []
+
+    @pytest.mark.parametrize(
+        "chat, kind, code, description",
+        [
+            ("-100404", "missing_chats", 400, "Bad Request: chat not found"),
+            ("-100403", "blocked_chats", 403, "Forbidden: bot was blocked by the user"),
+        ],
+    )
+    def test_chat_not_found_and_bot_blocked_are_permanent_without_retry(
+        self, tg, fake_telegram, sleeps, chat, kind, code, description
+    ):
+        getattr(fake_telegram, kind).add(chat)
+        with pytest.raises(PermanentError) as raised:
+            tg.send_message(chat, "hi")
+        assert raised.value.error_code == code
+        assert raised.value.description == description
+        assert len(sends(fake_telegram)) == 1
+        assert sleeps == []
+        assert fake_telegram.sent == []
+
+    @pytest.mark.parametrize("answer", [{"status": 500}, {"status": 502}, {"drop": True}])
+    def test_5xx_and_dropped_connections_are_retried_with_backoff_then_transient(
+        self, tg, fake_telegram, sleeps, answer
+    ):
+        fake_telegram.script(*[answer] * 10)
+        with pytest.raises(TransientError) as raised:
+            tg.send_message("1", "hi")
+        # One try and three retries, waiting 0.5, 1 and 2 seconds between them.
+        assert len(sends(fake_telegram)) == 4
+        assert sleeps == [0.5, 1.0, 2.0]
+        assert len(fake_telegram.scripted) == 6
+        assert fake_telegram.sent == []
+        if "drop" in answer:
+            assert raised.value.description.startswith("network error")
+        else:
+            assert raised.value.error_code == answer["status"]
+
+    def test_the_number_of_retries_and_the_backoff_are_settings(self, fake_telegram, sleeps):
+        client = TelegramClient(new_token(), fake_telegram.url, max_retries=1, backoff=0.25, sleep=sleeps)
+        fake_telegram.script(*[{"status": 503}] * 5)
+        with pytest.raises(TransientError):
+            client.send_message("1", "hi")
+        assert len(sends(fake_telegram)) == 2
+        assert sleeps == [0.25]
+
+    def test_no_retries_at_all(self, fake_telegram, sleeps):
+        client = TelegramClient(new_token(), fake_telegram.url, max_retries=0, sleep=sleeps)
+        fake_telegram.script({"drop": True})
+        with pytest.raises(TransientError):
+            client.send_message("1", "hi")
+        assert len(sends(fake_telegram)) == 1
+        assert sleeps == []
+
+    @pytest.mark.parametrize("failures", [[{"status": 500}], [{"drop": True}, {"status": 500}]])
+    def test_a_retry_that_succeeds_returns_the_message_once(self, tg, fake_telegram, sleeps, failures):
+        fake_telegram.script(*failures)
+        result = tg.send_message("42", "hi")
+        assert len(sends(fake_telegram)) == len(failures) + 1
+        assert sleeps == [0.5 * 2**n for n in range(len(failures))]
+        assert [s["chat"] for s in fake_telegram.sent] == ["42"]
+        assert fake_telegram.sent[0]["message_id"] == result["message_id"]
+
+    def test_a_closed_port_is_a_transient_error(self, sleeps):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        client = TelegramClient(new_token(), f"http://127.0.0.1:{port}", max_retries=2, sleep=sleeps)
+        with pytest.raises(TransientError):
+            client.get_me()
+        assert sleeps == [0.5, 1.0]
+
+    def test_every_failure_is_a_telegram_error(self):
+        for kind in (PermanentError, TransientError):
+            assert issubclass(kind, TelegramError)
+        assert issubclass(RetryAfter, TelegramError)
+
+
+class TestFiles:
+    @pytest.mark.parametrize(
+        "method, field, call",
+        [
+            ("sendPhoto", "photo", "send_photo"),
+            ("sendDocument", "document", "send_document"),
+        ],
+    )
+    def test_files_are_sent_as_multipart(self, fake_telegram, bot_token, method, field, call):
+        session = RecordingSession()
+        client = TelegramClient(bot_token, fake_telegram.url, session=session)
+        content = b"\x89PNG\r\n" + bytes(range(256)) * 4
+        result = getattr(client, call)("-100777", content, "picture.png", caption="Look at this")
+        assert isinstance(result["message_id"], int)
+        [sent] = fake_telegram.sent
+        assert sent["method"] == method
+        assert sent["chat"] == "-100777"
+        assert sent["params"]["multipart"] is True
+        assert sent["params"]["size"] > len(content)
+        [request] = session.prepared
+        assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+        body = request.body
+        assert f'name="{field}"; filename="picture.png"'.encode() in body
+        assert content in body
+        assert b'name="caption"\r\n\r\nLook at this' in body
+        assert b'name="chat_id"\r\n\r\n-100777' in body
+
+    def test_a_file_without_caption_sends_no_caption(self, fake_telegram, bot_token):
+        session = RecordingSession()
+        client = TelegramClient(bot_token, fake_telegram.url, session=session)
+        client.send_document("1", b"%PDF-1.4", "terms.pdf")
+        assert b'name="caption"' not in session.prepared[0].body
+        assert fake_telegram.sent[0]["method"] == "sendDocument"
+
+
+# -- POST /telegram-accounts checks the token with getMe ----------------------------------------------
+
+
+class FlakyTelegram(FakeTelegram):
+    """The fake Bot API whose scripted failures apply to getMe as well."""
+
+    def _answer(self, token: str, method: str, params: dict[str, Any]):
+        if method == "getMe":
+            with self.lock:
+                if self.scripted:
+                    self.requests.append({"bot": token.split(":", 1)[0], "method": method, "params": params})
+                    scripted = self.scripted.popleft()
+                    if scripted.get("drop"):
+                        return 0, None
+                    status = scripted["status"]
+                    return status, {"ok": False, "error_code": status, "description": f"error {status}"}
+        return super()._answer(token, method, params)
+
+
+@pytest.fixture(scope="module")
+def flaky_server():
+    server = FlakyTelegram().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def flaky_telegram(flaky_server):
+    flaky_server.reset()
+    return flaky_server
+
+
+@pytest.fixture
+def settings() -> dict:
+    return {}
+
+
+@pytest.fixture
+def app(app_factory, settings):
+    """The conftest app, built with the settings of the test (the database is one per app)."""
+    app = app_factory(**settings)
+    with app.app_context():
+        yield app
+
+
+def connect(client, headers, token: str, **extra):
+    return client.post(ACCOUNTS, json={"name": "Sender", "token": token, **extra}, headers=headers)
+
+
+def stored_accounts(tenant) -> list[TelegramAccount]:
+    with tenant_scope(tenant):
+        return list(TelegramAccount.objects)
+
+
+def nothing_stored(tenant) -> None:
+    assert stored_accounts(tenant) == []
+    assert Tenant.objects.get(id=tenant.id).usage.telegram_accounts == 0
+    with tenant_scope(tenant):
+        assert AuditLog.objects(action="telegram_account.created").count() == 0
+
+
+class TestConnectChecksTheToken:
+    def test_the_bot_username_comes_from_get_me(self, client, auth_headers, tenant, fake_telegram):
+        token = new_token(5550001)
+        response = connect(client, auth_headers, token)
+        assert response.status_code == 201, response.json
+        assert response.json["botUsername"] == "bot5550001_bot"
+        assert response.json["botId"] == 5550001
+        assert [r["method"] for r in fake_telegram.requests] == ["getMe"]
+        assert fake_telegram.requests[0]["bot"] == "5550001"
+        [stored] = stored_accounts(tenant)
+        assert stored.bot_username == "bot5550001_bot"
+        read = client.get(f"{ACCOUNTS}/{response.json['id']}", headers=auth_headers)
+        assert read.json["botUsername"] == "bot5550001_bot"
+
+    def test_a_token_telegram_refuses_is_422_and_stores_nothing(
+        self, client, auth_headers, tenant, fake_telegram
+    ):
+        response = connect(client, auth_headers, new_token(999999001))
+        assert response.status_code == 422, response.json
+        error = response.json["error"]
+        assert error["code"] == "validation_error"
+        assert any("Unauthorized" in message for message in error["details"]["token"])
+        assert [r["method"] for r in fake_telegram.requests] == ["getMe"]
+        nothing_stored(tenant)
+
+    def test_a_refused_new_token_leaves_the_old_one(self, client, auth_headers, tenant):
+        created = connect(client, auth_headers, new_token(5550002))
+        assert created.status_code == 201
+        response = client.patch(
+            f"{ACCOUNTS}/{created.json['id']}", json={"token": new_token(999999002)}, headers=auth_headers
+        )
+        assert response.status_code == 422, response.json
+        assert "token" in response.json["error"]["details"]
+        [stored] = stored_accounts(tenant)
+        assert stored.bot_id == 5550002
+        assert stored.bot_username == "bot5550002_bot"
+
+
+class TestTelegramDown:
+    @pytest.fixture
+    def settings(self, flaky_telegram):
+        return {"TELEGRAM_API_BASE": flaky_telegram.url}
+
+    @pytest.mark.parametrize("answer", [{"status": 500}, {"status": 502}, {"drop": True}])
+    def test_no_answer_from_telegram_is_503_and_stores_nothing(
+        self, client, auth_headers, tenant, flaky_telegram, answer
+    ):
+        flaky_telegram.script(*[answer] * 10)
+        response = connect(client, auth_headers, new_token())
+        assert response.status_code == 503, response.get_data(as_text=True)
+        assert set(response.json) == {"error"}
+        assert response.json["error"]["code"] == "unavailable"
+        assert response.json["error"]["message"]
+        # A few tries at most, never an endless loop.
+        assert 1 <= len(flaky_telegram.requests) <= 4
+        nothing_stored(tenant)
+
+    def test_a_passing_hiccup_is_retried(self, client, auth_headers, tenant, flaky_telegram):
+        flaky_telegram.script({"status": 500})
+        response = connect(client, auth_headers, new_token(5550003))
+        assert response.status_code == 201, response.json
+        assert response.json["botUsername"] == "bot5550003_bot"
+        assert len(stored_accounts(tenant)) == 1
+
+
+class TestTelegramUnreachable:
+    @pytest.fixture
+    def settings(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        return {"TELEGRAM_API_BASE": f"http://127.0.0.1:{port}"}
+
+    def test_a_closed_port_is_503_and_stores_nothing(self, client, auth_headers, tenant):
+        response = connect(client, auth_headers, new_token())
+        assert response.status_code == 503, response.get_data(as_text=True)
+        assert response.json["error"]["code"] == "unavailable"
+        nothing_stored(tenant)
