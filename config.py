@@ -148,7 +148,9 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "TELEGRAM_RATE_PER_CHAT": _rate("TELEGRAM_RATE_PER_CHAT", get("TELEGRAM_RATE_PER_CHAT", "20/minute")),
         "TELEGRAM_TIMEOUT": _int("TELEGRAM_TIMEOUT", get("TELEGRAM_TIMEOUT", "10"), minimum=1),
         "TELEGRAM_RETRIES": _int("TELEGRAM_RETRIES", get("TELEGRAM_RETRIES", "3")),
-        "TELEGRAM_RETRY_BACKOFF_MS": _int("TELEGRAM_RETRY_BACKOFF_MS", get("TELEGRAM_RETRY_BACKOFF_MS", "500")),
+        "TELEGRAM_RETRY_BACKOFF_MS": _int(
+            "TELEGRAM_RETRY_BACKOFF_MS", get("TELEGRAM_RETRY_BACKOFF_MS", "500")
+        ),
         "MESSAGE_MAX_ATTEMPTS": _int("MESSAGE_MAX_ATTEMPTS", get("MESSAGE_MAX_ATTEMPTS", "5"), minimum=1),
         "DISPATCH_INTERVAL_SECONDS": _int(
             "DISPATCH_INTERVAL_SECONDS", get("DISPATCH_INTERVAL_SECONDS", "2"), minimum=1
