@@ -159,6 +159,8 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "WEBHOOK_TIMEOUT": _int("WEBHOOK_TIMEOUT", get("WEBHOOK_TIMEOUT", "5"), minimum=1),
         "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", get("WEBHOOK_MAX_ATTEMPTS", "8"), minimum=1),
         "WEBHOOK_DISABLE_AFTER": _int("WEBHOOK_DISABLE_AFTER", get("WEBHOOK_DISABLE_AFTER", "3"), minimum=1),
+        "BILLING_GRACE_DAYS": _int("BILLING_GRACE_DAYS", get("BILLING_GRACE_DAYS", "14")),
+        "STRIPE_WEBHOOK_SECRET": get("STRIPE_WEBHOOK_SECRET"),
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": _bool(
             "WEBHOOK_ALLOW_PRIVATE_TARGETS",
             get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true" if env == "development" else "false"),

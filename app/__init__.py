@@ -17,6 +17,8 @@ from app.audit.views import platform_blp as platform_audit_blp
 from app.auth import credentials, impersonation, passwords
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
+from app.billing.views import admin_blp as tenant_invoices_blp
+from app.billing.views import blp as billing_blp
 from app.campaigns.views import blp as campaigns_blp
 from app.dashboard.views import blp as dashboard_blp
 from app.errors import register_error_handlers
@@ -100,6 +102,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         media_blp,
         audit_blp,
         platform_audit_blp,
+        billing_blp,
+        tenant_invoices_blp,
     ):
         api.register_blueprint(blueprint)
     app.add_url_rule("/api/v1/docs/assets/<path:filename>", "api-docs.assets", _docs_asset)

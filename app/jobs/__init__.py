@@ -17,7 +17,7 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import deliver_webhooks, dispatch, lease, monthly_close, reconcile, retention
+from . import billing_overdue, deliver_webhooks, dispatch, lease, monthly_close, reconcile, retention
 
 log = logging.getLogger("app.jobs")
 
@@ -48,6 +48,12 @@ SCHEDULE = (
         reconcile.run,
         lambda config: {"trigger": "cron", "minute": 17},
         "Recount users, campaigns, bots, webhooks and storage per tenant and repair drifting gauges.",
+    ),
+    Job(
+        "billing-overdue",
+        billing_overdue.run,
+        lambda config: {"trigger": "cron", "hour": 4, "minute": 0},
+        "Suspend tenants whose invoices stay unpaid past the grace period (payment reactivates them).",
     ),
     Job(
         "message-dispatch",

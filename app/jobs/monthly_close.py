@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import mongoengine as me
 
+from app.billing.service import issue_invoice
 from app.clock import utcnow
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
@@ -46,11 +47,11 @@ def reset_monthly_usage(tenant: Tenant, period: str) -> bool:
 
 
 def run(now: datetime | None = None) -> dict[str, int | str]:
-    """Close the period before the current one for every tenant that existed in it."""
+    """Close the period before the current one for every tenant that existed in it, and bill it."""
     now = now or utcnow()
     period = previous_period(now)
     _start, end = period_bounds(period)
-    closed = already = 0
+    closed = already = invoiced = 0
     for tenant in each_tenant("monthly close: snapshot every tenant's usage"):
         if tenant.created_at >= end:
             continue
@@ -58,5 +59,13 @@ def run(now: datetime | None = None) -> dict[str, int | str]:
             closed += 1
         else:
             already += 1
-    log.info("monthly close", extra={"period": period, "closed": closed, "alreadyClosed": already})
-    return {"period": period, "closed": closed, "alreadyClosed": already}
+        # Also after a close that stopped between its snapshot and its invoice: billing is idempotent.
+        with tenant_scope(tenant):
+            snapshot = UsageSnapshot.objects.get(period=period)
+        if issue_invoice(tenant, period, snapshot.resources, now) is not None:
+            invoiced += 1
+    log.info(
+        "monthly close",
+        extra={"period": period, "closed": closed, "alreadyClosed": already, "invoiced": invoiced},
+    )
+    return {"period": period, "closed": closed, "alreadyClosed": already, "invoiced": invoiced}

@@ -36,6 +36,13 @@ class Billing(me.EmbeddedDocument):
     trial_ends_at = me.DateTimeField(db_field="trialEndsAt")
     current_period_end = me.DateTimeField(db_field="currentPeriodEnd")
     customer_ref = me.StringField(db_field="customerRef", max_length=200)
+    # A monthly price in cents that overrides the plan's (enterprise prices are set per tenant).
+    price_cents = me.IntField(db_field="priceCents", min_value=0)
+    # The invoice counter: numbers follow each other without gaps, one invoice per closed period.
+    last_invoice_number = me.IntField(db_field="lastInvoiceNumber", default=0, min_value=0)
+    last_invoiced_period = me.StringField(db_field="lastInvoicedPeriod", max_length=7)
+    # What the open invoices add up to, kept with each invoice change so that lists need no query.
+    balance_cents = me.IntField(db_field="balanceCents", default=0)
 
 
 class GeneralSettings(me.EmbeddedDocument):

@@ -28,6 +28,7 @@ FEATURE_NAMES = (
     "customReports",
     "multiLanguage",
     "customIntegrations",
+    "sso",
     "whiteLabel",
     "aiSuggestions",
     "sla",
@@ -39,7 +40,7 @@ def _features(*enabled: str) -> dict[str, bool]:
 
 
 _STARTER = ("basicAnalytics", "automation", "apiAccess")
-_PROFESSIONAL = (*_STARTER, "abTesting", "customReports", "multiLanguage", "customIntegrations")
+_PROFESSIONAL = (*_STARTER, "abTesting", "customReports", "multiLanguage", "customIntegrations", "sso")
 _ENTERPRISE = (*_PROFESSIONAL, "whiteLabel", "aiSuggestions", "sla")
 
 PLANS: dict[str, dict[str, Any]] = {

@@ -8,6 +8,7 @@ from app import validators
 from app.pagination import PageArgs
 from app.users.schemas import NAME, PASSWORD, UserSchema
 
+from .billing import billing_summary
 from .models import BILLING_STATUSES, STATUSES
 from .plans import DEFAULT_PLAN, FEATURE_NAMES, LIMIT_NAMES, PLAN_NAMES, effective_features, effective_limits
 
@@ -64,6 +65,13 @@ class BillingSchema(Schema):
     email = fields.String(allow_none=True)
     trial_ends_at = fields.AwareDateTime(data_key="trialEndsAt", allow_none=True)
     current_period_end = fields.AwareDateTime(data_key="currentPeriodEnd", allow_none=True)
+    price_cents = fields.Integer(
+        data_key="priceCents", allow_none=True, metadata={"description": "per month"}
+    )
+    currency = fields.String()
+    balance_cents = fields.Integer(data_key="balanceCents", metadata={"description": "open invoices"})
+    next_period_start = fields.AwareDateTime(data_key="nextPeriodStart")
+    last_invoice_number = fields.Integer(data_key="lastInvoiceNumber")
 
 
 class TenantSchema(Schema):
@@ -84,9 +92,12 @@ class TenantSchema(Schema):
     settings = fields.Nested(SettingsSchema)
     branding = fields.Nested(BrandingSchema)
     compliance = fields.Nested(ComplianceSchema, attribute="settings.compliance")
-    billing = fields.Nested(BillingSchema)
+    billing = fields.Method("_billing", metadata={"type": "object", "description": "BillingSchema"})
     created_at = fields.AwareDateTime(data_key="createdAt")
     updated_at = fields.AwareDateTime(data_key="updatedAt")
+
+    def _billing(self, tenant) -> dict:
+        return BillingSchema().dump(billing_summary(tenant))
 
     def _limits(self, tenant) -> dict:
         return effective_limits(tenant.plan, tenant.limits)
@@ -234,6 +245,9 @@ class TenantListArgs(PageArgs):
 
 class BillingPatchSchema(Schema):
     status = fields.String(validate=validate.OneOf(BILLING_STATUSES))
+    price_cents = fields.Integer(
+        data_key="priceCents", allow_none=True, strict=True, validate=validate.Range(min=0, max=10**9)
+    )
     email = fields.Email(allow_none=True)
     trial_ends_at = fields.AwareDateTime(data_key="trialEndsAt", allow_none=True)
     current_period_end = fields.AwareDateTime(data_key="currentPeriodEnd", allow_none=True)

@@ -15,6 +15,9 @@ WEBHOOK_EVENTS = (
     "tenant.suspended",
     "tenant.activated",
     "webhook.disabled",
+    "invoice.created",
+    "invoice.paid",
+    "invoice.overdue",
 )
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 

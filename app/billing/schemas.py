@@ -1,0 +1,34 @@
+"""Invoices on the wire (amounts in cents)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.pagination import PageArgs
+
+from .models import INVOICE_STATUSES
+
+
+class InvoiceSchema(Schema):
+    id = fields.String()
+    number = fields.Integer()
+    period = fields.String()
+    plan = fields.String()
+    amount_cents = fields.Integer(data_key="amountCents")
+    currency = fields.String()
+    status = fields.String()
+    usage = fields.Dict(metadata={"description": "used and limit of every limit in the period"})
+    issued_at = fields.AwareDateTime(data_key="issuedAt")
+    due_at = fields.AwareDateTime(data_key="dueAt")
+    paid_at = fields.AwareDateTime(data_key="paidAt", allow_none=True)
+    closed_at = fields.AwareDateTime(data_key="closedAt", allow_none=True)
+
+
+class InvoiceListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(INVOICE_STATUSES))
+
+
+class WebhookReceiptSchema(Schema):
+    received = fields.Boolean()
+    duplicate = fields.Boolean()
+    applied = fields.Boolean()

@@ -1,0 +1,20 @@
+"""Suspend tenants whose invoices stay unpaid past the grace period (BILLING_GRACE_DAYS)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.billing.service import suspend_overdue
+from app.clock import utcnow
+
+from .common import each_tenant
+
+
+def run(now: datetime | None = None) -> dict[str, int]:
+    """Suspend every active tenant with an overdue invoice (payment reactivates it)."""
+    now = now or utcnow()
+    suspended = sum(
+        suspend_overdue(tenant, now)
+        for tenant in each_tenant("billing: look for overdue invoices", include_suspended=False)
+    )
+    return {"suspended": suspended}
