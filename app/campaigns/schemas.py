@@ -59,7 +59,7 @@ class CampaignSchema(Schema):
     message = fields.Nested(MessageBodySchema)
     targets = fields.List(fields.String())
     telegram_account_id = fields.Function(
-        lambda c: str(c.telegram_account.id) if c.telegram_account else None,
+        lambda c: str(ref) if (ref := c.reference_id("telegram_account")) else None,
         data_key="telegramAccountId",
         metadata={"type": "string", "nullable": True},
     )

@@ -121,6 +121,11 @@ class TenantDocument(me.Document):
         self.bind_tenant()
         return super().save(*args, **kwargs)
 
+    def reference_id(self, name: str) -> Any:
+        """Return the id a TenantReferenceField holds, without loading the document (no query)."""
+        value = self._data.get(name)
+        return getattr(value, "id", value)
+
     def validate(self, clean: bool = True) -> None:
         super().validate(clean)
         for name, field in self._fields.items():
