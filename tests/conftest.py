@@ -20,6 +20,8 @@ from app.tenancy import context  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
+from .support import create_bot  # noqa: E402
+
 
 def _test_uri(name: str) -> str:
     """A URI for database `name` on MONGODB_TEST_URI's server (no database path), or on mongomock."""
@@ -72,8 +74,15 @@ def app_factory(fake_telegram):
 
 
 @pytest.fixture
-def app(app_factory):
-    app = app_factory()
+def settings() -> dict:
+    """Extra settings of the app; a module or class overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def app(app_factory, settings):
+    """An app on a fresh database, built with `settings`, its context pushed."""
+    app = app_factory(**settings)
     with app.app_context():
         yield app
 
@@ -134,8 +143,31 @@ def auth_headers(owner, headers_for):
 
 
 @pytest.fixture
+def member_headers(tenant, make_user, headers_for):
+    """A member of `tenant`, authenticated."""
+    return headers_for(make_user(tenant, "member"))
+
+
+@pytest.fixture
 def other_owner(other_tenant, make_user):
     return make_user(other_tenant, "owner")
+
+
+@pytest.fixture
+def other_headers(other_owner, headers_for):
+    """The owner of `other_tenant`, authenticated."""
+    return headers_for(other_owner)
+
+
+@pytest.fixture
+def free_tenant(app):
+    return create_tenant("Small Shop", "small-shop")  # the free plan: 5 users
+
+
+@pytest.fixture
+def bot(client, auth_headers) -> str:
+    """A bot connected to `tenant`: its account id."""
+    return create_bot(client, auth_headers)
 
 
 @pytest.fixture
@@ -174,7 +206,9 @@ def serialized_writes(monkeypatch):
 
         return wrapper
 
-    for name in ("_insert", "_update", "_delete", "_find_and_modify", "replace_one"):
+    # Reads take the lock too: mongomock stores a document before it checks the unique indexes (and
+    # removes it again on a duplicate), so an unlocked read could see a row a server never shows.
+    for name in ("_insert", "_update", "_delete", "_find_and_modify", "replace_one", "_iter_documents"):
         monkeypatch.setattr(
             mongomock.collection.Collection, name, locked(getattr(mongomock.collection.Collection, name))
         )

@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from app.audit.models import AuditLog
 from app.auth.models import ApiKey
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
-from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
+
+from .support import audit_entries, update_tenant
 
 KEYS = "/api/v1/api-keys"
 ME = "/api/v1/auth/me"
@@ -79,17 +78,6 @@ def stored_keys(tenant):
         return [doc.to_mongo().to_dict() for doc in ApiKey.objects]
 
 
-def audit_entries(tenant, action):
-    with tenant_scope(tenant):
-        return list(AuditLog.objects(action=action))
-
-
-def refresh_tenant(tenant, **changes):
-    """Change a tenant behind the API's back, as another worker would, and drop cached copies."""
-    Tenant.objects(id=tenant.id).update(**changes)
-    tenant_cache.clear()
-
-
 def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -97,16 +85,6 @@ def sha256(text):
 @pytest.fixture
 def admin_headers(tenant, make_user, headers_for):
     return headers_for(make_user(tenant, "admin"))
-
-
-@pytest.fixture
-def member_headers(tenant, make_user, headers_for):
-    return headers_for(make_user(tenant, "member"))
-
-
-@pytest.fixture
-def other_headers(other_owner, headers_for):
-    return headers_for(other_owner)
 
 
 @pytest.fixture
@@ -446,21 +424,21 @@ class TestMalformedKeys:
 
 class TestTenantState:
     def test_downgrade_to_a_plan_without_api_access(self, client, tenant, member_key):
-        refresh_tenant(tenant, set__plan="free")
+        update_tenant(tenant, set__plan="free")
         assert_error(client.get(ME, headers=with_key(member_key["key"])), 403, "feature_not_available")
 
     def test_feature_override_off_disables_keys(self, client, tenant, member_key):
-        refresh_tenant(tenant, set__features={"apiAccess": False})
+        update_tenant(tenant, set__features={"apiAccess": False})
         assert_error(client.get(ME, headers=with_key(member_key["key"])), 403, "feature_not_available")
 
     def test_upgrade_again_restores_the_key(self, client, tenant, member_key):
-        refresh_tenant(tenant, set__plan="free")
+        update_tenant(tenant, set__plan="free")
         assert client.get(ME, headers=with_key(member_key["key"])).status_code == 403
-        refresh_tenant(tenant, set__plan="starter")
+        update_tenant(tenant, set__plan="starter")
         assert client.get(ME, headers=with_key(member_key["key"])).status_code == 200
 
     def test_suspended_tenant(self, client, tenant, member_key):
-        refresh_tenant(tenant, set__status="suspended")
+        update_tenant(tenant, set__status="suspended")
         assert_error(client.get(ME, headers=with_key(member_key["key"])), 403, "tenant_suspended")
 
     def test_suspension_by_the_superadmin_applies_at_once(

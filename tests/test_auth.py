@@ -18,14 +18,11 @@ from app.tenants.models import Tenant
 from app.users.models import User
 
 from .conftest import PASSWORD
+from .support import bearer
 
 
 def login(client, email, password=PASSWORD, **kwargs):
     return client.post("/api/v1/auth/login", json={"email": email, "password": password}, **kwargs)
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 class TestLogin:

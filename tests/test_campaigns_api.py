@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import count
+from functools import partial
 
 import pytest
 from bson import ObjectId
@@ -13,21 +13,24 @@ from app.messages.models import Message
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
-from app.tenants.service import create_tenant
-from app.usage import service as usage
+
+from .support import (
+    assert_limit_exceeded,
+    create_bot,
+    document_snapshot,
+    error_code,
+    messages_used,
+    set_limits,
+    stored_document,
+)
 
 API = "/api/v1"
 CAMPAIGNS = f"{API}/campaigns"
 TEXT_LIMIT = 4096
 TARGETS = ["@channel_one", "@channel_two", -1001234567890]
-_bot_ids = count(100001)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def error_code(response) -> str:
-    return response.json["error"]["code"]
 
 
 def campaign_url(campaign_id, suffix: str = "") -> str:
@@ -40,16 +43,6 @@ def in_future(**delta) -> str:
 
 def in_past(**delta) -> str:
     return (datetime.now(UTC) - timedelta(**(delta or {"hours": 1}))).isoformat()
-
-
-def create_bot(client, headers) -> str:
-    """Connect a bot to the caller's tenant and return its id."""
-    token = f"{next(_bot_ids)}:{'A' * 35}"
-    response = client.post(
-        f"{API}/telegram-accounts", json={"name": "Sender", "token": token}, headers=headers
-    )
-    assert response.status_code == 201, response.json
-    return response.json["id"]
 
 
 def campaign_body(**changes) -> dict:
@@ -67,28 +60,12 @@ def send(client, headers, campaign_id):
     return client.post(campaign_url(campaign_id, "/send"), headers=headers)
 
 
-def set_limits(tenant, **limits) -> None:
-    Tenant.objects(id=tenant.id).update(set__limits=limits)
-    tenant_cache.clear()
-
-
 def campaigns_used(tenant) -> int:
     return Tenant.objects.get(id=tenant.id).usage.campaigns
 
 
-def messages_used(tenant) -> int:
-    with tenant_scope(tenant):
-        return usage.used(tenant, "messagesPerMonth")
-
-
-def stored_campaign(tenant, campaign_id) -> Campaign | None:
-    with tenant_scope(tenant):
-        return Campaign.objects(id=campaign_id).first()
-
-
-def campaign_snapshot(tenant, campaign_id) -> dict | None:
-    campaign = stored_campaign(tenant, campaign_id)
-    return campaign.to_mongo().to_dict() if campaign else None
+stored_campaign = partial(stored_document, Campaign)
+campaign_snapshot = partial(document_snapshot, Campaign)
 
 
 def messages_of(tenant, campaign_id, status: str | None = None) -> list[Message]:
@@ -104,21 +81,6 @@ def mark_messages(tenant, campaign_id, status: str, how_many: int) -> None:
     for message in messages_of(tenant, campaign_id, "queued")[:how_many]:
         with tenant_scope(tenant):
             Message.objects(id=message.id).update_one(set__status=status)
-
-
-@pytest.fixture
-def bot(client, auth_headers) -> str:
-    return create_bot(client, auth_headers)
-
-
-@pytest.fixture
-def member_headers(tenant, make_user, headers_for):
-    return headers_for(make_user(tenant, "member"))
-
-
-@pytest.fixture
-def free_tenant(app):
-    return create_tenant("Small Shop", "small-shop")
 
 
 @pytest.fixture
@@ -600,14 +562,9 @@ class TestSend:
         campaign = create(client, auth_headers, telegramAccountId=bot)
         before = campaign_snapshot(tenant, campaign["id"])
         response = send(client, auth_headers, campaign["id"])
-        assert response.status_code == 403
-        assert error_code(response) == "limit_exceeded"
-        assert response.json["error"]["details"] == {
-            "resource": "messagesPerMonth",
-            "limit": len(TARGETS) - 1,
-            "used": 0,
-            "requested": len(TARGETS),
-        }
+        assert_limit_exceeded(
+            response, "messagesPerMonth", limit=len(TARGETS) - 1, used=0, requested=len(TARGETS)
+        )
         assert messages_of(tenant, campaign["id"]) == []
         assert stored_campaign(tenant, campaign["id"]).status == "draft"
         assert campaign_snapshot(tenant, campaign["id"]) == before
@@ -728,14 +685,7 @@ class TestCampaignLimit:
         create(client, auth_headers, name="two")  # limit-1
         create(client, auth_headers, name="three")  # the limit
         response = client.post(CAMPAIGNS, json=campaign_body(name="four"), headers=auth_headers)
-        assert response.status_code == 403
-        assert error_code(response) == "limit_exceeded"
-        assert response.json["error"]["details"] == {
-            "resource": "campaigns",
-            "limit": 3,
-            "used": 3,
-            "requested": 1,
-        }
+        assert_limit_exceeded(response, "campaigns", limit=3, used=3)
         assert campaigns_used(tenant) == 3
         assert client.get(CAMPAIGNS, headers=auth_headers).json["total"] == 3
 
@@ -779,14 +729,7 @@ class TestDowngrade:
         assert renamed.status_code == 200
 
         response = client.post(CAMPAIGNS, json=campaign_body(), headers=auth_headers)
-        assert response.status_code == 403
-        assert error_code(response) == "limit_exceeded"
-        assert response.json["error"]["details"] == {
-            "resource": "campaigns",
-            "limit": 2,
-            "used": 4,
-            "requested": 1,
-        }
+        assert_limit_exceeded(response, "campaigns", limit=2, used=4)
         for campaign_id, remaining in ((ids[0], 3), (ids[1], 2)):
             assert client.delete(campaign_url(campaign_id), headers=auth_headers).status_code == 204
             assert campaigns_used(tenant) == remaining

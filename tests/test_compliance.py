@@ -3,7 +3,6 @@ behind a trusted proxy), the GDPR export and erasure, and two-factor authenticat
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,13 +11,11 @@ from types import SimpleNamespace
 import pyotp
 import pytest
 from bson import ObjectId
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from app import crypto
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.auth import tokens
-from app.tenancy.context import tenant_scope, unscoped
+from app.tenancy.context import tenant_scope
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
@@ -27,6 +24,7 @@ from app.users.models import EmailDirectory, User
 from app.users.service import create_user, pseudonym_of
 
 from .conftest import PASSWORD
+from .support import all_tenant_documents, bearer, error_code, file_part, impersonation_headers, multipart
 
 API = "/api/v1"
 AUDIT = f"{API}/audit-logs"
@@ -44,14 +42,6 @@ BOT_TOKEN = "123456789:AAE" + "x7Kq_9-bZ" * 3 + "LmN4pQrS"  # "AAE" and 33 more 
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def error_code(response) -> str:
-    return response.get_json()["error"]["code"]
 
 
 def audit_entries(client, headers, **query) -> list[dict]:
@@ -84,15 +74,6 @@ def patch_settings(client, headers, body, environ=None):
     return client.patch(SETTINGS, headers=headers, json=body, environ_base=environ or {})
 
 
-def impersonation_headers(client, superadmin_headers, tenant, user_id=None) -> dict[str, str]:
-    body = {"reason": "support"}
-    if user_id is not None:
-        body["userId"] = str(user_id)
-    response = client.post(f"{API}/tenants/{tenant.id}/impersonate", headers=superadmin_headers, json=body)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return bearer(response.json["accessToken"])
-
-
 def add_user(client, headers, email, name="Jane Doe", role="member", password=PASSWORD) -> dict:
     response = client.post(
         USERS, headers=headers, json={"email": email, "name": name, "role": role, "password": password}
@@ -121,18 +102,6 @@ def stagger_audit(tenant, times_by_id: dict) -> None:
             AuditLog.objects(id=entry_id).update_one(set__created_at=moment)
 
 
-def all_tenant_documents(tenant) -> dict[str, list[dict]]:
-    """Every document `tenant` owns, per collection, as stored."""
-    with unscoped("test: snapshot of one tenant's documents"):
-        return {
-            cls._get_collection_name(): sorted(
-                (doc.to_mongo().to_dict() for doc in cls.objects(tenant_id=tenant.id)),
-                key=lambda d: str(d["_id"]),
-            )
-            for cls in tenant_document_classes()
-        }
-
-
 def global_documents_of(tenant) -> dict[str, list[dict]]:
     """The global documents that belong to `tenant` (email directory, platform trail)."""
     return {
@@ -148,13 +117,8 @@ def global_documents_of(tenant) -> dict[str, list[dict]]:
 
 
 def upload(client, headers, data: bytes, filename: str) -> dict:
-    storage = FileStorage(stream=io.BytesIO(data), filename=filename, content_type="text/plain")
-    boundary, body = encode_multipart({"file": storage})
     response = client.post(
-        f"{API}/media",
-        headers=headers,
-        data=body,
-        content_type=f"multipart/form-data; boundary={boundary}",
+        f"{API}/media", headers=headers, **multipart({"file": file_part(data, filename, "text/plain")})
     )
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.json

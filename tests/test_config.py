@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,7 +11,8 @@ from gunicorn.config import Config
 import config
 from app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support import ROOT
+
 FERNET_KEY = "cHJvZHVjdGlvbi1rZXktMDEyMzQ1Njc4OWFiY2RlZjA="
 PRODUCTION = {
     "APP_ENV": "production",

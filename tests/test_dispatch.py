@@ -24,56 +24,21 @@ from app.messages.delivery import dispatch
 from app.messages.models import Message
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
-from app.usage import service as usage
 from app.webhooks.models import WebhookDelivery
+
+from .support import connect_bot, messages_used, sent_campaign
 
 API = "/api/v1"
 CAMPAIGNS = f"{API}/campaigns"
 ACCOUNTS = f"{API}/telegram-accounts"
-_bot_ids = count(300001)
 _chats = count(5_000_000)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def create_bot(client, headers) -> tuple[str, str]:
-    """Connect a bot to the caller's tenant; return (account id, Telegram bot id)."""
-    bot_id = str(next(_bot_ids))
-    response = client.post(
-        ACCOUNTS, json={"name": "Sender", "token": f"{bot_id}:{'C' * 35}"}, headers=headers
-    )
-    assert response.status_code == 201, response.json
-    return response.json["id"], bot_id
-
-
 def chats(n: int) -> list[str]:
     return [str(next(_chats)) for _ in range(n)]
-
-
-def create_campaign(client, headers, account: str, targets: list, text: str = "Hello", **extra) -> str:
-    body = {
-        "name": "Campaign",
-        "message": {"text": text},
-        "targets": list(targets),
-        "telegramAccountId": account,
-        **extra,
-    }
-    response = client.post(CAMPAIGNS, json=body, headers=headers)
-    assert response.status_code == 201, response.json
-    return response.json["id"]
-
-
-def send(client, headers, campaign_id: str) -> dict:
-    response = client.post(f"{CAMPAIGNS}/{campaign_id}/send", headers=headers)
-    assert response.status_code == 202, response.json
-    return response.json
-
-
-def sent_campaign(client, headers, account: str, targets: list, text: str = "Hello", **extra) -> str:
-    campaign_id = create_campaign(client, headers, account, targets, text, **extra)
-    send(client, headers, campaign_id)
-    return campaign_id
 
 
 def messages(tenant, campaign_id=None, **filters) -> list[Message]:
@@ -101,11 +66,6 @@ def statuses(tenant, campaign_id=None) -> Counter:
 def campaign_status(tenant, campaign_id) -> str:
     with tenant_scope(tenant):
         return Campaign.objects.get(id=campaign_id).status
-
-
-def messages_used(tenant) -> int:
-    with tenant_scope(tenant):
-        return usage.used(Tenant.objects.get(id=tenant.id), "messagesPerMonth")
 
 
 def unfinished() -> int:
@@ -179,26 +139,8 @@ def fast_clock(offset: float):
 
 
 @pytest.fixture
-def settings() -> dict:
-    return {}
-
-
-@pytest.fixture
-def app(app_factory, settings):
-    """The conftest app, built with the settings of the test (the database is one per app)."""
-    app = app_factory(**settings)
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
 def bot(client, auth_headers) -> tuple[str, str]:
-    return create_bot(client, auth_headers)
-
-
-@pytest.fixture
-def other_headers(other_owner, headers_for):
-    return headers_for(other_owner)
+    return connect_bot(client, auth_headers)
 
 
 # -- the issue's done-when: 500 chats, two tenants, Telegram's rates --------------------------------
@@ -213,8 +155,8 @@ class TestFiveHundredChats:
         self, app, client, tenant, other_tenant, auth_headers, other_headers, fake_telegram, monkeypatch
     ):
         monkeypatch.setattr(fake_telegram, "per_bot", (100, 1.0))
-        acme_account, acme_bot = create_bot(client, auth_headers)
-        globex_account, globex_bot = create_bot(client, other_headers)
+        acme_account, acme_bot = connect_bot(client, auth_headers)
+        globex_account, globex_bot = connect_bot(client, other_headers)
         acme_chats, globex_chats = chats(300), chats(200)
         acme_campaign = sent_campaign(client, auth_headers, acme_account, acme_chats, "Acme news")
         globex_campaign = sent_campaign(client, other_headers, globex_account, globex_chats, "Globex news")
@@ -285,7 +227,7 @@ class TestFiveHundredChats:
             return answer(token, method, params)
 
         monkeypatch.setattr(fake_telegram, "_answer", late_first)
-        account, bot_id = create_bot(client, auth_headers)
+        account, bot_id = connect_bot(client, auth_headers)
         sent_campaign(client, auth_headers, account, chats(110))
 
         drain()
@@ -297,7 +239,7 @@ class TestFiveHundredChats:
         self, app, client, tenant, auth_headers, fake_telegram, monkeypatch
     ):
         monkeypatch.setattr(fake_telegram, "per_bot", (100, 1.0))
-        account, bot_id = create_bot(client, auth_headers)
+        account, bot_id = connect_bot(client, auth_headers)
         campaign_id = sent_campaign(client, auth_headers, account, chats(5))
         result = run_job(app, job_named("message-dispatch"))
         assert result["sent"] == 5
@@ -329,8 +271,8 @@ class TestRacingDispatchers:
     ):
         monkeypatch.setattr(fake_telegram, "per_bot", (1000, 1.0))
         subscribe(client, auth_headers, events=("campaign.completed",))
-        acme_account, acme_bot = create_bot(client, auth_headers)
-        globex_account, globex_bot = create_bot(client, other_headers)
+        acme_account, acme_bot = connect_bot(client, auth_headers)
+        globex_account, globex_bot = connect_bot(client, other_headers)
         acme_campaign = sent_campaign(client, auth_headers, acme_account, chats(40))
         globex_campaign = sent_campaign(client, other_headers, globex_account, chats(25))
 
@@ -365,8 +307,8 @@ class TestFairness:
     def test_a_small_campaign_is_not_held_up_by_a_large_one(
         self, app, client, tenant, other_tenant, auth_headers, other_headers, fake_telegram
     ):
-        big_account, big_bot = create_bot(client, auth_headers)
-        small_account, small_bot = create_bot(client, other_headers)
+        big_account, big_bot = connect_bot(client, auth_headers)
+        small_account, small_bot = connect_bot(client, other_headers)
         big = sent_campaign(client, auth_headers, big_account, chats(300))
         small = sent_campaign(client, other_headers, small_account, chats(5))
 
@@ -427,7 +369,7 @@ class TestRetryAfter:
         # One request reached Telegram: after the 429 the bot waits, its next message too.
         assert len(requests_of(fake_telegram, bot_id)) == 1
         # Another bot is not told to wait.
-        other_account, other_bot = create_bot(client, auth_headers)
+        other_account, other_bot = connect_bot(client, auth_headers)
         other_campaign = sent_campaign(client, auth_headers, other_account, chats(1))
         assert dispatch()["sent"] == 1
         assert len(sent_to(fake_telegram, other_bot)) == 1
@@ -655,8 +597,8 @@ class TestTenantStatus:
         fake_telegram,
         superadmin_headers,
     ):
-        account, bot_id = create_bot(client, auth_headers)
-        other_account, other_bot = create_bot(client, other_headers)
+        account, bot_id = connect_bot(client, auth_headers)
+        other_account, other_bot = connect_bot(client, other_headers)
         sent_campaign(client, auth_headers, account, chats(4))
         other_campaign = sent_campaign(client, other_headers, other_account, chats(2))
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
+from . import support
 from .support import register_probe
+
+# Every error source answers in JSON, so the media type is checked as well.
+error_of = partial(support.error_of, mimetype="application/json")
 
 
 @pytest.fixture
@@ -14,15 +19,6 @@ def probe(app_factory):
     app = app_factory(PROPAGATE_EXCEPTIONS=False, MAX_CONTENT_LENGTH=2048)
     register_probe(app)
     return app.test_client()
-
-
-def error_of(response, status):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.json
-    assert set(body) == {"error"}
-    assert {"code", "message"} <= set(body["error"])
-    return body["error"]
 
 
 def test_not_found(probe):

@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 from flask_jwt_extended import decode_token
 
-from app.audit.models import AuditLog, PlatformAuditLog
+from app.audit.models import PlatformAuditLog
 from app.auth import tokens
 from app.tenancy.context import tenant_scope
 from app.tenants.service import create_tenant
@@ -16,6 +16,7 @@ from app.users.models import PlatformUser
 from app.users.service import create_superadmin, create_user
 
 from .conftest import PASSWORD
+from .support import audit_entries, bearer, error_code
 
 API = "/api/v1"
 TENANTS = f"{API}/tenants"
@@ -24,14 +25,6 @@ IMPERSONATION_MAX_SECONDS = 15 * 60
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def error_code(response) -> str:
-    return response.json["error"]["code"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def start(client, superadmin_headers, tenant, reason: str | None = REASON, user_id=None):
@@ -56,11 +49,6 @@ def key_ids(client, headers) -> list[str]:
     response = client.get(f"{API}/api-keys", headers=headers)
     assert response.status_code == 200, response.json
     return [key["id"] for key in response.json["items"]]
-
-
-def audit_entries(tenant, action: str) -> list[AuditLog]:
-    with tenant_scope(tenant):
-        return list(AuditLog.objects(action=action))
 
 
 # -- starting an impersonation ---------------------------------------------------------------------

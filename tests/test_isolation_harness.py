@@ -23,10 +23,13 @@ from app.tenancy.context import tenant_scope, unscoped
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.service import create_tenant
 
+from .support import all_tenant_documents
+
 pytestmark = pytest.mark.multitenant
 
 METHODS = ("get", "post", "put", "patch", "delete")
 PARAM = re.compile(r"{([^}]+)}")
+READ_A = "harness: read tenant A's data"
 
 
 def _principal(user):
@@ -91,17 +94,6 @@ def a_ids(tenant) -> list[str]:
     return ids
 
 
-def snapshot(tenant) -> dict:
-    with unscoped("harness: read tenant A's data"):
-        return {
-            cls._get_collection_name(): sorted(
-                (doc.to_mongo().to_dict() for doc in cls.objects(tenant_id=tenant.id)),
-                key=lambda d: str(d["_id"]),
-            )
-            for cls in tenant_document_classes()
-        }
-
-
 def operations(client):
     spec = client.get("/api/v1/openapi.json").json
     for path, item in spec["paths"].items():
@@ -128,7 +120,7 @@ def report(capsys, what, count):
 
 def test_another_tenants_ids_are_404_on_every_route(app, client, world, capsys):
     ids = a_ids(world["a"])
-    before = snapshot(world["a"])
+    before = all_tenant_documents(world["a"], reason=READ_A)
     probes = 0
     for path, method in operations(client):
         if not PARAM.search(path) or rule_of(app, path, method).access is Access.PLATFORM:
@@ -143,7 +135,9 @@ def test_another_tenants_ids_are_404_on_every_route(app, client, world, capsys):
                     f"{response.get_data(as_text=True)[:200]}"
                 )
     assert probes > 0
-    assert snapshot(world["a"]) == before, "tenant A's data changed under tenant B's requests"
+    assert all_tenant_documents(world["a"], reason=READ_A) == before, (
+        "tenant A's data changed under tenant B's requests"
+    )
     report(capsys, "another tenant's ids", probes)
 
 

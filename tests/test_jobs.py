@@ -7,7 +7,6 @@ on documents created directly in each tenant's scope.
 from __future__ import annotations
 
 import sys
-import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +36,6 @@ from app.jobs.lease import LEASE_NAME, SchedulerLease
 from app.media.models import MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import (
     TenancyError,
     TenantState,
@@ -55,39 +53,14 @@ from app.usage.models import UsageCounter, UsageSnapshot
 from app.users.models import User
 from app.webhooks.models import Webhook, WebhookDelivery
 
+from .support import run_together, update_tenant
+
 pytestmark = pytest.mark.multitenant
 
 THREADS = 8
 REPETITIONS = 5
 SECOND = timedelta(seconds=1)
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def run_together(count, work):
-    """Start `count` threads at the same moment; return what each returned (or raised)."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def run(index):
-        barrier.wait()
-        try:
-            results[index] = work(index)
-        except Exception as exc:  # the outcome under test, collected for the assertions
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
-def update_tenant(tenant, **changes):
-    """Change a tenant behind the service's back (as drift, a settings change or an old signup would)."""
-    Tenant.objects(id=tenant.id).update(**changes)
-    tenant_cache.clear()
-    return Tenant.objects.get(id=tenant.id)
 
 
 def dump(tenant_id=None):
@@ -119,6 +92,7 @@ def test_the_schedule_names_every_job(app):
         "monthly-close",
         "retention-purge",
         "usage-reconcile",
+        "billing-overdue",
         "message-dispatch",
         "webhook-delivery",
     ]
@@ -168,7 +142,7 @@ def test_jobs_run_once_runs_the_named_job_and_prints_its_result(app, tenant):
         assert Message.objects(id=expired.id).first() is None
         assert UsageSnapshot.objects.count() == 1
     assert printed["monthly-close"].startswith("monthly-close: {'period': ")
-    assert printed["monthly-close"].endswith("'closed': 1, 'alreadyClosed': 0}\n")
+    assert printed["monthly-close"].endswith("'closed': 1, 'alreadyClosed': 0, 'invoiced': 1}\n")
 
 
 def test_jobs_run_once_with_an_unknown_name_fails_and_lists_the_jobs(app, tenant):
@@ -267,7 +241,7 @@ def test_build_scheduler_holds_every_job_and_a_lease_renewal(app):
         entry = scheduled[job.name]
         assert entry.func is run_job
         assert entry.args == (app, job, "host-a")  # every run is fenced by the lease
-        expected = CronTrigger if job in MAINTENANCE else IntervalTrigger
+        expected = CronTrigger if job.trigger(app.config)["trigger"] == "cron" else IntervalTrigger
         assert isinstance(entry.trigger, expected)
     assert scheduled["message-dispatch"].trigger.interval == timedelta(
         seconds=app.config["DISPATCH_INTERVAL_SECONDS"]
@@ -430,7 +404,12 @@ def test_the_period_closed_is_the_month_before_now(now, period):
 def test_monthly_close_writes_one_snapshot_per_tenant_for_the_month_that_ended(app, october):
     acme, globex = october
 
-    assert monthly_close.run(now=CLOSE_NOW) == {"period": "2026-10", "closed": 2, "alreadyClosed": 0}
+    assert monthly_close.run(now=CLOSE_NOW) == {
+        "period": "2026-10",
+        "closed": 2,
+        "alreadyClosed": 0,
+        "invoiced": 2,
+    }
 
     assert_october_closed(acme, globex)
 
@@ -440,7 +419,12 @@ def test_a_second_run_of_the_monthly_close_changes_nothing(app, october):
     monthly_close.run(now=CLOSE_NOW)
     before = dump()
 
-    assert monthly_close.run(now=CLOSE_NOW) == {"period": "2026-10", "closed": 0, "alreadyClosed": 2}
+    assert monthly_close.run(now=CLOSE_NOW) == {
+        "period": "2026-10",
+        "closed": 0,
+        "alreadyClosed": 2,
+        "invoiced": 0,
+    }
 
     assert dump() == before
     assert_october_closed(acme, globex)
@@ -450,12 +434,27 @@ def test_a_late_monthly_close_closes_the_same_period_once(app, october):
     acme, globex = october
 
     late = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-    assert monthly_close.run(now=late) == {"period": "2026-10", "closed": 2, "alreadyClosed": 0}
+    assert monthly_close.run(now=late) == {
+        "period": "2026-10",
+        "closed": 2,
+        "alreadyClosed": 0,
+        "invoiced": 2,
+    }
     assert_october_closed(acme, globex)
     before = dump()
 
-    assert monthly_close.run(now=CLOSE_NOW) == {"period": "2026-10", "closed": 0, "alreadyClosed": 2}
-    assert monthly_close.run(now=late) == {"period": "2026-10", "closed": 0, "alreadyClosed": 2}
+    assert monthly_close.run(now=CLOSE_NOW) == {
+        "period": "2026-10",
+        "closed": 0,
+        "alreadyClosed": 2,
+        "invoiced": 0,
+    }
+    assert monthly_close.run(now=late) == {
+        "period": "2026-10",
+        "closed": 0,
+        "alreadyClosed": 2,
+        "invoiced": 0,
+    }
     assert dump() == before
 
 
@@ -465,7 +464,11 @@ def test_concurrent_monthly_closes_write_each_snapshot_once(app, october, serial
         with unscoped("test: start the repetition without snapshots"):
             UsageSnapshot.objects.delete()
 
-        results = run_together(THREADS, lambda _i: monthly_close.run(now=CLOSE_NOW))
+        def close(_index):
+            with app.app_context():  # as run_job gives every job
+                return monthly_close.run(now=CLOSE_NOW)
+
+        results = run_together(THREADS, close)
 
         assert all(isinstance(r, dict) for r in results), results
         assert {r["period"] for r in results} == {"2026-10"}
@@ -480,7 +483,12 @@ def test_a_tenant_created_after_the_period_ended_gets_no_snapshot(app, october):
         create_tenant("Initech", "initech"), set__created_at=datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
     )
 
-    assert monthly_close.run(now=CLOSE_NOW) == {"period": "2026-10", "closed": 2, "alreadyClosed": 0}
+    assert monthly_close.run(now=CLOSE_NOW) == {
+        "period": "2026-10",
+        "closed": 2,
+        "alreadyClosed": 0,
+        "invoiced": 2,
+    }
 
     assert (initech.id, "2026-10") not in snapshots()
     with tenant_scope(initech):

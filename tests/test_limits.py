@@ -6,38 +6,28 @@ apiCallsPerHour is a rate limit, covered in tests/test_rate_limits.py.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import itertools
 
 import pytest
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from app.audit.models import AuditLog
 from app.campaigns.models import Campaign
 from app.media.models import MediaChunk, MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
-from app.tenants.models import Tenant
 from app.tenants.plans import LIMIT_NAMES, PLANS
 from app.usage.models import UsageAlert
 from app.users.models import User
 from app.webhooks.models import Webhook, WebhookDelivery
+
+from .support import assert_limit_exceeded, bot_token, file_part, multipart, set_limits
 
 USAGE = "/api/v1/tenants/current/usage"
 _unique = itertools.count(1)
 
 
 # -- helpers: one way to consume each limit through the API ---------------------------------------
-
-
-def set_limits(tenant, **limits) -> None:
-    """Override limits of the tenant's plan (as a superadmin would), effective at once."""
-    Tenant.objects(id=tenant.id).update(set__limits=limits)
-    tenant_cache.clear()
 
 
 def usage_of(client, headers, resource: str) -> dict:
@@ -69,9 +59,10 @@ def add_campaign(client, headers, targets=("@channel_one",), account_id=None):
 
 def add_telegram_account(client, headers):
     bot_id = 100_000 + next(_unique)
-    token = f"{bot_id}:AAE{hashlib.sha256(str(bot_id).encode()).hexdigest()[:32]}"
     return client.post(
-        "/api/v1/telegram-accounts", headers=headers, json={"name": f"Bot {bot_id}", "token": token}
+        "/api/v1/telegram-accounts",
+        headers=headers,
+        json={"name": f"Bot {bot_id}", "token": bot_token(bot_id)},
     )
 
 
@@ -84,13 +75,8 @@ def add_webhook(client, headers, events=("campaign.completed",)):
 
 
 def upload(client, headers, size: int):
-    part = FileStorage(
-        stream=io.BytesIO(b"x" * size), filename="blob.bin", content_type="application/octet-stream"
-    )
-    boundary, body = encode_multipart({"file": part})
-    return client.post(
-        "/api/v1/media", headers=headers, data=body, content_type=f"multipart/form-data; boundary={boundary}"
-    )
+    part = file_part(b"x" * size, "blob.bin", "application/octet-stream")
+    return client.post("/api/v1/media", headers=headers, **multipart({"file": part}))
 
 
 CREATORS = {
@@ -119,11 +105,8 @@ def ok(response, status=201) -> dict:
 
 
 def refused(response, resource: str, limit: int, used: int, requested: int = 1) -> None:
-    assert response.status_code == 403, response.get_data(as_text=True)
-    error = response.json["error"]
-    assert error["code"] == "limit_exceeded"
-    assert error["message"]
-    assert error["details"] == {"resource": resource, "limit": limit, "used": used, "requested": requested}
+    assert_limit_exceeded(response, resource, limit, used, requested)
+    assert response.json["error"]["message"]
 
 
 @pytest.fixture

@@ -4,20 +4,16 @@ metered against the plan's `storage` limit."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bson import ObjectId
-from werkzeug.datastructures import FileStorage
-from werkzeug.test import encode_multipart
 
 from app.media.models import CHUNK_SIZE, MediaChunk, MediaFile
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
-from app.tenants.models import Tenant
+
+from .support import created, error_of, file_part, multipart, random_id, set_limits
 
 MEDIA = "/api/v1/media"
 
@@ -26,30 +22,8 @@ def payload(size: int, seed: int = 7) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def file_part(data: bytes, filename: str, content_type: str) -> FileStorage:
-    return FileStorage(stream=io.BytesIO(data), filename=filename, content_type=content_type)
-
-
-def multipart(fields: dict) -> dict:
-    """Encode a multipart body in memory (the test client spills big bodies to a file it never closes)."""
-    boundary, body = encode_multipart(fields)
-    return {"data": body, "content_type": f"multipart/form-data; boundary={boundary}"}
-
-
 def upload(client, headers, data=b"hello, world", filename="hello.txt", content_type="text/plain"):
     return client.post(MEDIA, headers=headers, **multipart({"file": file_part(data, filename, content_type)}))
-
-
-def created(response) -> dict:
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.json
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
 
 
 def stored(tenant) -> tuple[int, int]:
@@ -60,15 +34,6 @@ def stored(tenant) -> tuple[int, int]:
 
 def storage_used(client, headers) -> int:
     return client.get("/api/v1/tenants/current/usage", headers=headers).json["resources"]["storage"]["used"]
-
-
-def set_limits(tenant, **limits) -> None:
-    Tenant.objects(id=tenant.id).update(set__limits=limits)
-    tenant_cache.clear()
-
-
-def random_id() -> str:
-    return str(ObjectId())
 
 
 class TestUpload:

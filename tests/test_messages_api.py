@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import count
 
 import pytest
 from bson import ObjectId
@@ -11,36 +10,13 @@ from bson import ObjectId
 from app.messages.models import Message
 from app.tenancy.context import tenant_scope
 
+from .support import create_bot, error_code, sent_campaign
+
 API = "/api/v1"
 MESSAGES = f"{API}/messages"
-_bot_ids = count(200001)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def error_code(response) -> str:
-    return response.json["error"]["code"]
-
-
-def create_bot(client, headers) -> str:
-    token = f"{next(_bot_ids)}:{'B' * 35}"
-    response = client.post(
-        f"{API}/telegram-accounts", json={"name": "Sender", "token": token}, headers=headers
-    )
-    assert response.status_code == 201, response.json
-    return response.json["id"]
-
-
-def sent_campaign(client, headers, bot: str, targets: list, text: str = "Hello") -> str:
-    """Create a campaign with `targets`, send it, and return its id."""
-    body = {"name": "Campaign", "message": {"text": text}, "targets": targets, "telegramAccountId": bot}
-    response = client.post(f"{API}/campaigns", json=body, headers=headers)
-    assert response.status_code == 201, response.json
-    campaign_id = response.json["id"]
-    response = client.post(f"{API}/campaigns/{campaign_id}/send", headers=headers)
-    assert response.status_code == 202, response.json
-    return campaign_id
 
 
 def stored_messages(tenant, **filters) -> list[Message]:
@@ -73,11 +49,6 @@ def listing(client, headers, **query):
 
 def ids_of(body) -> list[str]:
     return [item["id"] for item in body["items"]]
-
-
-@pytest.fixture
-def bot(client, auth_headers) -> str:
-    return create_bot(client, auth_headers)
 
 
 @pytest.fixture

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import mongomock.collection
@@ -41,9 +38,10 @@ from app.usage.service import period_bounds, period_of
 from app.users.models import EmailDirectory, User
 from app.users.service import create_user
 
+from . import support
 from .conftest import PASSWORD
 
-ROOT = Path(__file__).resolve().parent.parent
+run_script = partial(support.run_script, "migrate_to_multitenant.py")
 MISSING = {"tenantId": {"$exists": False}}
 SUCCESS = "Migration finished"
 Collection = mongomock.collection.Collection
@@ -736,22 +734,6 @@ class TestRefusals:
 
 
 # -- the script -------------------------------------------------------------------------------------
-
-
-def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "APP_ENV": "development", **env}
-    for name in ("MONGODB_URI", "SEED_DEMO", "ENABLE_MULTI_TENANT", "CREATE_INDEXES"):
-        if name not in env:
-            environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "migrate_to_multitenant.py"), *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 class TestScript:

@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from app.campaigns.models import Campaign
 from app.errors import LimitExceeded
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.usage import service as usage
 from app.usage.models import UsageCounter
 
+from .support import run_together, set_limits
+
 pytestmark = pytest.mark.multitenant
 
 THREADS = 50
 REPETITIONS = 20
-
-
-def set_limits(tenant, **limits):
-    Tenant.objects(id=tenant.id).update(set__limits=limits)
-    tenant_cache.clear()
-    return Tenant.objects.get(id=tenant.id)
-
-
-def run_together(count, work):
-    """Start `count` threads at the same moment; return what each returned (or raised)."""
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def run(index):
-        barrier.wait()
-        try:
-            results[index] = work(index)
-        except Exception as exc:  # the outcome under test, collected for the assertions
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def _create_campaign(tenant, index):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
-from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.users.service import create_user
 
 from .conftest import PASSWORD
+from .support import set_limits
 
 CURRENT = "/api/v1/tenants/current"
 USAGE = "/api/v1/tenants/current/usage"
@@ -21,12 +20,6 @@ OTHER_IP = {"REMOTE_ADDR": "10.0.0.7"}
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def set_hourly_limit(tenant, limit):
-    """Override the tenant's apiCallsPerHour (None: unlimited), as the superadmin would."""
-    Tenant.objects(id=tenant.id).update(set__limits={"apiCallsPerHour": limit})
-    tenant_cache.clear()
 
 
 def assert_rate_limited(response, limit=None):
@@ -59,7 +52,7 @@ def remaining(response):
 
 class TestApiCallsPerHour:
     def test_limit_is_enforced_with_headers(self, client, tenant, auth_headers):
-        set_hourly_limit(tenant, 3)
+        set_limits(tenant, apiCallsPerHour=3)
         responses = [client.get(CURRENT, headers=auth_headers) for _ in range(3)]
         assert [r.status_code for r in responses] == [200, 200, 200]
         assert [r.headers["X-RateLimit-Limit"] for r in responses] == ["3", "3", "3"]
@@ -67,7 +60,7 @@ class TestApiCallsPerHour:
         assert_rate_limited(client.get(CURRENT, headers=auth_headers), limit=3)
 
     def test_stays_limited_and_applies_to_every_route(self, client, tenant, auth_headers):
-        set_hourly_limit(tenant, 2)
+        set_limits(tenant, apiCallsPerHour=2)
         for _ in range(2):
             assert client.get(CURRENT, headers=auth_headers).status_code == 200
         assert_rate_limited(client.get(CURRENT, headers=auth_headers), limit=2)
@@ -75,7 +68,7 @@ class TestApiCallsPerHour:
         assert_rate_limited(client.get(USAGE, headers=auth_headers), limit=2)
 
     def test_the_tenant_is_counted_not_the_user(self, client, tenant, auth_headers, make_user, headers_for):
-        set_hourly_limit(tenant, 3)
+        set_limits(tenant, apiCallsPerHour=3)
         member_headers = headers_for(make_user(tenant, "member"))
         assert client.get(CURRENT, headers=auth_headers).status_code == 200
         assert client.get(CURRENT, headers=member_headers).status_code == 200
@@ -85,7 +78,7 @@ class TestApiCallsPerHour:
     def test_api_key_calls_count_for_the_tenant(self, client, tenant, auth_headers):
         created = client.post("/api/v1/api-keys", json={"name": "ci"}, headers=auth_headers)
         assert created.status_code == 201
-        set_hourly_limit(tenant, 2)
+        set_limits(tenant, apiCallsPerHour=2)
         key_headers = {"X-API-Key": created.get_json()["key"]}
         assert client.get(CURRENT, headers=key_headers).status_code == 200
         assert client.get(CURRENT, headers=auth_headers).status_code == 200
@@ -94,8 +87,8 @@ class TestApiCallsPerHour:
     def test_another_tenant_is_counted_separately(
         self, client, tenant, other_tenant, auth_headers, other_owner, headers_for
     ):
-        set_hourly_limit(tenant, 3)
-        set_hourly_limit(other_tenant, 3)
+        set_limits(tenant, apiCallsPerHour=3)
+        set_limits(other_tenant, apiCallsPerHour=3)
         for _ in range(3):
             assert client.get(CURRENT, headers=auth_headers).status_code == 200
         assert_rate_limited(client.get(CURRENT, headers=auth_headers), limit=3)
@@ -113,7 +106,7 @@ class TestApiCallsPerHour:
         assert remaining(response) == 4999
 
     def test_usage_reports_the_calls_made(self, client, tenant, auth_headers):
-        set_hourly_limit(tenant, 50)
+        set_limits(tenant, apiCallsPerHour=50)
         for _ in range(4):
             assert client.get(CURRENT, headers=auth_headers).status_code == 200
         response = client.get(USAGE, headers=auth_headers)
@@ -126,7 +119,7 @@ class TestApiCallsPerHour:
         assert calls["percent"] == pytest.approx(10.0)
 
     def test_usage_of_a_fresh_tenant_is_one_call(self, client, tenant, auth_headers):
-        set_hourly_limit(tenant, 10)
+        set_limits(tenant, apiCallsPerHour=10)
         calls = client.get(USAGE, headers=auth_headers).get_json()["resources"]["apiCallsPerHour"]
         assert calls["used"] == 1
         assert calls["limit"] == 10
@@ -134,7 +127,7 @@ class TestApiCallsPerHour:
 
 class TestNotMetered:
     def test_unlimited_override_is_not_counted(self, client, tenant, auth_headers):
-        set_hourly_limit(tenant, None)
+        set_limits(tenant, apiCallsPerHour=None)
         for _ in range(25):
             assert_not_metered(client.get(CURRENT, headers=auth_headers))
         calls = client.get(USAGE, headers=auth_headers).get_json()["resources"]["apiCallsPerHour"]
@@ -148,15 +141,15 @@ class TestNotMetered:
             assert_not_metered(client.get(CURRENT, headers=headers))
 
     def test_lifting_the_limit_lets_a_limited_tenant_through(self, client, tenant, auth_headers):
-        set_hourly_limit(tenant, 1)
+        set_limits(tenant, apiCallsPerHour=1)
         assert client.get(CURRENT, headers=auth_headers).status_code == 200
         assert_rate_limited(client.get(CURRENT, headers=auth_headers), limit=1)
-        set_hourly_limit(tenant, None)
+        set_limits(tenant, apiCallsPerHour=None)
         assert_not_metered(client.get(CURRENT, headers=auth_headers))
 
     @pytest.mark.parametrize("path", ["/api/v1/plans", "/healthz"])
     def test_public_routes_without_tenant_are_not_counted(self, client, tenant, auth_headers, path):
-        set_hourly_limit(tenant, 3)
+        set_limits(tenant, apiCallsPerHour=3)
         for _ in range(25):
             assert_not_metered(client.get(path))
         first = client.get(CURRENT, headers=auth_headers)

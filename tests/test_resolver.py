@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from app.tenancy.cache import TenantCache, tenant_cache
@@ -11,7 +9,7 @@ from app.tenancy.resolver import Hint, host_hint
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 
-from .support import register_probe
+from .support import log_records, register_probe
 
 pytestmark = pytest.mark.multitenant
 
@@ -179,12 +177,7 @@ def test_tenant_debug_logs_each_resolution_and_filter(app_factory):
     register_probe(app)
     with app.app_context():
         create_tenant("Acme Corp", "acme")
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("app.tenancy")
-    logger.addHandler(handler)
-    try:
+    with log_records("app.tenancy") as records:
         from app.tenancy.context import tenant_scope
 
         from .support import Note
@@ -194,8 +187,6 @@ def test_tenant_debug_logs_each_resolution_and_filter(app_factory):
             tenant = Tenant.objects.get(slug="acme")
             with tenant_scope(tenant):
                 Note.objects.count()
-    finally:
-        logger.removeHandler(handler)
     messages = [r.getMessage() for r in records]
     assert "tenant resolved" in messages
     assert "tenant filter" in messages

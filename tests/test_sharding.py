@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import mongoengine as me
@@ -16,7 +13,9 @@ from mongoengine.base.common import _document_registry
 from app.tenancy.documents import TenantDocument, tenant_document_classes
 from app.tenancy.sharding import shard_commands
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import support
+
+run_script = partial(support.run_script, "shard_collections.py")
 DB = "marketing"
 RANGED = [("tenantId", 1), ("_id", 1)]
 TENANT_ONLY = [("tenantId", 1)]
@@ -208,22 +207,6 @@ class TestZones:
 
 
 # -- the script -------------------------------------------------------------------------------------
-
-
-def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "APP_ENV": "development", **env}
-    for name in ("MONGODB_URI", "SEED_DEMO", "CREATE_INDEXES", "ENABLE_MULTI_TENANT"):
-        if name not in env:
-            environment.pop(name, None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "shard_collections.py"), *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def printed_commands(stdout: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from app.tenants.models import Tenant
 from app.tenants.service import ensure_default_tenant
 
 from .conftest import PASSWORD
+from .support import error_code, tenant_url
 
 API = "/api/v1"
 TENANTS = f"{API}/tenants"
@@ -66,20 +67,8 @@ def home_headers(home_owner, headers_for):
     return headers_for(home_owner)
 
 
-def error_code(response) -> str:
-    return response.json["error"]["code"]
-
-
-def tenant_url(tenant, action: str = "") -> str:
-    return f"{TENANTS}/{tenant.id}" + (f"/{action}" if action else "")
-
-
 def login(client, email=HOME_EMAIL, password=PASSWORD, **kwargs):
     return client.post(LOGIN, json={"email": email, "password": password}, **kwargs)
-
-
-def bearer(response) -> dict[str, str]:
-    return {"Authorization": f"Bearer {response.json['accessToken']}"}
 
 
 # -- the default tenant -----------------------------------------------------------------------------

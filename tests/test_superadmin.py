@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
-from app.audit.models import AuditLog, PlatformAuditLog
-from app.tenancy.context import tenant_scope, unscoped
+from app.audit.models import PlatformAuditLog
+from app.tenancy.context import unscoped
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.models import Tenant
 from app.tenants.plans import PLANS
 from app.tenants.service import create_tenant
+
+from .support import audit_entries, error_code, tenant_url
 
 API = "/api/v1"
 TENANTS = f"{API}/tenants"
@@ -20,26 +22,13 @@ REASON = "Unpaid invoices since March"
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def error_code(response) -> str:
-    return response.json["error"]["code"]
-
-
 def slugs_of(response) -> list[str]:
     assert response.status_code == 200, response.json
     return sorted(item["slug"] for item in response.json["items"])
 
 
-def tenant_url(tenant, action: str = "") -> str:
-    return f"{TENANTS}/{tenant.id}" + (f"/{action}" if action else "")
-
-
 def stored(tenant) -> Tenant:
     return Tenant.objects(id=tenant.id).first()
-
-
-def tenant_audit(tenant, action: str) -> list[AuditLog]:
-    with tenant_scope(tenant):
-        return list(AuditLog.objects(action=action))
 
 
 def platform_audit(tenant_id, action: str) -> list[PlatformAuditLog]:
@@ -320,7 +309,7 @@ class TestPatch:
         assert fresh.status == "active"
         assert fresh.plan == "professional"
         assert fresh.billing.customer_ref is None
-        assert tenant_audit(tenant, "tenant.updated") == []
+        assert audit_entries(tenant, "tenant.updated") == []
 
     def test_unknown_tenant_is_404(self, client, superadmin_headers, tenant):
         response = client.patch(f"{TENANTS}/{ObjectId()}", json={"name": "Ghost"}, headers=superadmin_headers)
@@ -331,7 +320,7 @@ class TestPatch:
         body = {"plan": "enterprise", "limits": {"users": 500}, "name": "Acme Global"}
         assert self.patch(client, superadmin_headers, tenant, body).status_code == 200
 
-        [entry] = tenant_audit(tenant, "tenant.updated")
+        [entry] = audit_entries(tenant, "tenant.updated")
         assert entry.actor.kind == "superadmin"
         assert entry.actor.id == str(superadmin.id)
         assert entry.target_id == str(tenant.id)
@@ -390,11 +379,11 @@ class TestSuspendAndActivate:
         client.post(tenant_url(tenant, "suspend"), json={"reason": REASON}, headers=superadmin_headers)
         client.post(tenant_url(tenant, "activate"), headers=superadmin_headers)
 
-        [suspended] = tenant_audit(tenant, "tenant.suspended")
+        [suspended] = audit_entries(tenant, "tenant.suspended")
         assert suspended.summary["reason"] == REASON
         assert suspended.actor.kind == "superadmin"
         assert suspended.actor.id == str(superadmin.id)
-        [activated] = tenant_audit(tenant, "tenant.activated")
+        [activated] = audit_entries(tenant, "tenant.activated")
         assert activated.actor.id == str(superadmin.id)
 
         [platform_suspended] = platform_audit(tenant.id, "tenant.suspended")

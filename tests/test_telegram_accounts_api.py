@@ -2,70 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from bson import ObjectId
 
 from app import crypto
 from app.audit.models import AuditLog
 from app.telegram_accounts.models import TelegramAccount
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 
+from .support import bot_token, created, error_of, random_id, set_limits, stagger, stored_accounts
+
 ACCOUNTS = "/api/v1/telegram-accounts"
-
-
-def bot_token(bot_id: int = 123456789) -> str:
-    """A token of BotFather's shape, different for every bot id."""
-    return f"{bot_id}:AAE{hashlib.sha256(str(bot_id).encode()).hexdigest()[:32]}"
 
 
 def connect(client, headers, name="Sales bot", bot_id=123456789, **extra):
     return client.post(ACCOUNTS, headers=headers, json={"name": name, "token": bot_token(bot_id), **extra})
 
 
-def created(response) -> dict:
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.json
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
-
-
-def stored_accounts(tenant) -> list[TelegramAccount]:
-    with tenant_scope(tenant):
-        return list(TelegramAccount.objects.order_by("created_at"))
-
-
 def used_accounts(tenant) -> int:
     return Tenant.objects.get(id=tenant.id).usage.telegram_accounts
-
-
-def set_limits(tenant, **limits) -> None:
-    Tenant.objects(id=tenant.id).update(set__limits=limits)
-    tenant_cache.clear()
-
-
-def stagger(tenant, document_class, ids) -> None:
-    """Give documents creation times a second apart, in the order of `ids` (the clock may not tick)."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    with tenant_scope(tenant):
-        for offset, document_id in enumerate(ids):
-            document_class.objects(id=document_id).update_one(
-                set__created_at=start + timedelta(seconds=offset)
-            )
-
-
-def random_id() -> str:
-    return str(ObjectId())
 
 
 class TestCreate:

@@ -22,11 +22,11 @@ from app.telegram.client import (
     TelegramError,
     TransientError,
 )
-from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 
 from .fake_telegram import FakeTelegram
+from .support import stored_accounts
 
 API = "/api/v1"
 ACCOUNTS = f"{API}/telegram-accounts"
@@ -288,26 +288,8 @@ def flaky_telegram(flaky_server):
     return flaky_server
 
 
-@pytest.fixture
-def settings() -> dict:
-    return {}
-
-
-@pytest.fixture
-def app(app_factory, settings):
-    """The conftest app, built with the settings of the test (the database is one per app)."""
-    app = app_factory(**settings)
-    with app.app_context():
-        yield app
-
-
 def connect(client, headers, token: str, **extra):
     return client.post(ACCOUNTS, json={"name": "Sender", "token": token, **extra}, headers=headers)
-
-
-def stored_accounts(tenant) -> list[TelegramAccount]:
-    with tenant_scope(tenant):
-        return list(TelegramAccount.objects)
 
 
 def nothing_stored(tenant) -> None:

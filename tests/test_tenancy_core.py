@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import mongoengine as me
 import pytest
 from bson import ObjectId
@@ -15,7 +13,7 @@ from app.tenancy.context import TenancyError, TenantContextMissing, tenant_scope
 from app.tenancy.documents import TenantDocument, tenancy_problems, tenant_document_classes
 from app.users.models import User
 
-from .support import Attachment, Note
+from .support import Attachment, Note, log_records
 
 pytestmark = pytest.mark.multitenant
 
@@ -49,16 +47,8 @@ class TestNoTenantNoQuery:
             Note(title="orphan").save()
 
     def test_unscoped_sees_all_and_is_logged(self, notes):
-        records = []
-        handler = logging.Handler()
-        handler.emit = records.append
-        logger = logging.getLogger("app.tenancy")
-        logger.addHandler(handler)
-        try:
-            with unscoped("test: count every note"):
-                assert Note.objects.count() == 2
-        finally:
-            logger.removeHandler(handler)
+        with log_records("app.tenancy") as records, unscoped("test: count every note"):
+            assert Note.objects.count() == 2
         assert any(getattr(r, "reason", None) == "test: count every note" for r in records)
 
     def test_unscoped_needs_a_reason(self):

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from bson import ObjectId
 
 from app.audit.models import AuditLog
-from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
-from app.tenants.service import create_tenant
 from app.users.models import EmailDirectory, User
 
 from .conftest import PASSWORD
+from .support import (
+    assert_limit_exceeded,
+    audit_entries,
+    document_snapshot,
+    error_code,
+    impersonation_headers,
+    set_limits,
+    stored_document,
+)
 
 API = "/api/v1"
 USERS = f"{API}/users"
@@ -20,10 +29,6 @@ SECRET_KEYS = {"password", "passwordHash", "password_hash", "hash"}
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def error_code(response) -> str:
-    return response.json["error"]["code"]
 
 
 def user_url(user_or_id) -> str:
@@ -35,14 +40,8 @@ def new_user(**changes) -> dict:
     return {**body, **changes}
 
 
-def stored_user(tenant, user_id) -> User | None:
-    with tenant_scope(tenant):
-        return User.objects(id=user_id).first()
-
-
-def stored_snapshot(tenant, user_id) -> dict | None:
-    user = stored_user(tenant, user_id)
-    return user.to_mongo().to_dict() if user else None
+stored_user = partial(stored_document, User)
+stored_snapshot = partial(document_snapshot, User)
 
 
 def user_count(tenant) -> int:
@@ -54,30 +53,12 @@ def seats_used(tenant) -> int:
     return Tenant.objects.get(id=tenant.id).usage.users
 
 
-def set_limits(tenant, **limits) -> None:
-    Tenant.objects(id=tenant.id).update(set__limits=limits)
-    tenant_cache.clear()
-
-
-def audit_entries(tenant, action: str) -> list[AuditLog]:
-    with tenant_scope(tenant):
-        return list(AuditLog.objects(action=action))
-
-
 def login(client, tenant, email: str, password: str = PASSWORD):
     return client.post(
         f"{API}/auth/login",
         json={"email": email, "password": password},
         headers={"X-Tenant-Id": str(tenant.id)},
     )
-
-
-def impersonation_headers(client, superadmin_headers, tenant) -> dict[str, str]:
-    response = client.post(
-        f"{API}/tenants/{tenant.id}/impersonate", json={"reason": "support"}, headers=superadmin_headers
-    )
-    assert response.status_code == 201, response.json
-    return {"Authorization": f"Bearer {response.json['accessToken']}"}
 
 
 def assert_no_secret(body: dict) -> None:
@@ -93,11 +74,6 @@ def admin(tenant, make_user):
 @pytest.fixture
 def member(tenant, make_user):
     return make_user(tenant, "member")
-
-
-@pytest.fixture
-def free_tenant(app):
-    return create_tenant("Small Shop", "small-shop")  # the free plan: 5 users
 
 
 # -- POST /users -----------------------------------------------------------------------------------
@@ -455,14 +431,7 @@ class TestUsersLimit:
             assert response.status_code == 201, (index, response.json)
         assert seats_used(free_tenant) == 5
         response = client.post(USERS, json=new_user(email="u6@example.com"), headers=headers)
-        assert response.status_code == 403
-        assert error_code(response) == "limit_exceeded"
-        assert response.json["error"]["details"] == {
-            "resource": "users",
-            "limit": 5,
-            "used": 5,
-            "requested": 1,
-        }
+        assert_limit_exceeded(response, "users", limit=5, used=5)
         assert user_count(free_tenant) == 5
         assert seats_used(free_tenant) == 5
         assert EmailDirectory.objects(email="u6@example.com").count() == 0

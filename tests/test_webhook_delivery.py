@@ -27,6 +27,8 @@ from app.webhooks.delivery import TargetRefused, check_target, deliver_pending
 from app.webhooks.events import emit
 from app.webhooks.models import Webhook, WebhookDelivery
 
+from .support import create_bot, sent_campaign
+
 API = "/api/v1"
 WEBHOOKS = f"{API}/webhooks"
 ALL_EVENTS = [
@@ -36,7 +38,6 @@ ALL_EVENTS = [
     "usage.threshold",
     "tenant.suspended",
 ]
-_bot_ids = count(400001)
 _chats = count(7_000_000)
 
 
@@ -162,19 +163,6 @@ def settings() -> dict:
     return {"WEBHOOK_ALLOW_PRIVATE_TARGETS": True}
 
 
-@pytest.fixture
-def app(app_factory, settings):
-    """The conftest app, built with the settings of the test (the database is one per app)."""
-    app = app_factory(**settings)
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def other_headers(other_owner, headers_for):
-    return headers_for(other_owner)
-
-
 def subscribe(client, headers, receiver: Receiver | None, path="/hook", events=ALL_EVENTS, url=None) -> dict:
     response = client.post(
         WEBHOOKS, json={"url": url or receiver.url(path), "events": list(events)}, headers=headers
@@ -209,31 +197,6 @@ def queue(tenant, event="campaign.completed", **data) -> int:
         return emit(event, data or {"campaignId": "x"})
 
 
-def create_bot(client, headers) -> str:
-    response = client.post(
-        f"{API}/telegram-accounts",
-        json={"name": "Sender", "token": f"{next(_bot_ids)}:{'D' * 35}"},
-        headers=headers,
-    )
-    assert response.status_code == 201, response.json
-    return response.json["id"]
-
-
-def send_campaign(client, headers, targets: list) -> str:
-    body = {
-        "name": "Campaign",
-        "message": {"text": "Hello"},
-        "targets": targets,
-        "telegramAccountId": create_bot(client, headers),
-    }
-    response = client.post(f"{API}/campaigns", json=body, headers=headers)
-    assert response.status_code == 201, response.json
-    campaign_id = response.json["id"]
-    response = client.post(f"{API}/campaigns/{campaign_id}/send", headers=headers)
-    assert response.status_code == 202, response.json
-    return campaign_id
-
-
 def later(**delta) -> Any:
     return utcnow() + timedelta(**(delta or {"days": 1}))
 
@@ -263,7 +226,8 @@ class TestDelivery:
         Tenant.objects(id=tenant.id).update(set__limits={"messagesPerMonth": 10})
         tenant_cache.clear()
         fake_telegram.blocked_chats.add("-100403")
-        campaign_id = send_campaign(client, auth_headers, ["-100403", *(str(next(_chats)) for _ in range(7))])
+        targets = ["-100403", *(str(next(_chats)) for _ in range(7))]
+        campaign_id = sent_campaign(client, auth_headers, create_bot(client, auth_headers), targets)
         dispatch()
         with tenant_scope(tenant):
             assert WebhookDelivery.objects(event="campaign.completed").count() == 1

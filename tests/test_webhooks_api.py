@@ -4,7 +4,7 @@ and the deliveries of each webhook."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from bson import ObjectId
@@ -17,6 +17,8 @@ from app.tenants.service import create_tenant
 from app.webhooks.events import emit
 from app.webhooks.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
 
+from .support import created, error_of, random_id, stagger, stored_documents
+
 WEBHOOKS = "/api/v1/webhooks"
 HOOK_URL = "https://hooks.acme.example.com/telegram"
 
@@ -25,21 +27,7 @@ def subscribe(client, headers, url=HOOK_URL, events=("campaign.completed",), **e
     return client.post(WEBHOOKS, headers=headers, json={"url": url, "events": list(events), **extra})
 
 
-def created(response) -> dict:
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.json
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]
-
-
-def stored_webhooks(tenant) -> list[Webhook]:
-    with tenant_scope(tenant):
-        return list(Webhook.objects.order_by("created_at"))
+stored_webhooks = partial(stored_documents, Webhook)
 
 
 def stored_secret(tenant, webhook_id) -> str:
@@ -63,20 +51,6 @@ def queue(tenant, event="campaign.completed", times=1) -> None:
     with tenant_scope(tenant):
         for index in range(times):
             emit(event, {"n": index})
-
-
-def stagger(tenant, document_class, ids) -> None:
-    """Give documents creation times a second apart, in the order of `ids` (the clock may not tick)."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    with tenant_scope(tenant):
-        for offset, document_id in enumerate(ids):
-            document_class.objects(id=document_id).update_one(
-                set__created_at=start + timedelta(seconds=offset)
-            )
-
-
-def random_id() -> str:
-    return str(ObjectId())
 
 
 class TestCreate:
