@@ -1,4 +1,5 @@
-"""Field validators shared by the schemas: time zones, currencies, language tags, CIDRs, colours, CSS."""
+"""Field validators shared by the schemas: time zones, currencies, language tags, CIDRs, colours, CSS,
+identity provider URLs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import ipaddress
 import re
 import zoneinfo
 from functools import cache
+from urllib.parse import urlsplit
 
+from flask import current_app
 from marshmallow import ValidationError, validate
 
 # ISO 4217 codes of currencies in use (funds and precious metals left out).
@@ -26,6 +29,8 @@ LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|\d{3}))?
 HOST_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 COLOR_RE = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", re.ASCII)
 MAX_CIDRS = 100
+# Where an identity provider may answer over plain http: this machine (tests, local development).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 # An id in a body or query string (ids in paths go through the objectid URL converter).
 object_id = validate.Regexp(r"[0-9a-fA-F]{24}\Z", error="Use a 24-character hexadecimal id.")
@@ -121,3 +126,30 @@ def safe_css(value: str) -> None:
     problems = css_problems(value)
     if problems:
         raise ValidationError(problems)
+
+
+def provider_url_problem(url: str, production: bool) -> str | None:
+    """Say why `url` cannot be an identity provider's URL (None when it can): https, or plain http to
+    this machine outside production, so that tests and local development can run a provider."""
+    try:
+        parts = urlsplit(url)
+        valid = bool(parts.hostname) and parts.port != 0 and parts.username is None
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid or any(c.isspace() for c in url):
+        return "Use a URL such as https://login.example.com (no user name, no spaces)."
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS and not production
+    ):
+        return None
+    return "Use an https:// URL (http:// only to localhost, and never in production)."
+
+
+def oidc_issuer(value: str) -> None:
+    """An OpenID Connect issuer: a provider URL (see provider_url_problem) without query or fragment."""
+    problem = provider_url_problem(value, current_app.config["APP_ENV"] == "production")
+    if problem:
+        raise ValidationError(problem)
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        raise ValidationError("An issuer URL has no query and no fragment.")

@@ -1,4 +1,4 @@
-"""Token revocations, API keys and impersonation sessions."""
+"""Token revocations, API keys, impersonation sessions and single sign-on logins in flight."""
 
 from __future__ import annotations
 
@@ -52,6 +52,34 @@ class ImpersonationSession(me.Document):
             {"fields": ["jti"], "unique": True},
             {"fields": ["tenant_id"]},
             {"fields": ["expires_at"], "expireAfterSeconds": 0},
+        ],
+    }
+
+
+class SsoLoginState(me.Document):
+    """A single sign-on login in flight: the secrets of its authorization request, used at most once.
+
+    Global on purpose: the provider sends the browser back with `state` alone, so the callback must find
+    it before any tenant is known, and its clean-up is a TTL index, which must be a single-field index.
+    The TTL keeps a state an hour past its expiry, so that a late or replayed callback is told apart
+    from a made-up one (and audited in its tenant)."""
+
+    state = me.StringField(required=True, max_length=128)
+    tenant_id = me.ObjectIdField(db_field="tenantId", required=True)
+    nonce = me.StringField(required=True, max_length=128)
+    code_verifier = me.StringField(db_field="codeVerifier", required=True, max_length=128)
+    redirect_uri = me.StringField(db_field="redirectUri", required=True, max_length=2048)
+    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    expires_at = me.DateTimeField(db_field="expiresAt", required=True)
+    used_at = me.DateTimeField(db_field="usedAt")
+
+    meta = {
+        "collection": "sso_login_states",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["state"], "unique": True},
+            {"fields": ["tenant_id"]},
+            {"fields": ["expires_at"], "expireAfterSeconds": 3600},
         ],
     }
 

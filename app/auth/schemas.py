@@ -28,6 +28,16 @@ class LoginResponseSchema(TokensSchema):
     tenant = fields.Nested(TenantSchema, allow_none=True, required=True)
 
 
+class SsoCallbackArgs(Schema):
+    """What the identity provider sends back (RFC 6749 4.1.2, RFC 9207); other parameters are ignored."""
+
+    state = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    code = fields.String(validate=validate.Length(min=1, max=2048))
+    error = fields.String(validate=validate.Length(min=1, max=100))
+    error_description = fields.String(validate=validate.Length(max=500))
+    iss = fields.String(validate=validate.Length(max=2048))
+
+
 class AccessTokenSchema(Schema):
     access_token = fields.String(data_key="accessToken", required=True)
 

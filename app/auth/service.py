@@ -17,7 +17,7 @@ from app.tenants.models import Tenant
 from app.users.models import PlatformUser, User
 from app.users.service import normalize_email, tenant_ids_of_email
 
-from . import tokens, two_factor
+from . import sso, tokens, two_factor
 from .models import ImpersonationSession
 from .passwords import verify_password
 
@@ -33,13 +33,23 @@ def _tenant_user(tenant: Tenant, email: str) -> User | None:
 def _user_login(
     tenant: Tenant, user: User | None, password: str, address: str | None, code: str | None
 ) -> dict[str, Any]:
-    """Check a tenant user's password, state and second factor; issue tokens."""
+    """Check a tenant user's password, state, single sign-on rule and second factor; issue tokens."""
     if not verify_password(user.password_hash if user else None, password) or not user.active:
         if user is not None:
             record("auth.login_failed", tenant=tenant, target_type="user", target_id=user.id)
         raise InvalidCredentials()
     if not tenant.is_active:
         raise TenantSuspended()
+    # Checked after the password, so that sso_required tells nothing to someone who does not know it.
+    if not sso.password_login_allowed(tenant, user):
+        record(
+            "auth.login_failed",
+            tenant=tenant,
+            target_type="user",
+            target_id=user.id,
+            summary={"reason": "single sign-on required"},
+        )
+        raise sso.SsoRequired()
     check_ip_whitelist(tenant, address)
     with tenant_scope(tenant):
         two_factor.check_login_code(user, code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import g, redirect, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -18,7 +18,7 @@ from app.tenancy.access import (
 )
 from app.usage.rate_limits import check_login_attempt
 
-from . import api_keys, service, two_factor
+from . import api_keys, service, sso, two_factor
 from .schemas import (
     AccessTokenSchema,
     ApiKeyCreatedSchema,
@@ -29,6 +29,7 @@ from .schemas import (
     LogoutSchema,
     MeSchema,
     RecoveryCodesSchema,
+    SsoCallbackArgs,
     TwoFactorCodeSchema,
     TwoFactorSetupSchema,
 )
@@ -76,6 +77,27 @@ class Me(MethodView):
     def get(self):
         """Show the caller: user, tenant, and the superadmin behind an impersonation."""
         return service.me(g.principal)
+
+
+@blp.route("/sso/start")
+class SsoStart(MethodView):
+    @public
+    @blp.response(302, description="A redirect to the tenant's identity provider")
+    def get(self):
+        """Start a single sign-on login into the tenant the hint names: go to its identity provider."""
+        response = redirect(sso.start_login(url_for("auth.SsoCallback", _external=True)))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+@blp.route("/sso/callback")
+class SsoCallback(MethodView):
+    @public
+    @blp.arguments(SsoCallbackArgs, location="query")
+    @blp.response(200, LoginResponseSchema)
+    def get(self, args):
+        """Finish a single sign-on login from the provider's redirect; answer like POST /auth/login."""
+        return sso.finish_login(args, request.remote_addr)
 
 
 def _own_user():

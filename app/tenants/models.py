@@ -51,10 +51,32 @@ class GeneralSettings(me.EmbeddedDocument):
     currency = me.StringField(default="USD")
 
 
+# The roles a user created by a first single sign-on gets (owners are made by owners, never by a provider).
+SSO_ROLES = ("admin", "member")
+
+
+class SsoSettings(me.EmbeddedDocument):
+    """The tenant's OpenID Connect provider. The client secret is stored encrypted (app.crypto) and is
+    never part of an answer, an export or an audit entry."""
+
+    issuer = me.StringField(max_length=2048)
+    client_id = me.StringField(db_field="clientId", max_length=255)
+    client_secret_encrypted = me.StringField(db_field="clientSecretEncrypted")
+    allowed_domains = me.ListField(me.StringField(max_length=253), db_field="allowedDomains", default=list)
+    default_role = me.StringField(db_field="defaultRole", choices=SSO_ROLES, default="member")
+    password_login_allowed = me.BooleanField(db_field="passwordLoginAllowed", default=True)
+
+    @property
+    def configured(self) -> bool:
+        """Tell whether single sign-on can be used: provider, client and allowed domains are all set."""
+        return bool(self.issuer and self.client_id and self.client_secret_encrypted and self.allowed_domains)
+
+
 class SecuritySettings(me.EmbeddedDocument):
     require_2fa = me.BooleanField(db_field="require2fa", default=False)
     sso_enabled = me.BooleanField(db_field="ssoEnabled", default=False)
     ip_whitelist = me.ListField(me.StringField(), db_field="ipWhitelist", default=list)
+    sso = me.EmbeddedDocumentField(SsoSettings, default=SsoSettings)
 
 
 class NotificationSettings(me.EmbeddedDocument):

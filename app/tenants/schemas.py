@@ -9,7 +9,7 @@ from app.pagination import PageArgs
 from app.users.schemas import NAME, PASSWORD, UserSchema
 
 from .billing import billing_summary
-from .models import BILLING_STATUSES, STATUSES
+from .models import BILLING_STATUSES, SSO_ROLES, STATUSES
 from .plans import DEFAULT_PLAN, FEATURE_NAMES, LIMIT_NAMES, PLAN_NAMES, effective_features, effective_limits
 
 LIMITS_DOC = {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}}
@@ -30,10 +30,22 @@ class GeneralSettingsSchema(Schema):
     currency = fields.String()
 
 
+class SsoSettingsSchema(Schema):
+    """The tenant's OpenID Connect provider as clients see it: never the client secret."""
+
+    configured = fields.Boolean(metadata={"description": "provider, client and allowed domains are set"})
+    issuer = fields.String(allow_none=True)
+    client_id = fields.String(data_key="clientId", allow_none=True)
+    allowed_domains = fields.List(fields.String(), data_key="allowedDomains")
+    default_role = fields.String(data_key="defaultRole")
+    password_login_allowed = fields.Boolean(data_key="passwordLoginAllowed")
+
+
 class SecuritySettingsSchema(Schema):
     require_2fa = fields.Boolean(data_key="require2fa")
     sso_enabled = fields.Boolean(data_key="ssoEnabled")
     ip_whitelist = fields.List(fields.String(), data_key="ipWhitelist")
+    sso = fields.Nested(SsoSettingsSchema)
 
 
 class NotificationSettingsSchema(Schema):
@@ -175,10 +187,31 @@ class GeneralPatchSchema(Schema):
     currency = fields.String(validate=validators.currency)
 
 
+class SsoPatchSchema(Schema):
+    """Merged into the stored configuration; the client secret is write-only (never dumped, not even
+    into the audit entry of the change)."""
+
+    issuer = fields.String(validate=[validate.Length(max=2048), validators.oidc_issuer])
+    client_id = fields.String(data_key="clientId", validate=validate.Length(min=1, max=255))
+    client_secret = fields.String(
+        data_key="clientSecret", load_only=True, validate=validate.Length(min=1, max=1024)
+    )
+    allowed_domains = fields.List(
+        fields.String(validate=validators.host_name),
+        data_key="allowedDomains",
+        validate=validate.Length(min=1, max=50),
+    )
+    default_role = fields.String(data_key="defaultRole", validate=validate.OneOf(SSO_ROLES))
+    password_login_allowed = fields.Boolean(data_key="passwordLoginAllowed")
+
+
 class SecurityPatchSchema(Schema):
     require_2fa = fields.Boolean(data_key="require2fa")
     sso_enabled = fields.Boolean(data_key="ssoEnabled")
     ip_whitelist = fields.List(fields.String(), data_key="ipWhitelist", validate=validators.cidr_list)
+    sso = fields.Nested(
+        SsoPatchSchema, allow_none=True, metadata={"description": "owners only; null removes single sign-on"}
+    )
 
 
 class CompliancePatchSchema(Schema):

@@ -8,9 +8,10 @@ from typing import Any
 import mongoengine as me
 from flask import current_app
 
+from app import crypto
 from app.audit.service import record
 from app.auth import tokens
-from app.auth.models import ImpersonationSession
+from app.auth.models import ImpersonationSession, SsoLoginState
 from app.clock import utcnow
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, ValidationFailed
 from app.tenancy.access import Principal
@@ -20,7 +21,7 @@ from app.tenancy.middleware import address_allowed
 from app.users.service import create_user, forget_tenant
 from app.validators import normalize_cidrs
 
-from .models import Tenant
+from .models import SsoSettings, Tenant
 from .plans import DEFAULT_PLAN, PLANS, effective_features
 from .schemas import BrandingPatchSchema, SettingsPatchSchema
 from .slugs import slug_problem, slugify
@@ -101,6 +102,7 @@ def purge_tenant(tenant: Tenant) -> dict[str, int]:
             removed[document_class._get_collection_name()] = document_class.objects.delete()
     removed["email_directory"] = forget_tenant(tenant.id)
     removed["impersonation_sessions"] = ImpersonationSession.objects(tenant_id=tenant.id).delete()
+    removed["sso_login_states"] = SsoLoginState.objects(tenant_id=tenant.id).delete()
     tenant.delete()
     return removed
 
@@ -110,8 +112,51 @@ def fresh_current_tenant() -> Tenant:
     return Tenant.objects.get(id=current_tenant_id())
 
 
+# The single sign-on settings that must all be set, with their names on the wire.
+SSO_REQUIRED = (
+    ("issuer", "issuer"),
+    ("client_id", "clientId"),
+    ("client_secret_encrypted", "clientSecret"),
+    ("allowed_domains", "allowedDomains"),
+)
+
+
+def _sso_invalid(problems: dict[str, list[str]]) -> ValidationFailed:
+    """A 422 whose details point into the sso group."""
+    return ValidationFailed(details={"security": {"sso": problems}})
+
+
+def _update_sso(tenant: Tenant, values: dict[str, Any] | None, principal: Principal) -> None:
+    """Set or change the tenant's OpenID Connect provider, or remove it (None): owners only, and setting
+    one needs the `sso` feature. Whoever controls the provider signs in as any user of the allowed
+    domains, owners included: hence an owner acting as themselves, not a superadmin nor an impersonator."""
+    if principal.role != "owner" or principal.impersonator:
+        raise Forbidden("Only an owner, signed in as themselves, may change single sign-on")
+    if values is None:
+        tenant.settings.security.sso = SsoSettings()
+        return
+    require_feature(tenant, "sso")
+    sso = tenant.settings.security.sso
+    moved = any(name in values and values[name] != getattr(sso, name) for name in ("issuer", "client_id"))
+    if moved and "client_secret" not in values:
+        # The code exchange sends the secret to the provider: never to one it was not issued by.
+        raise _sso_invalid({"clientSecret": ["Send the client secret with a new issuer or client id."]})
+    for name, value in values.items():
+        if name == "client_secret":
+            sso.client_secret_encrypted = crypto.encrypt(value)
+        else:
+            setattr(sso, name, value)
+    sso.allowed_domains = list(dict.fromkeys(sso.allowed_domains))
+    missing = {
+        field: ["Missing data for required field."] for name, field in SSO_REQUIRED if not getattr(sso, name)
+    }
+    if missing:
+        raise _sso_invalid(missing)
+
+
 def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, address: str | None) -> Tenant:
-    """Change settings group by group; refuse an IP whitelist that would lock out the caller."""
+    """Change settings group by group; refuse an IP whitelist that would lock out the caller, and a
+    single sign-on change by anyone but an owner."""
     tenant = fresh_current_tenant()
     security = changes.get("security", {})
     if "ip_whitelist" in security:
@@ -124,12 +169,17 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
     thresholds = changes.get("notifications", {}).get("usage_alert_thresholds")
     if thresholds is not None:
         changes["notifications"]["usage_alert_thresholds"] = sorted(set(thresholds))
+    summary = SettingsPatchSchema().dump(changes)
+    if "sso" in security:
+        sso = security.pop("sso")
+        _update_sso(tenant, sso, principal)
+        if sso and "client_secret" in sso:
+            summary["security"]["sso"]["clientSecretChanged"] = True
     for group, values in changes.items():
         section = getattr(tenant.settings, group)
         for name, value in values.items():
             setattr(section, name, value)
     tenant.save()
-    summary = SettingsPatchSchema().dump(changes)
     record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 
