@@ -16,13 +16,15 @@ import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from .loopback import LoopbackServer
 
 REALMS = ("acme", "globex")
 ID_TOKEN_TTL = 300
@@ -39,32 +41,17 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-class FakeProvider:
+class FakeProvider(LoopbackServer):
     def __init__(self) -> None:
         self.keys = {realm: rsa_key(f"{realm}-1") for realm in REALMS}
         # Published nowhere, with the same key id as the acme realm's key: a forged signature.
         self.rogue_key = rsa_key("acme-1")
         self.lock = threading.Lock()
         self.reset()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(self._handler())
 
     def issuer(self, realm: str) -> str:
         return f"{self.url}/{realm}"
-
-    def start(self) -> FakeProvider:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def reset(self) -> None:
         """Forget clients, codes and scripted misbehaviour; the next person to sign in is a default one."""

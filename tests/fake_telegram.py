@@ -7,35 +7,22 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from .loopback import LoopbackServer
 
 INVALID_TOKEN_PREFIX = "999999"  # tokens of bot ids starting with this are refused (401 Unauthorized)
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     def __init__(self, per_bot: tuple[int, float] = (30, 1.0), per_chat: tuple[int, float] = (20, 60.0)):
         self.per_bot = per_bot
         self.per_chat = per_chat
         self.lock = threading.Lock()
         self.reset()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeTelegram:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def reset(self) -> None:
         with self.lock:
