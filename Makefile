@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: install run test test-multitenant lint format browser screenshots clean
+.PHONY: install run test test-multitenant lint format browser screenshots bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ browser:
 ## Screenshots of the dashboard pages, taken by the browser tests, into docs/screenshots/.
 screenshots: $(STAMP) browser
 	SCREENSHOTS=1 $(BIN)/pytest -q tests/test_dashboard_browser.py
+
+## Throughput against a bare Flask app (wrk, installed with apt-get where possible), and database
+## operations per route.
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/roundtrips.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
