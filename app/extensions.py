@@ -4,12 +4,14 @@ flask-smorest's Api holds one app's OpenAPI spec, so create_app makes one Api pe
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
 from flask_jwt_extended import JWTManager
+from webargs.flaskparser import FlaskParser
 
 
 class ErrorBodySchema(ma.Schema):
@@ -22,6 +24,23 @@ class ErrorEnvelopeSchema(ma.Schema):
     """The one error envelope of the API (documentation only)."""
 
     error = ma.fields.Nested(ErrorBodySchema, required=True)
+
+
+class ArgumentsParser(FlaskParser):
+    """webargs' parser, answering a body nested too deeply for the JSON parser as invalid JSON (400),
+    where the RecursionError would otherwise be a 500."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", "<body>", 0) from None
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with the parser above; every view module uses this one."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()
 
 
 class Api(flask_smorest.Api):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import g, redirect, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.errors import Forbidden, Unauthorized
+from app.extensions import Blueprint
 from app.pagination import PageArgs, page_schema
 from app.tenancy.access import (
     authenticated,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.errors import NotFound
+from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import platform, public, roles
 

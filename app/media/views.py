@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.extensions import Blueprint
 from app.pagination import PageArgs, page_schema
 from app.request_hooks import accepts_multipart
 from app.tenancy.access import roles

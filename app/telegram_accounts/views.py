@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import roles
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.auth.impersonation import impersonate
+from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import platform, public, roles
 from app.tenancy.context import current_tenant
