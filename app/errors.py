@@ -147,6 +147,14 @@ def envelope(status: int, code: str, message: str, details: Any = None, headers:
     return response
 
 
+def _string_keys(messages: Any) -> Any:
+    """Key every level by strings, as JSON does: list items' errors come keyed by int index, next to
+    "_schema", and keys of both kinds cannot be sorted for the response."""
+    if isinstance(messages, dict):
+        return {str(key): _string_keys(value) for key, value in messages.items()}
+    return messages
+
+
 def _webargs_details(messages: Any) -> Any:
     """Flatten webargs' {location: {field: [msg]}} into {field: [msg]}."""
     if not isinstance(messages, dict):
@@ -154,7 +162,7 @@ def _webargs_details(messages: Any) -> Any:
     details: dict[str, Any] = {}
     for location_messages in messages.values():
         if isinstance(location_messages, dict):
-            details.update(location_messages)
+            details.update(_string_keys(location_messages))
         else:
             details.setdefault("_schema", []).extend(location_messages)
     return details

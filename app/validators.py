@@ -51,6 +51,15 @@ CSS_COMMENT_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
 CSS_URL_PROBLEM = "only https: and data:image URLs are allowed in url()"
 
 
+def not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must contain more than white space.")
+
+
+# What people, bots, keys and tenants are called (stored without the white space around it).
+NAME = (validate.Length(min=1, max=100), not_blank)
+
+
 @cache
 def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())

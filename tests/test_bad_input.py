@@ -91,6 +91,32 @@ def test_operators_keys_and_huge_arrays_in_bodies(client, auth_headers, tenant, 
     assert nothing_stored(tenant)
 
 
+def test_errors_of_list_items_and_of_the_whole_list_come_together(client, auth_headers, tenant):
+    body = {"name": "x", "message": {"text": "hi"}, "targets": [None, 0, 0]}
+    response = client.post(CAMPAIGNS, json=body, headers=auth_headers)
+    assert envelope(response, 422) == "validation_error"
+    assert response.json["error"]["details"]["targets"] == {
+        "0": ["Field may not be null."],
+        "_schema": ["Each chat may appear once."],
+    }
+    assert nothing_stored(tenant)
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/v1/users", {"email": "new@acme.example.com", "name": "\u0085 \t", "password": "x" * 12}),
+        ("/api/v1/api-keys", {"name": "\r", "role": "admin"}),
+        ("/api/v1/telegram-accounts", {"name": "  ", "token": "123456789:" + "A" * 35}),
+    ],
+)
+def test_a_name_of_white_space_only_is_refused(client, auth_headers, tenant, url, body):
+    response = client.post(url, json=body, headers=auth_headers)
+    assert envelope(response, 422) == "validation_error"
+    assert response.json["error"]["details"]["name"] == ["Must contain more than white space."]
+    assert nothing_stored(tenant)
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app import validators
 from app.tenants.schemas import TenantSchema
 from app.users.schemas import UserSchema
 
@@ -65,7 +66,7 @@ class MeSchema(Schema):
 
 
 class ApiKeyCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = fields.String(required=True, validate=validators.NAME)
     role = fields.String(load_default="member", validate=validate.OneOf(API_KEY_ROLES))
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app import validators
 from app.pagination import PageArgs
 
 BOT_TOKEN = validate.Regexp(
     r"^\d{5,15}:[A-Za-z0-9_-]{30,64}\Z", error="Use the bot token BotFather gave, such as 123456789:AAE..."
 )
-NAME = validate.Length(min=1, max=100)
 API_BASE_URL = validate.Length(max=2048)
 
 
@@ -26,7 +26,7 @@ class TelegramAccountSchema(Schema):
 
 
 class TelegramAccountCreateSchema(Schema):
-    name = fields.String(required=True, validate=NAME)
+    name = fields.String(required=True, validate=validators.NAME)
     token = fields.String(required=True, validate=BOT_TOKEN, load_only=True)
     api_base_url = fields.URL(
         data_key="apiBaseUrl", schemes={"http", "https"}, require_tld=False, validate=API_BASE_URL
@@ -34,7 +34,7 @@ class TelegramAccountCreateSchema(Schema):
 
 
 class TelegramAccountPatchSchema(Schema):
-    name = fields.String(validate=NAME)
+    name = fields.String(validate=validators.NAME)
     token = fields.String(validate=BOT_TOKEN, load_only=True)
     api_base_url = fields.URL(
         data_key="apiBaseUrl",

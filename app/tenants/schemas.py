@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from app import validators
 from app.pagination import PageArgs
-from app.users.schemas import NAME, PASSWORD, UserSchema
+from app.users.schemas import PASSWORD, UserSchema
 
 from .billing import billing_summary
 from .models import BILLING_STATUSES, SSO_ROLES, STATUSES
@@ -158,14 +158,14 @@ class PlanListSchema(Schema):
 
 
 class SignupTenantSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    name = fields.String(required=True, validate=validators.NAME)
     slug = fields.String(validate=validate.Length(min=3, max=63))
 
 
 class SignupUserSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=PASSWORD)
-    name = fields.String(required=True, validate=NAME)
+    name = fields.String(required=True, validate=validators.NAME)
 
 
 class SignupSchema(Schema):
@@ -289,7 +289,7 @@ class BillingPatchSchema(Schema):
 class TenantPatchSchema(Schema):
     """`limits` and `features` replace the tenant's overrides as a whole ({} removes them all)."""
 
-    name = fields.String(validate=validate.Length(min=1, max=100))
+    name = fields.String(validate=validators.NAME)
     domain = fields.String(allow_none=True, validate=validators.host_name)
     plan = fields.String(validate=validate.OneOf(PLAN_NAMES))
     limits = fields.Dict(

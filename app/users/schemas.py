@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app import validators
 from app.pagination import PageArgs
 from app.tenancy.access import TENANT_ROLES
 
 PASSWORD = validate.Length(min=8, max=128)
-NAME = validate.Length(min=1, max=100)
 
 
 class UserSchema(Schema):
@@ -29,13 +29,13 @@ class UserListArgs(PageArgs):
 
 class UserCreateSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    name = fields.String(required=True, validate=NAME)
+    name = fields.String(required=True, validate=validators.NAME)
     role = fields.String(load_default="member", validate=validate.OneOf(TENANT_ROLES))
     password = fields.String(required=True, validate=PASSWORD)
 
 
 class UserPatchSchema(Schema):
-    name = fields.String(validate=NAME)
+    name = fields.String(validate=validators.NAME)
     role = fields.String(validate=validate.OneOf(TENANT_ROLES))
     active = fields.Boolean()
     password = fields.String(validate=PASSWORD, load_only=True)
