@@ -81,6 +81,22 @@ def serve(module: str, port: int, env: dict[str, str], config: Path) -> subproce
     raise SystemExit(f"{module} did not start")
 
 
+def serve_service(workdir: Path, config: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, dict]:
+    """Start service_app (development settings plus `env`) as `serve` does; wait for its worker to seed
+    the store, and return gunicorn, the service's URL and the credentials the worker wrote."""
+    port = free_port()
+    credentials = workdir / "credentials.json"
+    settings = {"APP_ENV": "development", "BENCH_CREDENTIALS": str(credentials), "LOG_LEVEL": "WARNING"}
+    process = serve("service_app:app", port, {**settings, **env}, config)
+    deadline = time.monotonic() + 60
+    while not credentials.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker seeds its store after gunicorn has bound the port
+    if not credentials.exists():
+        process.kill()
+        raise SystemExit("service_app did not seed its store")
+    return process, f"http://127.0.0.1:{port}", json.loads(credentials.read_text())
+
+
 def load(
     url: str, seconds: int, connections: int, headers: dict[str, str], script: str | None = None
 ) -> dict:
@@ -109,24 +125,16 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk (make bench does)")
     workdir = Path(tempfile.mkdtemp())
-    credentials = workdir / "credentials.json"
     post_script = workdir / "post.lua"
     post_script.write_text(POST_SCRIPT)
     empty = workdir / "gunicorn_empty.conf.py"
     empty.write_text("")
-    bare_port, service_port = free_port(), free_port()
-    env = {"APP_ENV": "development", "BENCH_CREDENTIALS": str(credentials), "LOG_LEVEL": "WARNING"}
-    processes = [
-        serve("bare_app:app", bare_port, {}, empty),
-        serve("service_app:app", service_port, env, empty),
-    ]
+    bare_port = free_port()
+    processes = [serve("bare_app:app", bare_port, {}, empty)]
     try:
-        deadline = time.monotonic() + 60
-        while not credentials.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)  # the worker seeds its store after gunicorn has bound the port
-        secrets = json.loads(credentials.read_text())
+        service_process, service, secrets = serve_service(workdir, empty, {})
+        processes.append(service_process)
         bearer = {"Authorization": f"Bearer {secrets['token']}"}
-        service = f"http://127.0.0.1:{service_port}"
         cases = [
             ("bare GET /ping", f"http://127.0.0.1:{bare_port}/ping", {}, None),
             ("GET /api/v1/tenants/current (bearer)", f"{service}/api/v1/tenants/current", bearer, None),
