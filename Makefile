@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: install run test test-multitenant lint format browser screenshots bench clean
+.PHONY: install run test test-multitenant lint format browser screenshots bench fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/roundtrips.py
+
+## Schemathesis against the service under gunicorn, longer than the in-process run of make test.
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
