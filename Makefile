@@ -42,12 +42,14 @@ browser:
 screenshots: $(STAMP) browser
 	SCREENSHOTS=1 $(BIN)/pytest -q tests/test_dashboard_browser.py
 
-## Throughput against a bare Flask app (wrk, installed with apt-get where possible), and database
-## operations per route.
+## Throughput against a bare Flask app (wrk, installed with apt-get where possible), database
+## operations per route, cost as the data grows, and a one-minute soak.
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/roundtrips.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/soak.py
 
 ## Schemathesis against the service under gunicorn, longer than the in-process run of make test.
 fuzz: $(STAMP)

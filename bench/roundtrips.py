@@ -76,6 +76,9 @@ def counting():
 
 def setup(app, items: int):
     """A tenant with `items` of every listed resource, an owner token and an API key."""
+    from app.telegram_accounts import service as accounts
+
+    accounts._check_with_telegram = lambda token, base: {"username": "bench_bot"}  # no network here
     tenant = create_tenant(f"Bench {items}", f"bench-{items}", plan="enterprise")
     with tenant_scope(tenant):
         owner = create_user(f"owner{items}@bench.example.com", "Owner", "bench password 1", "owner")
@@ -137,9 +140,6 @@ def main() -> None:
     )
     rows = []
     with app.app_context():
-        from app.telegram_accounts import service as accounts
-
-        accounts._check_with_telegram = lambda token, base: {"username": "bench_bot"}  # no network here
         create_superadmin("root@bench.example.com", "Root", "bench password 1")
         one = setup(app, 1)
         hundred = setup(app, 100)

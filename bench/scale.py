@@ -1,0 +1,266 @@
+"""Measure what the service costs as the data grows: one tenant's list as the tenant count grows, and
+the monthly close, the retention purge and the migration backfill next to their raw-driver floor.
+
+    .venv/bin/python bench/scale.py [--tenants 10,1000,10000] [--sizes 1000,10000,100000] [--budget 240]
+
+List: one tenant's GET /api/v1/campaigns?perPage=20 (20 campaigns, bearer token, Flask test client)
+while the tenants collection holds N tenants; median and p99 latency of --requests requests, and
+database operations per request (counted as bench/roundtrips.py counts them).
+
+Jobs, each at N documents on fresh data (the database is dropped before every run), timed next to the
+raw collection operations that make the same writes on the same store (the floor):
+- monthly close (app/jobs/monthly_close.py run): N tenants closed; each gets a usage snapshot, an
+  invoice, an audit entry and its invoice number; floor: one insert_many per collection and one
+  update_many on the tenants;
+- retention purge (app/jobs/retention.py run): N expired messages spread over 10 tenants with a
+  retention window; floor: one delete_many with the same filter across tenants;
+- migration backfill (app.tenancy.migration.migrate, what the migrate command runs): N untenanted
+  documents of a single-tenant database (generated as bench/migration.py does); floor: one
+  update_many per collection.
+The service and the floor must leave the same number of documents, and of untenanted documents, in
+every collection. The embedded store has no query planner: every filtered read scans its collection,
+so work done tenant by tenant grows with tenants x documents here where a server would use the
+tenantId indexes; and its cursor copies its result list for every document it returns, so one
+operation on n documents (a floor's delete_many) costs time quadratic in n. A run whose time,
+projected from the smaller sizes, exceeds --budget seconds is skipped and its projection printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("APP_ENV", "development")
+
+from app import create_app  # noqa: E402
+from app.audit.models import Actor, AuditLog  # noqa: E402
+from app.billing.models import Invoice  # noqa: E402
+from app.clock import utcnow  # noqa: E402
+from app.db import database  # noqa: E402
+from app.jobs import monthly_close, retention  # noqa: E402
+from app.tenancy import migration  # noqa: E402
+from app.tenancy.collection import TENANT_FIELD  # noqa: E402
+from app.tenants.models import Tenant  # noqa: E402
+from app.tenants.plans import LIMIT_NAMES, effective_limits  # noqa: E402
+from app.tenants.service import create_tenant  # noqa: E402
+from app.usage.models import UsageSnapshot  # noqa: E402
+from bench.migration import generate  # noqa: E402
+from bench.roundtrips import counting, install_counter, setup  # noqa: E402
+
+LIST_PATH = "/api/v1/campaigns?perPage=20"
+RETENTION_TENANTS = 10
+RETENTION_DAYS = 30
+
+
+def fresh_database():
+    db = database()
+    db.client.drop_database(db.name)
+    return db
+
+
+def insert_tenants(count: int, created_at: datetime, retention_days: int | None = None) -> list:
+    """Insert `count` valid tenant documents with one insert_many; return their ids."""
+    docs = []
+    for index in range(count):
+        tenant = Tenant(name=f"Tenant {index}", slug=f"tenant-{index}", created_at=created_at)
+        tenant.settings.compliance.data_retention_days = retention_days
+        docs.append(tenant.to_mongo().to_dict())
+    database().tenants.insert_many(docs)
+    return [doc["_id"] for doc in docs]
+
+
+def measure_list(app, tenants: int, requests: int) -> tuple[float, float, float]:
+    """Median and p99 latency (ms) and operations per request of one tenant's campaign list."""
+    fresh_database()
+    client, auth, _key, _campaign = setup(app, 20)
+    insert_tenants(tenants - 1, utcnow())
+    assert client.get(LIST_PATH, headers=auth).status_code == 200  # and the tenant cache is warm
+    latencies = []
+    with counting() as ops:
+        for _ in range(requests):
+            started = time.perf_counter()
+            client.get(LIST_PATH, headers=auth)
+            latencies.append((time.perf_counter() - started) * 1000)
+    return statistics.median(latencies), statistics.quantiles(latencies, n=100)[98], ops["total"] / requests
+
+
+def close_case(size: int, floor: bool) -> Callable[[], object]:
+    now = utcnow()
+    ids = insert_tenants(size, now - timedelta(days=90))
+    if not floor:
+        return lambda: monthly_close.run(now)
+    period = monthly_close.previous_period(now)
+    limits = effective_limits("free", {})
+    resources = {name: {"used": 0, "limit": limits[name]} for name in LIMIT_NAMES}
+    snapshots = [
+        UsageSnapshot(tenant_id=i, period=period, plan="free", resources=resources).to_mongo().to_dict()
+        for i in ids
+    ]
+    invoices = [
+        Invoice(
+            tenant_id=i,
+            number=1,
+            period=period,
+            plan="free",
+            amount_cents=0,
+            status="paid",
+            usage=resources,
+            issued_at=now,
+            due_at=now,
+            paid_at=now,
+        )
+        .to_mongo()
+        .to_dict()
+        for i in ids
+    ]
+    entries = [
+        AuditLog(tenant_id=i, action="invoice.created", actor=Actor(kind="system"), target_type="invoice")
+        .to_mongo()
+        .to_dict()
+        for i in ids
+    ]
+    db = database()
+
+    def writes() -> None:
+        db.usage_snapshots.insert_many(snapshots)
+        db.tenants.update_many(
+            {}, {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}}
+        )
+        db.invoices.insert_many(invoices)
+        db.audit_logs.insert_many(entries)
+
+    return writes
+
+
+def retention_case(size: int, floor: bool) -> Callable[[], object]:
+    now = utcnow()
+    ids = insert_tenants(RETENTION_TENANTS, now - timedelta(days=400), retention_days=RETENTION_DAYS)
+    expired = now - timedelta(days=2 * RETENTION_DAYS)
+    db = database()
+    db.messages.insert_many(
+        [
+            {
+                TENANT_FIELD: ids[index % len(ids)],
+                "campaignId": ids[0],
+                "telegramAccountId": ids[0],
+                "chat": "@chan1",
+                "text": "hi",
+                "status": "sent",
+                "attempts": 1,
+                "queuedAt": expired,
+                "sentAt": expired,
+            }
+            for index in range(size)
+        ]
+    )
+    if not floor:
+        return lambda: retention.run(now)
+    cutoff = now - timedelta(days=RETENTION_DAYS)
+    return lambda: db.messages.delete_many(
+        {"status": {"$in": list(retention.FINISHED_MESSAGES)}, "queuedAt": {"$lt": cutoff}}
+    )
+
+
+def migration_case(size: int, floor: bool) -> Callable[[], object]:
+    counts = generate(size)
+    tenant = create_tenant("Default", "default", plan="enterprise")
+    if not floor:
+        return lambda: migration.migrate(tenant)
+    db = database()
+
+    def writes() -> None:
+        for name in counts:
+            db[name].update_many(migration.MISSING, {"$set": {TENANT_FIELD: tenant.id}})
+
+    return writes
+
+
+JOBS = [
+    ("monthly close", "tenants", close_case),
+    ("retention purge", "messages", retention_case),
+    ("migration backfill", "documents", migration_case),
+]
+
+
+def measure_job(case: Callable[[int, bool], Callable[[], object]], size: int, floor: bool):
+    """Seconds and operations of one run on fresh data, and what it left in each collection."""
+    db = fresh_database()
+    run = case(size, floor)
+    with counting() as ops:
+        started = time.perf_counter()
+        run()
+        elapsed = time.perf_counter() - started
+    left = {
+        name: (db[name].count_documents({}), db[name].count_documents(migration.MISSING))
+        for name in db.list_collection_names()
+    }
+    return elapsed, ops["total"], {name: counts for name, counts in left.items() if counts[0]}
+
+
+def projected(measured: list[tuple[int, float]], size: int) -> float:
+    """The time a run at `size` should take, from the growth of the measured ones (at least linear;
+    quadratic while only one is known: every filtered read of the embedded store is a scan)."""
+    if not measured:
+        return 0.0
+    exponent = 2.0
+    if len(measured) > 1:
+        (n1, t1), (n2, t2) = measured[-2:]
+        exponent = max(1.0, math.log(t2 / t1) / math.log(n2 / n1))
+    last_size, last_time = measured[-1]
+    return last_time * (size / last_size) ** exponent
+
+
+def numbers(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=numbers, default=[10, 1000, 10000])
+    parser.add_argument("--sizes", type=numbers, default=[1000, 10000, 100000])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--budget", type=float, default=240.0, help="seconds a single run may take")
+    args = parser.parse_args()
+    install_counter()
+    app = create_app(
+        {"CREATE_INDEXES": False, "LOG_LEVEL": "WARNING", "MONGODB_URI": "mongomock://localhost/bench_scale"}
+    )
+    with app.app_context():
+        print(f"GET {LIST_PATH}: one tenant's list, {args.requests} requests per row")
+        print(f"{'tenants':>8}  {'median ms':>9}  {'p99 ms':>7}  {'ops/request':>11}")
+        for tenants in args.tenants:
+            median, p99, ops = measure_list(app, tenants, args.requests)
+            print(f"{tenants:>8}  {median:>9.2f}  {p99:>7.2f}  {ops:>11.1f}", flush=True)
+        print()
+        print("jobs on fresh data, service next to the raw collection operations (floor)")
+        head = ("job", "documents", "service s", "floor s", "ratio", "service ops", "floor ops")
+        print(f"{head[0]:<20}  {head[1]:>19}  " + "  ".join(f"{h:>11}" for h in head[2:]))
+        for name, unit, case in JOBS:
+            measured: list[tuple[int, float]] = []
+            for size in args.sizes:
+                label = f"{name:<20}  {size:>9} {unit:<9}"
+                estimate = projected(measured, size)
+                if estimate > args.budget:
+                    print(f"{label}  skipped: projected {estimate:.0f} s > --budget {args.budget:.0f} s")
+                    continue
+                service, service_ops, service_left = measure_job(case, size, floor=False)
+                floor, floor_ops, floor_left = measure_job(case, size, floor=True)
+                assert service_left == floor_left, (name, size, service_left, floor_left)
+                measured.append((size, service))
+                print(
+                    f"{label}  {service:>11.2f}  {floor:>11.3f}  {service / floor:>11.1f}  "
+                    f"{service_ops:>11}  {floor_ops:>11}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
