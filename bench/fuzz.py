@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from throughput import ROOT, serve_service
+from throughput import ROOT, serve_service, workspace
 
 sys.path.insert(0, str(ROOT))
 
@@ -32,9 +30,7 @@ def main() -> None:
     parser.add_argument("--max-examples", type=int, default=300)
     parser.add_argument("--seconds", type=int, default=1800, help="stop Schemathesis after this long")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp())
-    empty = workdir / "gunicorn_empty.conf.py"
-    empty.write_text("")
+    workdir, empty = workspace()
     telegram = FakeTelegram().start()
     process, service, secrets = serve_service(workdir, empty, {"TELEGRAM_API_BASE": telegram.url})
     try:

@@ -29,16 +29,14 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import requests
-from throughput import ROOT, serve_service
+from throughput import ROOT, require_wrk, serve_service, workspace
 
 sys.path.insert(0, str(ROOT))
 
@@ -182,13 +180,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (make bench does)")
-    workdir = Path(tempfile.mkdtemp())
+    require_wrk()
+    workdir, empty = workspace()
     script = workdir / "mix.lua"
     script.write_text(MIX_SCRIPT)
-    empty = workdir / "gunicorn_empty.conf.py"
-    empty.write_text("")
     telegram = FakeTelegram().start()
     env = {
         "TELEGRAM_API_BASE": telegram.url,

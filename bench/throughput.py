@@ -50,6 +50,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench does)")
+
+
+def workspace() -> tuple[Path, Path]:
+    """A scratch folder, and in it the empty gunicorn config that `serve` takes."""
+    workdir = Path(tempfile.mkdtemp())
+    empty = workdir / "gunicorn_empty.conf.py"
+    empty.write_text("")
+    return workdir, empty
+
+
 def serve(module: str, port: int, env: dict[str, str], config: Path) -> subprocess.Popen:
     """Start gunicorn with GUNICORN's settings only (`config` is empty: gunicorn.conf.py stays out)."""
     process = subprocess.Popen(
@@ -122,13 +135,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk (make bench does)")
-    workdir = Path(tempfile.mkdtemp())
+    require_wrk()
+    workdir, empty = workspace()
     post_script = workdir / "post.lua"
     post_script.write_text(POST_SCRIPT)
-    empty = workdir / "gunicorn_empty.conf.py"
-    empty.write_text("")
     bare_port = free_port()
     processes = [serve("bare_app:app", bare_port, {}, empty)]
     try:

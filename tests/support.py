@@ -324,3 +324,15 @@ def all_tenant_documents(
             )
             for cls in tenant_document_classes()
         }
+
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def operations(client) -> Iterator[tuple[str, str]]:
+    """(path, method) of every operation in the service's own OpenAPI document."""
+    spec = client.get("/api/v1/openapi.json").json
+    for path, item in spec["paths"].items():
+        for method in HTTP_METHODS:
+            if method in item:
+                yield path, method

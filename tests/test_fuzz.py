@@ -16,15 +16,15 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from app import create_app
 
+from .support import operations
+
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
-METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _operations() -> list[tuple[str, str]]:
     """(METHOD, path) of every operation the document lists."""
-    app = create_app({"MONGODB_URI": "mongomock://localhost/fuzz_spec"})
-    paths = app.test_client().get("/api/v1/openapi.json").json["paths"]
-    return [(method.upper(), path) for path, item in paths.items() for method in METHODS if method in item]
+    client = create_app({"MONGODB_URI": "mongomock://localhost/fuzz_spec"}).test_client()
+    return [(method.upper(), path) for path, method in operations(client)]
 
 
 @pytest.mark.parametrize(("method", "path"), _operations())

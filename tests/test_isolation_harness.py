@@ -23,11 +23,10 @@ from app.tenancy.context import tenant_scope, unscoped
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.service import create_tenant
 
-from .support import all_tenant_documents
+from .support import all_tenant_documents, operations
 
 pytestmark = pytest.mark.multitenant
 
-METHODS = ("get", "post", "put", "patch", "delete")
 PARAM = re.compile(r"{([^}]+)}")
 READ_A = "harness: read tenant A's data"
 
@@ -92,14 +91,6 @@ def a_ids(tenant) -> list[str]:
                 str(doc["_id"]) for doc in document_class.objects(tenant_id=tenant.id).as_pymongo().only("id")
             ]
     return ids
-
-
-def operations(client):
-    spec = client.get("/api/v1/openapi.json").json
-    for path, item in spec["paths"].items():
-        for method in METHODS:
-            if method in item:
-                yield path, method
 
 
 def rule_of(app, path, method):
