@@ -117,6 +117,7 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "DEFAULT_TENANT_SLUG": get("DEFAULT_TENANT_SLUG", "default"),
         "TENANT_DEBUG": _bool("TENANT_DEBUG", get("TENANT_DEBUG", "false")),
         "TENANT_CACHE_TTL": _int("TENANT_CACHE_TTL", get("TENANT_CACHE_TTL", "60")),
+        "AUTH_CACHE_TTL": _int("AUTH_CACHE_TTL", get("AUTH_CACHE_TTL", "5")),
         "MAX_CONTENT_LENGTH": _int(
             "MAX_CONTENT_LENGTH", get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024)), minimum=1024
         ),

@@ -15,6 +15,7 @@ from app import cli, converters, crypto, db, demo, health, logs, request_hooks
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
 from app.auth import credentials, impersonation, passwords
+from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
 from app.billing.views import admin_blp as tenant_invoices_blp
@@ -76,6 +77,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     tenant_cache.ttl = app.config["TENANT_CACHE_TTL"]
     tenant_cache.clear()
+    auth_cache.ttl = app.config["AUTH_CACHE_TTL"]
+    auth_cache.clear()
     collection.set_debug(app.config["TENANT_DEBUG"])
 
     jwt.init_app(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import warnings
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
@@ -181,16 +181,31 @@ class TestRefreshAndLogout:
 
 
 class TestEveryRequestRechecks:
-    def test_deactivated_user_is_refused_at_once(self, client, owner, auth_headers, tenant):
-        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
-        with tenant_scope(tenant):
-            User.objects(id=owner.id).update(set__active=False)
-        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 401
+    """A change made through the service counts on the next request; one made by another process (a
+    raw write here) within AUTH_CACHE_TTL seconds, and at once with the cache off."""
 
-    def test_deleted_user_is_refused(self, client, owner, auth_headers, tenant):
-        with tenant_scope(tenant):
-            User.objects(id=owner.id).delete()
-        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 401
+    @pytest.fixture
+    def member(self, tenant, make_user):
+        return make_user(tenant, "member")
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda client, user, headers: client.patch(
+                f"/api/v1/users/{user.id}", headers=headers, json={"active": False}
+            ),
+            lambda client, user, headers: client.delete(f"/api/v1/users/{user.id}", headers=headers),
+            lambda client, user, headers: client.delete(
+                f"/api/v1/users/{user.id}?erase=true", headers=headers
+            ),
+        ],
+        ids=["deactivated", "deleted", "erased"],
+    )
+    def test_a_removed_user_is_refused_at_once(self, client, member, headers_for, auth_headers, change):
+        member_headers = headers_for(member)
+        assert client.get("/api/v1/tenants/current", headers=member_headers).status_code == 200
+        assert change(client, member, auth_headers).status_code in (200, 204)
+        assert client.get("/api/v1/tenants/current", headers=member_headers).status_code == 401
 
     def test_suspended_tenant_is_refused_at_once(self, client, auth_headers, tenant):
         fresh = Tenant.objects.get(id=tenant.id)
@@ -199,15 +214,14 @@ class TestEveryRequestRechecks:
         response = client.get("/api/v1/tenants/current", headers=auth_headers)
         assert response.status_code == 403 and response.json["error"]["code"] == "tenant_suspended"
 
-    def test_current_role_is_used(self, client, owner, auth_headers, tenant):
+    def test_current_role_is_used(self, client, owner, tenant, make_user, headers_for, auth_headers):
+        admin = make_user(tenant, "admin")
         patch = {"general": {"language": "de"}}
-        assert (
-            client.patch("/api/v1/tenants/current/settings", headers=auth_headers, json=patch).status_code
-            == 200
-        )
-        with tenant_scope(tenant):
-            User.objects(id=owner.id).update(set__role="member")
-        response = client.patch("/api/v1/tenants/current/settings", headers=auth_headers, json=patch)
+        url = "/api/v1/tenants/current/settings"
+        assert client.patch(url, headers=headers_for(admin), json=patch).status_code == 200
+        demoted = client.patch(f"/api/v1/users/{admin.id}", headers=auth_headers, json={"role": "member"})
+        assert demoted.status_code == 200
+        response = client.patch(url, headers=headers_for(admin), json=patch)
         assert response.status_code == 403 and response.json["error"]["code"] == "forbidden"
 
     def test_a_token_of_a_user_moved_to_another_tenant_fails(self, app, client, owner, other_tenant):
@@ -215,6 +229,46 @@ class TestEveryRequestRechecks:
             identity=str(owner.id), additional_claims={"tenantId": str(other_tenant.id), "role": "owner"}
         )
         assert client.get("/api/v1/tenants/current", headers=bearer(forged)).status_code == 401
+
+    @pytest.mark.parametrize("elsewhere", ["deactivated", "deleted", "revoked"])
+    def test_a_change_made_elsewhere_counts_within_the_ttl(
+        self, app, client, owner, auth_headers, tenant, monkeypatch, elsewhere
+    ):
+        now = [1000.0]
+        monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
+        _change_elsewhere(elsewhere, owner, tenant, auth_headers)
+        now[0] += app.config["AUTH_CACHE_TTL"] - 1
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
+        now[0] += 2
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 401
+
+
+class TestWithoutTheAuthCache:
+    @pytest.fixture
+    def settings(self):
+        return {"AUTH_CACHE_TTL": 0}
+
+    @pytest.mark.parametrize("elsewhere", ["deactivated", "deleted", "revoked"])
+    def test_a_change_made_elsewhere_counts_at_once(self, client, owner, auth_headers, tenant, elsewhere):
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
+        _change_elsewhere(elsewhere, owner, tenant, auth_headers)
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 401
+
+
+def _change_elsewhere(change, user, tenant, headers):
+    """What another process would do: write to the database without this process's invalidation."""
+    with tenant_scope(tenant):
+        users = User._get_collection()
+        if change == "deactivated":
+            users.update_one({"tenantId": tenant.id, "_id": user.id}, {"$set": {"active": False}})
+        elif change == "deleted":
+            users.delete_one({"tenantId": tenant.id, "_id": user.id})
+        else:
+            claims = decode_token(headers["Authorization"].split()[1])
+            RevokedToken._get_collection().insert_one(
+                {"jti": claims["jti"], "expiresAt": datetime.fromtimestamp(claims["exp"], UTC)}
+            )
 
 
 def _tamper(token: str, **changes) -> str:

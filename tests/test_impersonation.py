@@ -264,7 +264,9 @@ class TestRestrictions:
     ):
         headers = impersonate(client, superadmin_headers, tenant)
         assert client.get(f"{TENANTS}/current", headers=headers).status_code == 200
-        PlatformUser.objects(id=superadmin.id).update(set__active=False)
+        admin = PlatformUser.objects.get(id=superadmin.id)
+        admin.active = False
+        admin.save()
         response = client.get(f"{TENANTS}/current", headers=headers)
         assert response.status_code == 401
         assert error_code(response) == "unauthorized"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tenancy.cache import TenantCache, tenant_cache
+from app.tenancy.cache import TTLCache, tenant_cache
 from app.tenancy.resolver import Hint, host_hint
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
@@ -139,7 +139,7 @@ class TestCache:
     def test_hits_do_not_query_and_expire_after_the_ttl(self, monkeypatch):
         now = [1000.0]
         monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
-        cache = TenantCache(ttl=60)
+        cache = TTLCache(ttl=60)
         loads = []
 
         def load():
@@ -155,7 +155,7 @@ class TestCache:
         assert cache.get("k", load) == 3
 
     def test_a_change_during_a_load_is_not_cached(self):
-        cache = TenantCache(ttl=60)
+        cache = TTLCache(ttl=60)
 
         def load_while_changing():
             cache.clear()
@@ -165,7 +165,7 @@ class TestCache:
         assert cache.get("k", lambda: "fresh") == "fresh"
 
     def test_misses_are_cached(self, monkeypatch):
-        cache = TenantCache(ttl=60)
+        cache = TTLCache(ttl=60)
         calls = []
         for _ in range(3):
             cache.get("unknown", lambda: calls.append(1))

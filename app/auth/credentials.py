@@ -2,13 +2,15 @@
 
 A token is only as good as the account behind it now: a deactivated user, a user moved out of the
 tenant, a deleted tenant or a revoked token stop working on the next request, not when the token
-expires. The role used for authorization is the account's current role.
+expires. The role used for authorization is the account's current role. The answers come from the
+per-process auth cache (app/auth/cache.py): a change made in another process counts there within
+AUTH_CACHE_TTL seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -23,6 +25,7 @@ from app.tenants.service import require_feature
 from app.users.models import PlatformUser, User
 
 from . import tokens
+from .cache import auth_cache
 from .models import ApiKey
 from .two_factor import ENROLLMENT_SCOPE
 
@@ -63,8 +66,7 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     tenant = tenant_by_id(claims.get("tenantId"))
     if tenant is None or not ObjectId.is_valid(subject):
         raise Unauthorized("The account of this token no longer exists")
-    with tenant_scope(tenant):
-        user = User.objects(id=subject).first()
+    user = auth_cache.get(("user", tenant.id, subject), lambda: _user(tenant, subject))
     if user is None or not user.active:
         raise Unauthorized("The account of this token is no longer active")
     impersonator = None
@@ -81,11 +83,50 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     )
 
 
+def fresh_account(principal: Principal) -> User | PlatformUser:
+    """Load the person behind a token again (the principal's account is cached, shared and may be
+    AUTH_CACHE_TTL seconds old): to change it or to show it."""
+    if principal.is_superadmin:
+        account = PlatformUser.objects(id=principal.subject).first()
+    else:
+        account = _user(tenant_by_id(principal.tenant_id), principal.subject)
+    if account is None:
+        raise Unauthorized("The account of this token no longer exists")
+    return account
+
+
+def _user(tenant: Any, subject: str) -> User | None:
+    with tenant_scope(tenant):
+        return User.objects(id=subject).first()
+
+
 def _active_superadmin(subject: Any) -> PlatformUser:
-    admin = PlatformUser.objects(id=subject).first() if ObjectId.is_valid(subject) else None
+    admin = None
+    if ObjectId.is_valid(subject):
+        admin = auth_cache.get(("superadmin", subject), lambda: PlatformUser.objects(id=subject).first())
     if admin is None or not admin.active:
         raise Unauthorized("The account of this token is no longer active")
     return admin
+
+
+def _api_key(tenant: Any, key_hash: str) -> ApiKey | None:
+    with tenant_scope(tenant):
+        return ApiKey.objects(key_hash=key_hash).first()
+
+
+# When this process last wrote each key's lastUsedAt (the cached key does not see its own update).
+_last_used_written: dict[Any, datetime] = {}
+
+
+def _note_use(tenant: Any, api_key: ApiKey) -> None:
+    """Keep lastUsedAt to the minute: at most one write per key and minute from each process."""
+    now = utcnow()
+    last = max(filter(None, (api_key.last_used_at, _last_used_written.get(api_key.id))), default=None)
+    if last is not None and now - last <= LAST_USED_RESOLUTION:
+        return
+    _last_used_written[api_key.id] = now
+    with tenant_scope(tenant):
+        ApiKey.objects(id=api_key.id).update_one(set__last_used_at=now)
 
 
 def hash_api_key(key: str) -> str:
@@ -100,14 +141,12 @@ def _api_key_principal(key: str) -> Principal:
     tenant = tenant_by_id(parts[1])
     if tenant is None:
         raise Unauthorized("The API key is not valid")
-    with tenant_scope(tenant):
-        api_key = ApiKey.objects(key_hash=hash_api_key(key.strip())).first()
-        if api_key is None:
-            raise Unauthorized("The API key is not valid")
-        require_feature(tenant, "apiAccess")
-        now = utcnow()
-        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-            ApiKey.objects(id=api_key.id).update_one(set__last_used_at=now)
+    key_hash = hash_api_key(key.strip())
+    api_key = auth_cache.get(("api_key", tenant.id, key_hash), lambda: _api_key(tenant, key_hash))
+    if api_key is None:
+        raise Unauthorized("The API key is not valid")
+    require_feature(tenant, "apiAccess")
+    _note_use(tenant, api_key)
     return Principal(
         subject=str(api_key.id), role=api_key.role, tenant_id=tenant.id, via="api_key", account=api_key
     )

@@ -18,6 +18,7 @@ from app.users.models import PlatformUser, User
 from app.users.service import normalize_email, tenant_ids_of_email
 
 from . import sso, tokens, two_factor
+from .credentials import fresh_account
 from .models import ImpersonationSession
 from .passwords import verify_password
 
@@ -142,7 +143,7 @@ def me(principal: Principal) -> dict[str, Any]:
     if principal.impersonator:
         impersonator = {"id": principal.impersonator, "email": claims.get("act", {}).get("email")}
     return {
-        "user": None if principal.via == "api_key" else principal.account,
+        "user": None if principal.via == "api_key" else fresh_account(principal),
         "tenant": current_tenant(),
         "impersonator": impersonator,
         "credential": {

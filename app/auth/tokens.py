@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,11 +13,14 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 
 from app.errors import TokenExpired, TokenRevoked, Unauthorized
 
+from .cache import auth_cache, forget
 from .models import RevokedToken
 
 ACCESS = "access"
 REFRESH = "refresh"
 IMPERSONATION_MAX = timedelta(minutes=15)
+# Tokens whose signature was checked, with their claims: a client sends the same token many times.
+VERIFIED_TOKENS_MAX = 10_000
 
 
 def _claims(tenant_id: Any, role: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -50,13 +54,26 @@ def issue_impersonation(user: Any, superadmin: Any) -> tuple[str, dict[str, Any]
 
 
 def decode(token: str) -> dict[str, Any]:
-    """Verify signature, algorithm and expiry; raise 401 token_expired / unauthorized."""
+    """Verify signature, algorithm and expiry; raise 401 token_expired / unauthorized.
+
+    A token verified before (by this app, in this process) is not verified again, only its expiry: the
+    whole token is the key, signature included. The claims returned are shared: read them only."""
+    verified = current_app.extensions.setdefault("verified_tokens", {})
+    claims = verified.get(token)
+    if claims is not None:
+        if claims["exp"] <= time.time() - current_app.config["JWT_DECODE_LEEWAY"]:
+            raise TokenExpired()
+        return claims
     try:
-        return decode_token(token)
+        claims = decode_token(token)
     except pyjwt.ExpiredSignatureError:
         raise TokenExpired() from None
     except (pyjwt.PyJWTError, JWTExtendedException, ValueError, TypeError):
         raise Unauthorized("The token is not valid") from None
+    if len(verified) >= VERIFIED_TOKENS_MAX:
+        verified.clear()
+    verified[token] = claims
+    return claims
 
 
 def expires_at(claims: dict[str, Any]) -> datetime:
@@ -70,8 +87,10 @@ def revoke(claims: dict[str, Any]) -> None:
         set_on_insert__expires_at=expires_at(claims),
         upsert=True,
     )
+    forget()
 
 
 def check_not_revoked(claims: dict[str, Any]) -> None:
-    if RevokedToken.objects(jti=claims["jti"]).only("id").first() is not None:
+    jti = claims["jti"]
+    if auth_cache.get(("revoked", jti), lambda: RevokedToken.objects(jti=jti).only("id").first() is not None):
         raise TokenRevoked()

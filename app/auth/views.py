@@ -19,6 +19,7 @@ from app.tenancy.access import (
 from app.usage.rate_limits import check_login_attempt
 
 from . import api_keys, service, sso, two_factor
+from .credentials import fresh_account
 from .schemas import (
     AccessTokenSchema,
     ApiKeyCreatedSchema,
@@ -105,7 +106,7 @@ def _own_user():
     principal = g.principal
     if principal.via != "access_token" or principal.tenant_id is None:
         raise Forbidden("Two-factor authentication belongs to a tenant user's own login")
-    return principal.account
+    return fresh_account(principal)
 
 
 @blp.route("/2fa/setup")

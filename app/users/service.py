@@ -11,6 +11,7 @@ from mongoengine.queryset.visitor import Q
 
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
+from app.auth import cache as auth_cache
 from app.auth.passwords import hash_password
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, found
@@ -221,6 +222,7 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
         unset__password_hash=True,
         unset__last_login_at=True,
     )
+    auth_cache.forget()
     usage.refund("users")
     record(
         "user.erased",
