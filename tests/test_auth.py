@@ -318,6 +318,23 @@ class TestForgedTokens:
         response = client.get("/api/v1/tenants/current", headers=bearer(token))
         assert response.status_code == 401 and response.json["error"]["code"] == "token_expired"
 
+    def test_a_token_verified_before_still_expires(self, client, owner, auth_headers, monkeypatch):
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
+        expiry = decode_token(auth_headers["Authorization"].split()[1])["exp"]
+        monkeypatch.setattr("app.auth.tokens.time.time", lambda: expiry + 1)
+        response = client.get("/api/v1/tenants/current", headers=auth_headers)
+        assert response.status_code == 401 and response.json["error"]["code"] == "token_expired"
+
+    def test_a_token_verified_by_one_app_is_checked_again_by_another(
+        self, app_factory, client, owner, auth_headers
+    ):
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
+        other = app_factory(JWT_SECRET_KEY="another-secret-key-of-at-least-32-characters")
+        with other.app_context():
+            response = other.test_client().get("/api/v1/tenants/current", headers=auth_headers)
+        assert response.status_code == 401
+        assert response.json["error"]["message"] == "The token is not valid"
+
     @pytest.mark.parametrize(
         "header", ["Bearer", "Bearer ", "Basic abc", "Token abc", "Bearer a.b.c", "Bearer ###"]
     )
