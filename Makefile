@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: install run test test-multitenant lint format browser screenshots bench fuzz clean
+.PHONY: install run test test-multitenant lint format browser screenshots bench profile fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/roundtrips.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/soak.py
+
+## Where a route's CPU goes under load (py-spy on the gunicorn worker): make profile ROUTE=/api/v1/...
+ROUTE ?= /api/v1/tenants/current
+profile: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python bench/profile.py --path '$(ROUTE)'
 
 ## Schemathesis against the service under gunicorn, longer than the in-process run of make test.
 fuzz: $(STAMP)
