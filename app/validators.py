@@ -1,12 +1,19 @@
 """Field validators shared by the schemas: time zones, currencies, language tags, CIDRs, colours, CSS,
-identity provider URLs."""
+identity provider URLs.
+
+A validator that can say what it accepts in JSON Schema carries that as `json_schema` (`publishes`),
+and the OpenAPI document shows it on every field the validator checks (`openapi_properties`), so that
+what the document calls valid is what the service accepts. The patterns are written for both Python
+and ECMAScript, the dialect of JSON Schema."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 import zoneinfo
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -32,8 +39,39 @@ MAX_CIDRS = 100
 # Where an identity provider may answer over plain http: this machine (tests, local development).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
+JsonSchema = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def publishes(schema: JsonSchema) -> Callable[[Any], Any]:
+    """Give a validator the JSON Schema form of what it accepts (a dict, or a function making one)."""
+
+    def attach(validator: Any) -> Any:
+        validator.json_schema = schema
+        return validator
+
+    return attach
+
+
+def openapi_properties(self: Any, field: Any, **_kwargs: Any) -> dict[str, Any]:
+    """apispec attribute function: the JSON Schema of `field` and of its validators, where they publish
+    one (a field class of our own publishes its type this way)."""
+    properties: dict[str, Any] = {}
+    for validator in (field, *field.validators):
+        schema = getattr(validator, "json_schema", None)
+        if schema is not None:
+            properties.update(schema() if callable(schema) else schema)
+    return properties
+
+
+def whole(pattern: str, error: str) -> validate.Regexp:
+    """A Regexp the whole value must match, published as the same JSON Schema pattern. `pattern` must
+    mean the same in both dialects: classes such as [0-9] rather than \\d, which in Python also matches
+    other scripts' digits."""
+    return publishes({"pattern": f"^(?:{pattern})$"})(validate.Regexp(rf"(?:{pattern})\Z", error=error))
+
+
 # An id in a body or query string (ids in paths go through the objectid URL converter).
-object_id = validate.Regexp(r"[0-9a-fA-F]{24}\Z", error="Use a 24-character hexadecimal id.")
+object_id = whole("[0-9a-fA-F]{24}", "Use a 24-character hexadecimal id.")
 
 # CSS that can run script, load other documents, or break out of the <style> element.
 CSS_FORBIDDEN = (
@@ -51,6 +89,7 @@ CSS_COMMENT_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
 CSS_URL_PROBLEM = "only https: and data:image URLs are allowed in url()"
 
 
+@publishes({"pattern": r"\S"})
 def not_blank(value: str) -> None:
     if not value.strip():
         raise ValidationError("Must contain more than white space.")
@@ -65,26 +104,31 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+@publishes(lambda: {"enum": sorted(_time_zones())})
 def time_zone(value: str) -> None:
     if value not in _time_zones():
         raise ValidationError("Use an IANA time zone, such as Europe/Berlin or UTC.")
 
 
+@publishes(lambda: {"enum": sorted(CURRENCIES)})
 def currency(value: str) -> None:
     if value not in CURRENCIES:
         raise ValidationError("Use an ISO 4217 currency code, such as USD or EUR.")
 
 
+@publishes({"pattern": f"^{LANGUAGE_RE.pattern}$"})
 def language_tag(value: str) -> None:
     if not LANGUAGE_RE.fullmatch(value):
         raise ValidationError("Use a language tag, such as en, de or pt-BR.")
 
 
+@publishes({"pattern": f"^{COLOR_RE.pattern}$"})
 def color(value: str) -> None:
     if not COLOR_RE.fullmatch(value):
         raise ValidationError("Use a hex colour, such as #1a2b3c.")
 
 
+@publishes({"maxItems": MAX_CIDRS})
 def cidr_list(values: list[str]) -> None:
     if len(values) > MAX_CIDRS:
         raise ValidationError(f"At most {MAX_CIDRS} entries.")
@@ -106,6 +150,7 @@ def normalize_cidrs(values: list[str]) -> list[str]:
     return list(seen)
 
 
+@publishes({"maxLength": 253, "pattern": f"^{HOST_LABEL_RE.pattern}(?:\\.{HOST_LABEL_RE.pattern})+$"})
 def host_name(value: str) -> None:
     """A custom domain: a lowercase DNS name with at least two labels."""
     labels = value.split(".")

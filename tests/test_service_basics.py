@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
@@ -41,6 +42,49 @@ def test_openapi_documents_the_tenancy_routes(client):
     assert "get" in spec["paths"]["/api/v1/tenants/current"]
     assert "get" in spec["paths"]["/api/v1/plans"]
     assert "Tenant" in spec["components"]["schemas"]
+
+
+def _published_accepts(prop: dict, value) -> bool:
+    """What a client reading the document would conclude (enum, pattern, maxLength, anyOf)."""
+    if "anyOf" in prop:
+        return any(_published_accepts(option, value) for option in prop["anyOf"])
+    if prop.get("type") == "integer":
+        return isinstance(value, int) and prop["minimum"] <= value <= prop["maximum"]
+    if not isinstance(value, str):
+        return False
+    return (
+        ("enum" not in prop or value in prop["enum"])
+        and ("pattern" not in prop or re.search(prop["pattern"], value) is not None)
+        and len(value) <= prop.get("maxLength", len(value))
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "field", "accepted", "refused"),
+    [
+        ("GeneralPatch", "timezone", "Europe/Berlin", "Mars/Olympus_Mons"),
+        ("GeneralPatch", "currency", "EUR", "XYZ"),
+        ("GeneralPatch", "language", "pt-BR", "portuguese"),
+        ("BrandingPatch", "primaryColor", "#1a2b3c", "red"),
+        ("TenantPatch", "domain", "marketing.example.com", "Example.com"),
+        ("TenantPatch", "name", "Acme", "   "),
+        ("SignupTenant", "slug", "acme-2", "-acme"),
+        ("CampaignCreate", "telegramAccountId", "a" * 24, "a" * 23),
+        ("TelegramAccountCreate", "token", "123456789:" + "A" * 35, "١٢٣٤٥٦:" + "A" * 35),
+    ],
+)
+def test_openapi_publishes_what_the_validators_accept(client, schema, field, accepted, refused):
+    prop = client.get("/api/v1/openapi.json").json["components"]["schemas"][schema]["properties"][field]
+    assert _published_accepts(prop, accepted) and not _published_accepts(prop, refused)
+
+
+def test_openapi_publishes_chat_targets(client):
+    schemas = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    target = schemas["CampaignCreate"]["properties"]["targets"]["items"]
+    for value in ("@channel1", "-1001234567890", -1001234567890):
+        assert _published_accepts(target, value)
+    for value in ("@ab", "channel", None, 10**21):
+        assert not _published_accepts(target, value)
 
 
 def test_docs_are_served_without_a_cdn(client):

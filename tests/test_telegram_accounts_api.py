@@ -54,6 +54,7 @@ class TestCreate:
             "1234:AAE" + "a" * 32,  # bot id too short
             "1234567890123456:AAE" + "a" * 32,  # bot id too long
             "abcdefgh:AAE" + "a" * 32,  # bot id not numeric
+            "١٢٣٤٥٦٧٨٩:AAE" + "a" * 32,  # digits of another script
             "123456789:" + "a" * 29,  # secret too short
             "123456789:" + "a" * 65,  # secret too long
             "123456789:" + "a" * 34 + "!",  # a character outside [A-Za-z0-9_-]

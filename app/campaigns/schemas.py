@@ -20,6 +20,14 @@ MAX_TARGETS = 10_000
 class ChatTarget(fields.Field):
     """A public chat's @username or a numeric chat id (sent as a number or a string)."""
 
+    json_schema = {
+        "anyOf": [
+            {"type": "string", "pattern": f"^(?:{CHANNEL_RE.pattern}|{CHAT_ID_RE.pattern})$"},
+            {"type": "integer", "minimum": -(10**20) + 1, "maximum": 10**20 - 1},
+        ],
+        "description": "A public chat's @username or a numeric chat id",
+    }
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ValidationError("Use an @username or a numeric chat id.")

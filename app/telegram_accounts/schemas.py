@@ -7,8 +7,8 @@ from marshmallow import Schema, fields, validate
 from app import validators
 from app.pagination import PageArgs
 
-BOT_TOKEN = validate.Regexp(
-    r"^\d{5,15}:[A-Za-z0-9_-]{30,64}\Z", error="Use the bot token BotFather gave, such as 123456789:AAE..."
+BOT_TOKEN = validators.whole(
+    "[0-9]{5,15}:[A-Za-z0-9_-]{30,64}", "Use the bot token BotFather gave, such as 123456789:AAE..."
 )
 API_BASE_URL = validate.Length(max=2048)
 

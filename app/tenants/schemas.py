@@ -11,6 +11,7 @@ from app.users.schemas import PASSWORD, UserSchema
 from .billing import billing_summary
 from .models import BILLING_STATUSES, SSO_ROLES, STATUSES
 from .plans import DEFAULT_PLAN, FEATURE_NAMES, LIMIT_NAMES, PLAN_NAMES, effective_features, effective_limits
+from .slugs import SLUG_RE
 
 LIMITS_DOC = {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}}
 FEATURES_DOC = {"type": "object", "additionalProperties": {"type": "boolean"}}
@@ -162,7 +163,13 @@ class PlanListSchema(Schema):
 
 class SignupTenantSchema(Schema):
     name = fields.String(required=True, validate=validators.NAME)
-    slug = fields.String(validate=validate.Length(min=3, max=63))
+    slug = fields.String(
+        validate=validate.Length(min=3, max=63),
+        metadata={
+            "pattern": f"^{SLUG_RE.pattern}$",
+            "description": "Made from the name when left out; some words (api, www, ...) are reserved",
+        },
+    )
 
 
 class SignupUserSchema(Schema):
