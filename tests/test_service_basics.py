@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
 from app import demo
+from app.db import database
 from app.logs import JsonFormatter, request_id_var
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
@@ -85,6 +87,46 @@ def test_openapi_publishes_chat_targets(client):
         assert _published_accepts(target, value)
     for value in ("@ab", "channel", None, 10**21):
         assert not _published_accepts(target, value)
+
+
+def test_reads_racing_updates_in_other_threads_do_not_fail(app):
+    """The embedded store copies documents out while updates change them in place: without its lock,
+    this fails with 'dictionary changed size during iteration' within a few hundred reads."""
+    collection = database()["race"]
+    collection.insert_one({"_id": 1, **{f"k{i}": i for i in range(50)}})
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def guarded(work):
+        def run():
+            try:
+                work()
+            except Exception as error:  # the failure under test, reported below
+                failures.append(error)
+
+        return threading.Thread(target=run)
+
+    def update():
+        step = 0
+        while not done.is_set():
+            collection.update_one({"_id": 1}, {"$set": {f"x{step % 200}": step}})
+            collection.update_one({"_id": 1}, {"$unset": {f"x{(step + 100) % 200}": ""}})
+            step += 1
+
+    def read():
+        for _ in range(1500):
+            assert len(list(collection.find({"_id": 1}))) == 1
+
+    writers = [guarded(update) for _ in range(2)]
+    readers = [guarded(read) for _ in range(2)]
+    for thread in writers + readers:
+        thread.start()
+    for thread in readers:
+        thread.join()
+    done.set()
+    for thread in writers:
+        thread.join()
+    assert failures == []
 
 
 def test_docs_are_served_without_a_cdn(client):
