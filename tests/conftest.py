@@ -7,6 +7,7 @@ tests against a real MongoDB; each test then gets its own database, dropped afte
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import pytest
@@ -181,37 +182,11 @@ def superadmin_headers(superadmin, headers_for):
 
 
 @pytest.fixture
-def serialized_writes(monkeypatch):
-    """Put mongomock's writes behind one lock, as a server applies single-document writes atomically.
+def frequent_thread_switches():
+    """Switch threads very often, so that the interleavings a check-then-write bug needs do happen.
 
-    mongomock's conditional writes are not thread-safe (find_one_and_update finds, then updates,
-    re-checking nothing), which would let concurrency tests fail for mongomock's sake, not ours. A
-    real server (MONGODB_TEST_URI) needs no lock. Thread switches are made very frequent so that
-    interleavings that a check-then-write bug needs do happen.
-    """
-    if os.environ.get("MONGODB_TEST_URI"):
-        yield
-        return
-    import sys
-    import threading
-
-    import mongomock.collection
-
-    lock = threading.RLock()
-
-    def locked(method):
-        def wrapper(*args, **kwargs):
-            with lock:
-                return method(*args, **kwargs)
-
-        return wrapper
-
-    # Reads take the lock too: mongomock stores a document before it checks the unique indexes (and
-    # removes it again on a duplicate), so an unlocked read could see a row a server never shows.
-    for name in ("_insert", "_update", "_delete", "_find_and_modify", "replace_one", "_iter_documents"):
-        monkeypatch.setattr(
-            mongomock.collection.Collection, name, locked(getattr(mongomock.collection.Collection, name))
-        )
+    Each operation on the embedded store is atomic (app.db locks it, as a server applies a
+    single-document write atomically), so concurrency tests fail for our sake, not mongomock's."""
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:

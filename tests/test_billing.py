@@ -123,7 +123,7 @@ class TestInvoices:
             (3, "2026-12"),
         ]
 
-    def test_concurrent_closes_bill_once(self, billing_app, serialized_writes):
+    def test_concurrent_closes_bill_once(self, billing_app, frequent_thread_switches):
         pro = tenant_on("professional", "proco")
         errors = []
 

@@ -265,7 +265,7 @@ class TestRacingDispatchers:
         auth_headers,
         other_headers,
         fake_telegram,
-        serialized_writes,
+        frequent_thread_switches,
         monkeypatch,
         round_,
     ):

@@ -202,7 +202,7 @@ def test_a_released_lease_is_taken_over_at_once(app):
     assert not lease.acquire("host-a", 60)
 
 
-def test_holders_racing_for_a_free_lease_get_exactly_one_leader(app, serialized_writes):
+def test_holders_racing_for_a_free_lease_get_exactly_one_leader(app, frequent_thread_switches):
     for repetition in range(REPETITIONS):
         results = run_together(THREADS, lambda i, r=repetition: lease.acquire(f"host-{r}-{i}", 60))
 
@@ -458,7 +458,7 @@ def test_a_late_monthly_close_closes_the_same_period_once(app, october):
     assert dump() == before
 
 
-def test_concurrent_monthly_closes_write_each_snapshot_once(app, october, serialized_writes):
+def test_concurrent_monthly_closes_write_each_snapshot_once(app, october, frequent_thread_switches):
     acme, globex = october
     for repetition in range(REPETITIONS):
         with unscoped("test: start the repetition without snapshots"):
@@ -664,7 +664,7 @@ def test_a_retention_without_gdpr_still_applies(app, tenant):
     assert stored(acme) == keep
 
 
-def test_concurrent_retention_purges_delete_each_document_once(app, tenant, serialized_writes):
+def test_concurrent_retention_purges_delete_each_document_once(app, tenant, frequent_thread_switches):
     acme = with_retention(tenant, 30)
     kept = set()
 

@@ -30,7 +30,7 @@ def _create_campaign(tenant, index):
         )
 
 
-def test_fifty_threads_never_create_more_campaigns_than_the_limit(app, tenant, serialized_writes):
+def test_fifty_threads_never_create_more_campaigns_than_the_limit(app, tenant, frequent_thread_switches):
     for repetition in range(REPETITIONS):
         fresh = set_limits(tenant, campaigns=10)
         with tenant_scope(fresh):
@@ -48,7 +48,7 @@ def test_fifty_threads_never_create_more_campaigns_than_the_limit(app, tenant, s
         assert Tenant.objects.get(id=tenant.id).usage.campaigns == 10
 
 
-def test_bulk_reservations_are_all_or_nothing_under_concurrency(app, tenant, serialized_writes):
+def test_bulk_reservations_are_all_or_nothing_under_concurrency(app, tenant, frequent_thread_switches):
     for repetition in range(REPETITIONS):
         fresh = set_limits(tenant, messagesPerMonth=100)
         with tenant_scope(fresh):
