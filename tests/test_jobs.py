@@ -857,7 +857,7 @@ def test_every_job_visits_every_tenant_and_leaves_no_tenant_in_context(
 @pytest.mark.parametrize(
     ("name", "per_tenant"),
     [
-        ("monthly-close", "reset_monthly_usage"),
+        ("monthly-close", "close_tenant"),
         ("retention-purge", "purge_tenant"),
         ("usage-reconcile", "reconcile_tenant"),
     ],

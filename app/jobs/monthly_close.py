@@ -32,6 +32,11 @@ def previous_period(now: datetime) -> str:
 
 def reset_monthly_usage(tenant: Tenant, period: str) -> bool:
     """Close `period` for one tenant (the original design's resetMonthlyUsage); False if already closed."""
+    return close_tenant(tenant, period) is not None
+
+
+def close_tenant(tenant: Tenant, period: str) -> dict[str, dict] | None:
+    """Snapshot what `tenant` used in `period`; return the snapshot's resources, None if closed already."""
     with tenant_scope(tenant):
         limits = effective_limits(tenant.plan, tenant.limits)
         counters = {c.resource: c.used for c in UsageCounter.objects(period=period)}
@@ -42,8 +47,8 @@ def reset_monthly_usage(tenant: Tenant, period: str) -> bool:
         try:
             UsageSnapshot(period=period, plan=tenant.plan, resources=resources).save(force_insert=True)
         except me.NotUniqueError:
-            return False
-    return True
+            return None
+    return resources
 
 
 def run(now: datetime | None = None) -> dict[str, int | str]:
@@ -55,14 +60,15 @@ def run(now: datetime | None = None) -> dict[str, int | str]:
     for tenant in each_tenant("monthly close: snapshot every tenant's usage"):
         if tenant.created_at >= end:
             continue
-        if reset_monthly_usage(tenant, period):
+        resources = close_tenant(tenant, period)
+        if resources is not None:
             closed += 1
         else:
             already += 1
-        # Also after a close that stopped between its snapshot and its invoice: billing is idempotent.
-        with tenant_scope(tenant):
-            snapshot = UsageSnapshot.objects.get(period=period)
-        if issue_invoice(tenant, period, snapshot.resources, now) is not None:
+            # Bill what the first close recorded (it may have stopped before its invoice).
+            with tenant_scope(tenant):
+                resources = UsageSnapshot.objects.get(period=period).resources
+        if issue_invoice(tenant, period, resources, now) is not None:
             invoiced += 1
     log.info(
         "monthly close",
