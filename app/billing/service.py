@@ -47,15 +47,13 @@ def _describe(invoice: Invoice) -> dict[str, Any]:
 
 def _allocate_number(tenant: Tenant, period: str) -> int | None:
     """Take the next invoice number for `period`, once; None when a later period is invoiced already."""
-    earlier = {
-        "$or": [
-            {"billing.lastInvoicedPeriod": {"$exists": False}},
-            {"billing.lastInvoicedPeriod": None},
-            {"billing.lastInvoicedPeriod": {"$lt": period}},
-        ]
-    }
-    moved = Tenant.objects(id=tenant.id, __raw__=earlier).modify(
-        new=True, inc__billing__last_invoice_number=1, set__billing__last_invoiced_period=period
+    # Never invoiced (no field, or null) or last invoiced before `period`: a string compares only with
+    # strings, so $not $gte matches all three in one clause.
+    earlier = {"billing.lastInvoicedPeriod": {"$not": {"$gte": period}}}
+    moved = (
+        Tenant.objects(id=tenant.id, __raw__=earlier)
+        .only("billing")
+        .modify(new=True, inc__billing__last_invoice_number=1, set__billing__last_invoiced_period=period)
     )
     if moved is not None:
         return moved.billing.last_invoice_number
