@@ -14,7 +14,7 @@ import config
 from app import cli, converters, crypto, db, demo, health, logs, request_hooks, validators
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
-from app.auth import credentials, impersonation, passwords
+from app.auth import credentials, impersonation, oidc, passwords
 from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
@@ -79,6 +79,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tenant_cache.clear()
     auth_cache.ttl = app.config["AUTH_CACHE_TTL"]
     auth_cache.clear()
+    oidc.provider_documents.clear()
     collection.set_debug(app.config["TENANT_DEBUG"])
 
     jwt.init_app(app)

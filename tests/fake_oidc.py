@@ -16,6 +16,7 @@ import json
 import secrets
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -43,7 +44,7 @@ def s256(verifier: str) -> str:
 
 class FakeProvider(LoopbackServer):
     def __init__(self) -> None:
-        self.keys = {realm: rsa_key(f"{realm}-1") for realm in REALMS}
+        self.published = {realm: rsa_key(f"{realm}-1") for realm in REALMS}
         # Published nowhere, with the same key id as the acme realm's key: a forged signature.
         self.rogue_key = rsa_key("acme-1")
         self.lock = threading.Lock()
@@ -56,6 +57,8 @@ class FakeProvider(LoopbackServer):
     def reset(self) -> None:
         """Forget clients, codes and scripted misbehaviour; the next person to sign in is a default one."""
         with self.lock:
+            self.keys = dict(self.published)
+            self.fetches: Counter[tuple[str, str]] = Counter()
             self.clients: dict[str, str] = {}
             self.codes: dict[str, dict[str, Any]] = {}
             self.person: dict[str, Any] = {
@@ -76,6 +79,12 @@ class FakeProvider(LoopbackServer):
         with self.lock:
             self.clients[client_id] = secret
         return secret
+
+    def rotate_key(self, realm: str) -> None:
+        """Sign with a new key from now on, and publish only that one."""
+        key = rsa_key(f"{realm}-rotated")
+        with self.lock:
+            self.keys[realm] = key
 
     def sign_in_as(self, **claims: Any) -> None:
         """Who signs in at the authorization endpoint from now on (claims replace the default person's)."""
@@ -202,8 +211,10 @@ class FakeProvider(LoopbackServer):
                     if realm not in provider.keys:
                         self._send(404, {"error": "no such realm"})
                     elif rest == ".well-known/openid-configuration":
+                        provider.fetches[(realm, "discovery")] += 1
                         self._send(200, provider._discovery(realm))
                     elif rest == "jwks":
+                        provider.fetches[(realm, "jwks")] += 1
                         self._send(200, {"keys": [provider.keys[realm].as_dict(private=False)]})
                     elif rest == "authorize":
                         status, headers = provider._authorize(realm, query)

@@ -484,6 +484,44 @@ class TestRefusals:
 # -- password logins while single sign-on is on ---------------------------------------------------------
 
 
+class TestProviderDocuments:
+    def test_discovery_and_keys_are_fetched_once_for_many_logins(self, client, provider, acme_sso):
+        assert sso_login(client).status_code == 200
+        fetched = dict(provider.fetches)
+        for _ in range(3):
+            assert sso_login(client).status_code == 200
+        assert provider.fetches == fetched
+        assert fetched[("acme", "jwks")] == 1
+
+    def test_keys_the_provider_rotated_are_fetched_again(self, client, provider, acme_sso):
+        assert sso_login(client).status_code == 200
+        provider.rotate_key("acme")
+        assert sso_login(client).status_code == 200
+        assert provider.fetches[("acme", "jwks")] == 2
+
+    def test_an_unknown_key_fetches_the_keys_once_more_then_refuses(self, client, tenant, provider, acme_sso):
+        assert sso_login(client).status_code == 200
+        provider.sign_with = provider.keys["globex"]
+        assert_refused(sso_login(client), tenant, "id_token_signature")
+        assert provider.fetches[("acme", "jwks")] == 2
+
+
+class TestSsoRateLimit:
+    @pytest.fixture
+    def settings(self):
+        return {"LOGIN_RATE_LIMIT_PER_IP": "3/minute"}
+
+    def test_starts_and_callbacks_are_counted_per_address(self, client, provider, acme_sso):
+        for _ in range(3):
+            assert start(client).status_code == 302
+        refused = start(client)
+        assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        callback = client.get(CALLBACK, query_string={"state": "s", "code": "c"})
+        assert callback.status_code == 429
+        assert provider.fetches[("acme", "discovery")] <= 1
+
+
 class TestPasswordLogin:
     @pytest.fixture
     def sso_only(self, client, auth_headers, acme_sso):

@@ -22,6 +22,7 @@ from joserfc.jws import JWSRegistry
 
 from app import crypto
 from app.errors import AppError
+from app.tenancy.cache import TTLCache
 from app.tenants.models import SsoSettings
 from app.validators import provider_url_problem
 
@@ -37,6 +38,12 @@ CLAIM_REASONS = {
     "azp": "audience_mismatch",
     "nonce": "nonce_mismatch",
 }
+
+
+# Discovery documents and key sets, for PROVIDER_CACHE_TTL seconds: every login needs both, and they
+# change rarely. An ID token signed with a key the cached set lacks fetches the set again, once.
+PROVIDER_CACHE_TTL = 300
+provider_documents = TTLCache(ttl=PROVIDER_CACHE_TTL, max_entries=1_000)
 
 
 class SsoFailed(AppError):
@@ -97,6 +104,16 @@ def _get_json(session: OAuth2Session, url: str) -> dict[str, Any]:
 
 
 def _discover(session: OAuth2Session, sso: SsoSettings) -> dict[str, Any]:
+    """The provider's discovery document, checked (cached)."""
+    return provider_documents.get(("discovery", sso.issuer), lambda: _fetch_discovery(session, sso))
+
+
+def _key_set(session: OAuth2Session, jwks_uri: str) -> dict[str, Any]:
+    """The provider's signing keys (cached)."""
+    return provider_documents.get(("jwks", jwks_uri), lambda: _get_json(session, jwks_uri))
+
+
+def _fetch_discovery(session: OAuth2Session, sso: SsoSettings) -> dict[str, Any]:
     """Read the provider's discovery document and check that it is the configured issuer's."""
     metadata = _get_json(session, sso.issuer.rstrip("/") + DISCOVERY_PATH)
     if metadata.get("issuer") != sso.issuer:
@@ -122,6 +139,14 @@ def authorization_url(sso: SsoSettings, redirect_uri: str, state: str, nonce: st
             endpoint, state=state, nonce=nonce, code_verifier=code_verifier
         )
     return url
+
+
+class _UnknownKey(Exception):
+    """The ID token names a key the key set does not have (the provider may have rotated its keys)."""
+
+
+def _signature_refused() -> SsoFailed:
+    return refused("id_token_signature", "The ID token is not signed by this tenant's provider")
 
 
 def _id_token_claims(
@@ -152,8 +177,10 @@ def _id_token_claims(
     except ClaimError as error:
         reason = CLAIM_REASONS.get(error.claim, "id_token_invalid")
         raise refused(reason, f"The ID token's {error.claim} is not valid", claim=error.claim) from None
-    except (BadSignatureError, InvalidKeyIdError):
-        raise refused("id_token_signature", "The ID token is not signed by this tenant's provider") from None
+    except InvalidKeyIdError:
+        raise _UnknownKey() from None
+    except BadSignatureError:
+        raise _signature_refused() from None
     except (JoseError, ValueError):
         raise refused("id_token_invalid", "The ID token cannot be read") from None
     return dict(claims)
@@ -179,5 +206,16 @@ def verified_claims(
             raise ProviderError(
                 "The identity provider sent no ID token", details={"reason": "id_token_missing"}
             )
-        jwks = _get_json(session, metadata["jwks_uri"])
-    return _id_token_claims(token["id_token"], jwks, sso, nonce, token.get("access_token"))
+
+        def checked() -> dict[str, Any]:
+            keys = _key_set(session, metadata["jwks_uri"])
+            return _id_token_claims(token["id_token"], keys, sso, nonce, token.get("access_token"))
+
+        try:
+            return checked()
+        except _UnknownKey:
+            provider_documents.discard(("jwks", metadata["jwks_uri"]))
+        try:
+            return checked()
+        except _UnknownKey:
+            raise _signature_refused() from None

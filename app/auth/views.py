@@ -16,7 +16,7 @@ from app.tenancy.access import (
     refresh_token_route,
     roles,
 )
-from app.usage.rate_limits import check_login_attempt
+from app.usage.rate_limits import check_login_attempt, check_sso_attempt
 
 from . import api_keys, service, sso, two_factor
 from .credentials import fresh_account
@@ -86,6 +86,7 @@ class SsoStart(MethodView):
     @blp.response(302, description="A redirect to the tenant's identity provider")
     def get(self):
         """Start a single sign-on login into the tenant the hint names: go to its identity provider."""
+        check_sso_attempt(request.remote_addr)
         response = redirect(sso.start_login(url_for("auth.SsoCallback", _external=True)))
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -98,6 +99,7 @@ class SsoCallback(MethodView):
     @blp.response(200, LoginResponseSchema)
     def get(self, args):
         """Finish a single sign-on login from the provider's redirect; answer like POST /auth/login."""
+        check_sso_attempt(request.remote_addr)
         return sso.finish_login(args, request.remote_addr)
 
 

@@ -44,6 +44,12 @@ class TTLCache:
                 self._entries[key] = (now + self.ttl, value)
         return value
 
+    def discard(self, key: Hashable) -> None:
+        """Forget `key` (its value changed)."""
+        with self._lock:
+            self._entries.pop(key, None)
+            self._generation += 1
+
     def clear(self) -> None:
         """Forget everything (something cached changed in this process)."""
         with self._lock:

@@ -69,6 +69,23 @@ def api_calls_this_hour(tenant: Tenant) -> int:
     return limit - remaining
 
 
+def _count(limit: str, namespace: str, key: str, message: str) -> None:
+    """Count one attempt of `key` against `limit`; raise 429 with Retry-After past it."""
+    item = parse(limit)
+    if not limiter.limiter.hit(item, namespace, key):
+        reset_at, _remaining = limiter.limiter.get_window_stats(item, namespace, key)
+        retry_after = max(1, int(reset_at - time.time()))
+        raise RateLimited(
+            message,
+            headers={
+                "Retry-After": str(retry_after),
+                "X-RateLimit-Limit": str(item.amount),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(reset_at)),
+            },
+        )
+
+
 def check_login_attempt(address: str | None, email: str) -> None:
     """Count a login attempt per client address and per email; raise 429 past either limit."""
     config = current_app.config
@@ -76,16 +93,11 @@ def check_login_attempt(address: str | None, email: str) -> None:
         (config["LOGIN_RATE_LIMIT_PER_IP"], f"ip:{address}"),
         (config["LOGIN_RATE_LIMIT_PER_EMAIL"], f"email:{email.strip().lower()}"),
     ):
-        item = parse(limit)
-        if not limiter.limiter.hit(item, "login", key):
-            reset_at, _remaining = limiter.limiter.get_window_stats(item, "login", key)
-            retry_after = max(1, int(reset_at - time.time()))
-            raise RateLimited(
-                "Too many login attempts; try again later",
-                headers={
-                    "Retry-After": str(retry_after),
-                    "X-RateLimit-Limit": str(item.amount),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(int(reset_at)),
-                },
-            )
+        _count(limit, "login", key, "Too many login attempts; try again later")
+
+
+def check_sso_attempt(address: str | None) -> None:
+    """Count a single sign-on start or callback per client address (LOGIN_RATE_LIMIT_PER_IP): each one
+    makes the service call the tenant's identity provider."""
+    limit = current_app.config["LOGIN_RATE_LIMIT_PER_IP"]
+    _count(limit, "sso", f"ip:{address}", "Too many single sign-on attempts; try again later")
