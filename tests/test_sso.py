@@ -24,10 +24,13 @@ from app.validators import provider_url_problem
 
 from .conftest import PASSWORD
 from .fake_oidc import FakeProvider, s256
+from .support import bearer
 
 SETTINGS = "/api/v1/tenants/current/settings"
 START = "/api/v1/auth/sso/start"
 CALLBACK = "/api/v1/auth/sso/callback"
+CURRENT = "/api/v1/tenants/current"
+REFRESH = "/api/v1/auth/refresh"
 
 
 @pytest.fixture(scope="session")
@@ -553,6 +556,29 @@ class TestPasswordLogin:
         update_tenant(tenant, set__features={"sso": False})
         assert password_login(client, member.email).status_code == 200
         assert password_login_allowed(stored_tenant(), member)
+
+    def test_turning_passwords_off_ends_the_password_sessions_of_members(
+        self, client, tenant, auth_headers, make_user, acme_sso
+    ):
+        member = make_user(tenant, "member")
+        issued = password_login(client, member.email).json
+        session = bearer(issued["accessToken"])
+        assert client.get(CURRENT, headers=session).status_code == 200
+        assert configure(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
+        response = client.get(CURRENT, headers=session)
+        assert response.status_code == 401 and "single sign-on" in response.json["error"]["message"]
+        assert client.post(REFRESH, headers=bearer(issued["refreshToken"])).status_code == 401
+        assert client.get(CURRENT, headers=auth_headers).status_code == 200  # the owner's password
+        assert configure(client, auth_headers, {"passwordLoginAllowed": True}).status_code == 200
+        assert client.get(CURRENT, headers=session).status_code == 200
+
+    def test_single_sign_on_sessions_go_on(self, client, auth_headers, provider, acme_sso):
+        issued = sso_login(client).json
+        assert configure(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
+        assert client.get(CURRENT, headers=bearer(issued["accessToken"])).status_code == 200
+        refreshed = client.post(REFRESH, headers=bearer(issued["refreshToken"]))
+        assert refreshed.status_code == 200
+        assert client.get(CURRENT, headers=bearer(refreshed.json["accessToken"])).status_code == 200
 
     def test_removing_it_brings_passwords_back(self, client, tenant, auth_headers, make_user, sso_only):
         member = make_user(tenant, "member")

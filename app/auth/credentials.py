@@ -27,6 +27,7 @@ from app.users.models import PlatformUser, User
 from . import tokens
 from .cache import auth_cache
 from .models import ApiKey
+from .sso import password_login_allowed
 from .two_factor import ENROLLMENT_SCOPE
 
 API_KEY_PREFIX = "tmk"
@@ -69,6 +70,9 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     user = auth_cache.get(("user", tenant.id, subject), lambda: _user(tenant, subject))
     if user is None or not user.active:
         raise Unauthorized("The account of this token is no longer active")
+    password = tokens.PASSWORD in tokens.signed_in_by(claims)
+    if password and "act" not in claims and not password_login_allowed(tenant, user):
+        raise Unauthorized("This tenant signs in with single sign-on now: sign in again through it")
     impersonator = None
     if "act" in claims:
         impersonator = str(_active_superadmin(claims["act"].get("sub")).id)

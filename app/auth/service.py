@@ -107,7 +107,7 @@ def login(email: str, password: str, address: str | None, code: str | None = Non
 
 def refresh(principal: Principal) -> dict[str, str]:
     """Issue a new access token for the account of a (rechecked) refresh token."""
-    return {"access_token": tokens.issue_access(principal.subject, principal.tenant_id, principal.role)}
+    return {"access_token": tokens.issue_access(principal.claims, principal.role)}
 
 
 def logout(principal: Principal, refresh_token: str | None) -> None:

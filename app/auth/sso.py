@@ -210,4 +210,5 @@ def finish_login(callback: dict[str, Any], address: str | None) -> dict[str, Any
         target_id=user.id,
         summary={"issuer": sso.issuer, "created": created},
     )
-    return {**tokens.issue(user.id, tenant.id, user.role), "user": user, "tenant": tenant}
+    issued = tokens.issue(user.id, tenant.id, user.role, method=tokens.FEDERATED)
+    return {**issued, "user": user, "tenant": tenant}

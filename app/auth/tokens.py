@@ -23,22 +23,35 @@ IMPERSONATION_MAX = timedelta(minutes=15)
 VERIFIED_TOKENS_MAX = 10_000
 
 
+# How the person signed in (the `amr` claim, RFC 8176): with a password, or through the tenant's
+# identity provider ("fed", federated). A token without the claim counts as a password's.
+PASSWORD = "pwd"
+FEDERATED = "fed"
+
+
 def _claims(tenant_id: Any, role: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"tenantId": str(tenant_id) if tenant_id else None, "role": role, **(extra or {})}
 
 
-def issue(subject: Any, tenant_id: Any, role: str) -> dict[str, str]:
-    """Return a new access token and refresh token for an account."""
-    claims = _claims(tenant_id, role)
+def issue(subject: Any, tenant_id: Any, role: str, method: str = PASSWORD) -> dict[str, str]:
+    """Return a new access token and refresh token for an account that signed in by `method`."""
+    claims = _claims(tenant_id, role, {"amr": [method]})
     return {
         "access_token": create_access_token(identity=str(subject), additional_claims=claims),
         "refresh_token": create_refresh_token(identity=str(subject), additional_claims=claims),
     }
 
 
-def issue_access(subject: Any, tenant_id: Any, role: str) -> str:
-    """Return a new access token (after a refresh)."""
-    return create_access_token(identity=str(subject), additional_claims=_claims(tenant_id, role))
+def issue_access(refresh_claims: dict[str, Any], role: str) -> str:
+    """Return a new access token for the account of a refresh token, with its current role."""
+    claims = _claims(refresh_claims.get("tenantId"), role, {"amr": signed_in_by(refresh_claims)})
+    return create_access_token(identity=refresh_claims["sub"], additional_claims=claims)
+
+
+def signed_in_by(claims: dict[str, Any]) -> list[str]:
+    """How the person behind a token signed in (a password, when the token does not say)."""
+    amr = claims.get("amr")
+    return amr if isinstance(amr, list) and amr else [PASSWORD]
 
 
 def issue_impersonation(user: Any, superadmin: Any) -> tuple[str, dict[str, Any]]:
