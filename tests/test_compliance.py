@@ -952,6 +952,10 @@ class TestErasure:
 
     def test_personal_data_is_gone(self, client, tenant, auth_headers, jane):
         seats = used_users(client, auth_headers)
+        with tenant_scope(tenant):
+            User.objects(id=jane.id).update_one(
+                set__sso_issuer="https://idp.example.com", set__sso_subject="jd"
+            )
         response = self.erase(client, auth_headers, jane.id)
         assert response.status_code == 204
         with tenant_scope(tenant):
@@ -959,7 +963,7 @@ class TestErasure:
         dump = json.dumps(stored, default=str)
         assert JANE not in dump and "Jane" not in dump
         assert stored["email"] != JANE and stored["name"] not in ("Jane Doe", "Jane Q. Doe")
-        assert "passwordHash" not in stored
+        assert "passwordHash" not in stored and "ssoIssuer" not in stored and "ssoSubject" not in stored
         assert stored.get("erasedAt") is not None
         assert EmailDirectory.objects(email=JANE, tenant_id=tenant.id).count() == 0
         assert used_users(client, auth_headers) == seats - 1

@@ -487,6 +487,53 @@ class TestRefusals:
 # -- password logins while single sign-on is on ---------------------------------------------------------
 
 
+def user_named(tenant, email) -> User:
+    with tenant_scope(tenant):
+        return User.objects.get(email=email)
+
+
+class TestSubjects:
+    """The provider's subject decides who signs in once it is bound; the email only finds the user
+    at a first single sign-on."""
+
+    def test_the_first_login_binds_the_subject(self, client, tenant, provider, acme_sso):
+        assert sso_login(client).status_code == 200
+        user = user_named(tenant, "dana@acme.example.com")
+        assert (user.sso_issuer, user.sso_subject) == (provider.issuer("acme"), "person-1")
+
+    def test_an_existing_user_is_bound_at_their_first_sso_login(
+        self, client, tenant, make_user, provider, acme_sso
+    ):
+        user = make_user(tenant, "admin", email="dana@acme.example.com")
+        response = sso_login(client)
+        assert response.status_code == 200 and response.json["user"]["id"] == str(user.id)
+        assert user_named(tenant, user.email).sso_subject == "person-1"
+
+    def test_a_new_email_at_the_provider_keeps_the_same_user(self, client, tenant, owner, provider, acme_sso):
+        first = sso_login(client).json["user"]["id"]
+        provider.sign_in_as(email="dana.scully@acme.example.com")
+        response = sso_login(client)
+        assert response.status_code == 200 and response.json["user"]["id"] == first
+        assert users_of(tenant) == sorted([owner.email, "dana@acme.example.com"])
+
+    def test_an_email_given_to_another_person_is_refused(self, client, tenant, provider, acme_sso):
+        first = sso_login(client).json["user"]["id"]
+        provider.sign_in_as(sub="person-2")  # the provider gave dana's address to someone else
+        assert_refused(sso_login(client), tenant, "subject_mismatch")
+        assert str(user_named(tenant, "dana@acme.example.com").id) == first
+
+    def test_a_provider_the_owner_configures_anew_binds_again(
+        self, client, tenant, auth_headers, provider, acme_sso
+    ):
+        first = sso_login(client).json["user"]["id"]
+        body = sso_body(provider, realm="globex", client_id="acme-new")
+        assert configure(client, auth_headers, body).status_code == 200
+        provider.sign_in_as(sub="globex-person-1")
+        response = sso_login(client)
+        assert response.status_code == 200 and response.json["user"]["id"] == first
+        assert user_named(tenant, "dana@acme.example.com").sso_issuer == provider.issuer("globex")
+
+
 class TestProviderDocuments:
     def test_discovery_and_keys_are_fetched_once_for_many_logins(self, client, provider, acme_sso):
         assert sso_login(client).status_code == 200

@@ -5,8 +5,9 @@ A tenant owner configures the provider in `settings.security.sso` (app.tenants.s
    PKCE code verifier server-side (SsoLoginState) and sends the browser to the authorization endpoint;
 2. GET /auth/sso/callback?code=&state= uses the state once, exchanges the code at the token endpoint
    (with the verifier and the client secret), verifies the ID token (signature against the provider's
-   JWKS, issuer, audience, expiry, nonce) and logs in the tenant's user with the token's email, creating
-   it on a first login within the `users` limit.
+   JWKS, issuer, audience, expiry, nonce) and logs in the tenant's user the token is about: the one bound
+   to its subject, or at a first single sign-on the one with its email (then bound), creating it within
+   the `users` limit.
 Every refusal is audited as auth.sso_refused with its reason, in the tenant's log when one is known.
 The conversation with the provider itself is app.auth.oidc.
 """
@@ -129,8 +130,12 @@ def _display_name(claims: dict[str, Any], email: str) -> str:
 
 
 def _user_of(sso: SsoSettings, claims: dict[str, Any]) -> tuple[User, bool]:
-    """Return the user of the tenant in context with the token's email, creating it on a first login,
-    and whether it was created."""
+    """Return the user of the tenant in context the token is about, creating it on a first login, and
+    whether it was created. The provider's subject decides once it is bound to a user; before that, the
+    email does, and the login binds the subject to that user."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise refused("subject_missing", "The identity provider sent no subject")
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email:
         raise refused("email_missing", "The identity provider sent no email address")
@@ -144,17 +149,27 @@ def _user_of(sso: SsoSettings, claims: dict[str, Any]) -> tuple[User, bool]:
         raise refused(
             "email_domain_not_allowed", f"{domain} is not an email domain of this tenant", domain=domain
         )
-    user = User.objects(email=email).first()
-    if user is not None:
-        if not user.active:
-            raise refused("user_deactivated", "This account is deactivated")
-        return user, False
-    # The password is random and never shown: the account signs in through its provider.
-    password = secrets.token_urlsafe(32)
-    try:
-        return create_user(email, _display_name(claims, email), password, sso.default_role), True
-    except me.ValidationError:
-        raise refused("email_invalid", "The identity provider's email address is not valid") from None
+    user = User.objects(sso_subject=subject, sso_issuer=sso.issuer).first()
+    if user is None:
+        user = User.objects(email=email).first()
+        if user is not None and user.sso_issuer == sso.issuer and user.sso_subject not in (None, subject):
+            raise refused(
+                "subject_mismatch", "This email address belongs to another person at the identity provider"
+            )
+    created = user is None
+    if created:
+        # The password is random and never shown: the account signs in through its provider.
+        password = secrets.token_urlsafe(32)
+        try:
+            user = create_user(email, _display_name(claims, email), password, sso.default_role)
+        except me.ValidationError:
+            raise refused("email_invalid", "The identity provider's email address is not valid") from None
+    elif not user.active:
+        raise refused("user_deactivated", "This account is deactivated")
+    if (user.sso_issuer, user.sso_subject) != (sso.issuer, subject):
+        # A first single sign-on, or one through a provider the owner configured since: bind the person.
+        User.objects(id=user.id).update_one(set__sso_issuer=sso.issuer, set__sso_subject=subject)
+    return user, created
 
 
 def finish_login(callback: dict[str, Any], address: str | None) -> dict[str, Any]:

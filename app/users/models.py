@@ -22,6 +22,10 @@ class User(TenantDocument):
     totp_secret_encrypted = me.StringField(db_field="totpSecretEncrypted")
     totp_last_step = me.LongField(db_field="totpLastStep")
     recovery_code_hashes = me.ListField(me.StringField(), db_field="recoveryCodeHashes", default=list)
+    # Who the person is at the tenant's identity provider (its issuer and subject), bound at their first
+    # single sign-on: later ones must come from the same subject, whatever email the provider sends.
+    sso_issuer = me.StringField(db_field="ssoIssuer")
+    sso_subject = me.StringField(db_field="ssoSubject")
     erased_at = me.DateTimeField(db_field="erasedAt")
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
@@ -35,6 +39,7 @@ class User(TenantDocument):
             {"fields": ["tenant_id", "email"], "unique": True},
             {"fields": ["tenant_id", "role"]},
             {"fields": ["tenant_id", "-created_at"]},
+            {"fields": ["tenant_id", "sso_subject"]},
         ],
     }
 

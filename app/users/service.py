@@ -221,6 +221,8 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
         set__erased_at=utcnow(),
         unset__password_hash=True,
         unset__last_login_at=True,
+        unset__sso_issuer=True,
+        unset__sso_subject=True,
     )
     auth_cache.forget()
     usage.refund("users")
