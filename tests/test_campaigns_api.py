@@ -13,6 +13,8 @@ from app.messages.models import Message
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
+from app.usage import service as usage_service
+from app.usage.models import UsageCounter
 
 from .support import (
     assert_limit_exceeded,
@@ -464,6 +466,25 @@ class TestUpdate:
         assert messages_used(tenant) == 1  # the message already sent keeps its unit
         stats = client.get(campaign_url(campaign["id"], "/stats"), headers=auth_headers).json
         assert stats["messages"]["cancelled"] == 2 and stats["messages"]["queued"] == 0
+
+    def test_units_go_back_to_the_month_of_the_send(self, client, tenant, auth_headers, bot, monkeypatch):
+        october = datetime(2026, 10, 31, 23, 59, tzinfo=UTC)
+        for module in ("app.usage.service", "app.campaigns.service"):
+            monkeypatch.setattr(f"{module}.utcnow", lambda: october)
+        campaign = create(client, auth_headers, telegramAccountId=bot)
+        assert send(client, auth_headers, campaign["id"]).status_code == 202
+        november = october + timedelta(minutes=2)
+        for module in ("app.usage.service", "app.campaigns.service"):
+            monkeypatch.setattr(f"{module}.utcnow", lambda: november)
+        with tenant_scope(tenant):
+            usage_service.reserve("messagesPerMonth", 2)  # November's own sends
+        cancelled = client.patch(
+            campaign_url(campaign["id"]), json={"status": "cancelled"}, headers=auth_headers
+        )
+        assert cancelled.status_code == 200
+        with tenant_scope(tenant):
+            counters = {c.period: c.used for c in UsageCounter.objects(resource="messagesPerMonth")}
+        assert counters == {"2026-10": 0, "2026-11": 2}
 
     def test_cancelling_twice_is_409_and_refunds_once(self, client, tenant, auth_headers, bot):
         campaign = create(client, auth_headers, telegramAccountId=bot)

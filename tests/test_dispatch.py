@@ -24,6 +24,7 @@ from app.messages.delivery import dispatch
 from app.messages.models import Message
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
+from app.usage import service as usage
 from app.webhooks.models import WebhookDelivery
 
 from .support import connect_bot, messages_used, sent_campaign
@@ -405,6 +406,20 @@ class TestRetryAfter:
 
 
 class TestPermanentFailures:
+    def test_a_failure_next_month_gives_the_unit_back_to_the_month_of_the_send(
+        self, app, client, tenant, auth_headers, bot, fake_telegram, monkeypatch
+    ):
+        account, _bot_id = bot
+        fake_telegram.missing_chats.add("-100404")
+        sent_campaign(client, auth_headers, account, ["-100404"])
+        sending_month = usage.period_of(utcnow())
+        next_month = usage.period_bounds(sending_month)[1] + timedelta(hours=1)
+        monkeypatch.setattr("app.usage.service.utcnow", lambda: next_month)
+        drain()
+        with tenant_scope(tenant):
+            assert usage.used(tenant, "messagesPerMonth", sending_month) == 0
+            assert usage.used(tenant, "messagesPerMonth") == 0
+
     def test_blocked_and_missing_chats_fail_once_with_telegrams_description(
         self, app, client, tenant, auth_headers, bot, fake_telegram
     ):

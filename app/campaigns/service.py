@@ -86,11 +86,13 @@ def get_campaign(campaign_id: ObjectId) -> Campaign:
 
 
 def _cancel_queued(campaign: Campaign) -> int:
-    """Cancel the campaign's messages still waiting, and give their units back."""
+    """Cancel the campaign's messages still waiting, and give their units back to the month they were
+    reserved in (the month of the send, whose counter the reservation raised)."""
     cancelled = Message.objects(campaign_id=campaign.id, status="queued").update(
         set__status="cancelled", set__failed_at=utcnow()
     )
-    usage.refund("messagesPerMonth", cancelled)
+    sent = campaign.send_requested_at
+    usage.refund("messagesPerMonth", cancelled, period=usage.period_of(sent) if sent else None)
     return cancelled
 
 

@@ -173,7 +173,7 @@ class Run:
             set__status="failed", set__error=error[:500], set__failed_at=utcnow()
         )
         if done:
-            usage.refund("messagesPerMonth")
+            usage.refund("messagesPerMonth", period=usage.period_of(message.queued_at))
             emit("message.failed", self._event(message, error))
             self.counts["failed"] += 1
 

@@ -150,18 +150,21 @@ def _alert_thresholds(tenant: Tenant, resource: str, now_used: int, n: int, limi
 increment_usage = reserve
 
 
-def refund(resource: str, n: int = 1) -> None:
-    """Give back n units of `resource` (never below zero)."""
+def refund(resource: str, n: int = 1, period: str | None = None) -> None:
+    """Give back n units of `resource` (never below zero); a monthly resource's go back to the period
+    they were reserved in (by default the current one)."""
     if n <= 0:
         return
     tenant = _tenant()
     if resource in GAUGES:
+        if period is not None:
+            raise ValueError(f"{resource} is a gauge: it has no periods")
         field = GAUGES[resource]
         Tenant.objects(id=tenant.id, **{f"usage__{field}__gte": n}).update_one(
             __raw__={"$inc": {f"usage.{Usage._fields[field].db_field}": -n}}
         )
         return
-    UsageCounter.objects(resource=resource, period=period_of(utcnow()), used__gte=n).update_one(
+    UsageCounter.objects(resource=resource, period=period or period_of(utcnow()), used__gte=n).update_one(
         __raw__={"$inc": {"used": -n}}  # raw: the field's min_value=0 would refuse a negative $inc
     )
 
