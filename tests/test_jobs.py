@@ -24,6 +24,7 @@ from app.jobs import (
     SCHEDULE,
     Job,
     build_scheduler,
+    deletion_sweep,
     job_named,
     lease,
     monthly_close,
@@ -45,12 +46,13 @@ from app.tenancy.context import (
     unscoped,
 )
 from app.tenancy.documents import global_document_classes, tenant_document_classes
+from app.tenants.admin import DELETING
 from app.tenants.models import Tenant
 from app.tenants.plans import GB, LIMIT_NAMES
 from app.tenants.service import create_tenant
 from app.usage import service as usage
 from app.usage.models import UsageCounter, UsageSnapshot
-from app.users.models import User
+from app.users.models import EmailDirectory, User
 from app.webhooks.models import Webhook, WebhookDelivery
 
 from .support import run_together, update_tenant
@@ -92,6 +94,7 @@ def test_the_schedule_names_every_job(app):
         "monthly-close",
         "retention-purge",
         "usage-reconcile",
+        "deletion-sweep",
         "billing-overdue",
         "message-dispatch",
         "webhook-delivery",
@@ -880,3 +883,45 @@ def test_a_job_failing_midway_leaves_no_tenant_in_context(
 
     assert current_tenant_id() is None
     assert current_state() == TenantState()
+
+
+# -- deletion sweep ---------------------------------------------------------------------------------
+
+
+def owned_by(tenant_id) -> dict[str, int]:
+    """How many documents of each kind name `tenant_id`, the email directory included."""
+    with unscoped("test: count a tenant's documents"):
+        counts = {"email_directory": EmailDirectory.objects(tenant_id=tenant_id).count()}
+        for document_class in tenant_document_classes():
+            counts[document_class._get_collection_name()] = document_class.objects(
+                tenant_id=tenant_id
+            ).count()
+    return {name: count for name, count in counts.items() if count}
+
+
+def test_documents_written_for_a_deleted_tenant_are_removed(app, tenant, other_tenant, make_user):
+    for owner in (tenant, other_tenant):
+        make_user(owner, "member")
+        with tenant_scope(owner):
+            message("queued", utcnow())
+    others = owned_by(other_tenant.id)
+    Tenant.objects(id=tenant.id).delete()  # as if a late request wrote after the purge
+    assert owned_by(tenant.id) == {"email_directory": 1, "users": 1, "messages": 1}
+
+    assert deletion_sweep.run() == {"deletionsFinished": 0, "orphansRemoved": 3}
+    assert owned_by(tenant.id) == {}
+    assert owned_by(other_tenant.id) == others
+    assert deletion_sweep.run() == {"deletionsFinished": 0, "orphansRemoved": 0}
+
+
+def test_a_deletion_that_stopped_halfway_is_finished(app, tenant, other_tenant, make_user):
+    for owner in (tenant, other_tenant):
+        make_user(owner, "member")
+        update_tenant(owner, set__status="suspended", set__suspended_reason=DELETING)
+    update_tenant(tenant, set__updated_at=utcnow() - timedelta(hours=1))
+    update_tenant(other_tenant, set__updated_at=utcnow())  # being deleted right now: left to its request
+
+    assert deletion_sweep.run() == {"deletionsFinished": 1, "orphansRemoved": 0}
+    assert Tenant.objects(id=tenant.id).first() is None and owned_by(tenant.id) == {}
+    assert Tenant.objects(id=other_tenant.id).first() is not None
+    assert owned_by(other_tenant.id) == {"email_directory": 1, "users": 1}

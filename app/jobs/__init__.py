@@ -17,7 +17,16 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import billing_overdue, deliver_webhooks, dispatch, lease, monthly_close, reconcile, retention
+from . import (
+    billing_overdue,
+    deletion_sweep,
+    deliver_webhooks,
+    dispatch,
+    lease,
+    monthly_close,
+    reconcile,
+    retention,
+)
 
 log = logging.getLogger("app.jobs")
 
@@ -48,6 +57,12 @@ SCHEDULE = (
         reconcile.run,
         lambda config: {"trigger": "cron", "minute": 17},
         "Recount users, campaigns, bots, webhooks and storage per tenant and repair drifting gauges.",
+    ),
+    Job(
+        "deletion-sweep",
+        deletion_sweep.run,
+        lambda config: {"trigger": "cron", "minute": 41},
+        "Finish tenant deletions that stopped halfway; remove documents written for deleted tenants.",
     ),
     Job(
         "billing-overdue",

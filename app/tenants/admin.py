@@ -22,6 +22,9 @@ from .models import Tenant
 from .plans import LIMIT_NAMES
 from .service import purge_tenant
 
+# The suspension reason of a tenant being deleted.
+DELETING = "deleting"
+
 
 def get_tenant(tenant_id: ObjectId) -> Tenant:
     """Return a tenant by id (fresh from the database), or 404."""
@@ -111,8 +114,11 @@ def delete_tenant(tenant_id: ObjectId) -> dict[str, int]:
         and tenant.slug == current_app.config["DEFAULT_TENANT_SLUG"]
     ):
         raise Conflict("This installation serves only this tenant: it cannot be deleted")
-    # Suspend first so that no request of the tenant's can write while its data is being removed.
-    Tenant.objects(id=tenant.id).update_one(set__status="suspended", set__suspended_reason="deleting")
+    # Suspend first so that no request of the tenant's can write while its data is being removed; the
+    # deletion sweep (app/jobs/deletion_sweep.py) finishes a deletion that stops halfway.
+    Tenant.objects(id=tenant.id).update_one(
+        set__status="suspended", set__suspended_reason=DELETING, set__updated_at=utcnow()
+    )
     tenant_cache.clear()
     removed = purge_tenant(tenant)
     record_platform(
