@@ -107,6 +107,20 @@ class TestCurrent:
         assert body["limits"]["users"] == 7 and body["limits"]["webhooks"] is None
         assert body["limitOverrides"] == {"users": 7, "webhooks": None}
 
+    def test_it_shows_the_stored_tenant_whoever_changed_it(self, client, tenant, auth_headers):
+        """Another worker's change (a raw write here) shows at once: the tenant is read every time, and
+        the document built last time is reused only while the stored one is the same."""
+        first = client.get("/api/v1/tenants/current", headers=auth_headers).json
+        assert client.get("/api/v1/tenants/current", headers=auth_headers).json == first
+        Tenant._get_collection().update_one(
+            {"_id": tenant.id}, {"$set": {"usage.campaigns": 3, "name": "Acme Renamed"}}
+        )
+        body = client.get("/api/v1/tenants/current", headers=auth_headers).json
+        assert body["usage"]["campaigns"] == 3 and body["name"] == "Acme Renamed"
+        assert {k: v for k, v in body.items() if k not in ("usage", "name")} == {
+            k: v for k, v in first.items() if k not in ("usage", "name")
+        }
+
 
 class TestSettings:
     def patch(self, client, headers, body):

@@ -13,7 +13,7 @@ from app.audit.service import record
 from app.auth import tokens
 from app.auth.models import ImpersonationSession, SsoLoginState
 from app.clock import utcnow
-from app.errors import Conflict, FeatureNotAvailable, Forbidden, ValidationFailed
+from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant_id, tenant_scope
 from app.tenancy.documents import tenant_document_classes
@@ -110,6 +110,29 @@ def purge_tenant(tenant: Tenant) -> dict[str, int]:
 def fresh_current_tenant() -> Tenant:
     """Load the tenant in context from the database (the cached copy is shared and read-only)."""
     return Tenant.objects.get(id=current_tenant_id())
+
+
+# The last tenant document each tenant was shown from, stored and built: (raw, Tenant).
+_shown: dict[Any, tuple[dict[str, Any], Tenant]] = {}
+SHOWN_MAX = 10_000
+
+
+def current_tenant_to_show() -> Tenant:
+    """The tenant in context as stored now, to show (never to change: the copy is shared). It is read
+    from the database every time; only building the document is saved when the stored one is the same
+    as last time."""
+    tenant_id = current_tenant_id()
+    raw = Tenant._get_collection().find_one({"_id": tenant_id})
+    if raw is None:
+        raise NotFound("No such tenant")
+    shown = _shown.get(tenant_id)
+    if shown is not None and shown[0] == raw:
+        return shown[1]
+    tenant = Tenant._from_son(raw)
+    if len(_shown) >= SHOWN_MAX:
+        _shown.clear()
+    _shown[tenant_id] = (raw, tenant)
+    return tenant
 
 
 # The single sign-on settings that must all be set, with their names on the wire.

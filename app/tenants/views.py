@@ -59,7 +59,7 @@ class CurrentTenant(MethodView):
     @blp.response(200, TenantSchema)
     def get(self):
         """Show the caller's tenant, with its effective limits, features, settings and usage."""
-        return service.fresh_current_tenant()
+        return service.current_tenant_to_show()
 
 
 @blp.route("/current/settings")
