@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.clock import utcnow
 from app.tenancy.context import unscoped
@@ -28,6 +29,13 @@ log = logging.getLogger("app.jobs")
 STALE_DELETION = timedelta(minutes=15)
 
 
+def _tenant_ids(document_class: type) -> set[Any]:
+    """The tenant ids a collection holds documents of (streamed: distinct's answer is one document,
+    which many tenants would push past MongoDB's 16 MB)."""
+    pipeline = [{"$group": {"_id": "$tenantId"}}]
+    return {row["_id"] for row in document_class.objects.aggregate(pipeline)}
+
+
 def run(now: datetime | None = None) -> dict[str, int]:
     """Finish stale deletions, then remove documents whose tenant is gone."""
     now = now or utcnow()
@@ -39,11 +47,8 @@ def run(now: datetime | None = None) -> dict[str, int]:
         log.warning("tenant deletion finished", extra={"tenant": tenant.slug, "removed": removed})
     orphans = 0
     with unscoped("deletion sweep: remove the documents of deleted tenants"):
-        owners = [
-            (cls, set(cls.objects.distinct("tenant_id")))
-            for cls in (EmailDirectory, *tenant_document_classes())
-        ]
-        existing = set(Tenant.objects.distinct("id"))
+        owners = [(cls, _tenant_ids(cls)) for cls in (EmailDirectory, *tenant_document_classes())]
+        existing = set(Tenant.objects.scalar("id"))
         for document_class, tenant_ids in owners:
             gone = list(tenant_ids - existing)
             if not gone:
