@@ -24,7 +24,7 @@ from app.validators import provider_url_problem
 
 from .conftest import PASSWORD
 from .fake_oidc import FakeProvider, s256
-from .support import bearer
+from .support import bearer, impersonation_headers
 
 SETTINGS = "/api/v1/tenants/current/settings"
 START = "/api/v1/auth/sso/start"
@@ -618,6 +618,13 @@ class TestPasswordLogin:
         assert client.get(CURRENT, headers=auth_headers).status_code == 200  # the owner's password
         assert configure(client, auth_headers, {"passwordLoginAllowed": True}).status_code == 200
         assert client.get(CURRENT, headers=session).status_code == 200
+
+    def test_a_superadmin_may_still_log_in_as_a_member(
+        self, client, tenant, make_user, superadmin_headers, sso_only
+    ):
+        member = make_user(tenant, "member")
+        headers = impersonation_headers(client, superadmin_headers, tenant, user_id=member.id)
+        assert client.get(CURRENT, headers=headers).status_code == 200
 
     def test_single_sign_on_sessions_go_on(self, client, auth_headers, provider, acme_sso):
         issued = sso_login(client).json
