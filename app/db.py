@@ -3,10 +3,12 @@
 `MONGODB_URI=mongomock://host/db` selects the embedded store (mongomock): the scheme is ours, translated
 here to a mongodb:// URI and mongomock's client class. Every other URI goes to a real server.
 
-mongomock changes stored documents in place and copies them out without a lock, so a read racing an
-update in another thread can fail ("dictionary changed size during iteration"); the embedded store
-therefore runs one operation at a time in a process (`_serialize_embedded_store`). A server needs none
-of this.
+mongomock is not thread-safe: it changes stored documents in place and copies them out without a lock,
+so a read racing an update in another thread can fail ("dictionary changed size during iteration"),
+and its conditional writes find, then write, re-checking nothing, so two threads could both pass the
+condition of a quota's reservation. The embedded store therefore runs one operation at a time in a
+process (`_serialize_embedded_store`), each atomic as a server applies a single-document write. A
+server needs none of this.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def connect(uri: str, **options: Any) -> None:
     me.connect(host=uri, **kwargs)
 
 
-# The collection methods that read or write documents, and the cursor method that runs a query.
-EMBEDDED_OPERATIONS = (
+# The collection methods that read or write documents (a find runs when its cursor is first read).
+DOCUMENT_OPERATIONS = (
     "insert_one",
     "insert_many",
     "update_one",
@@ -54,6 +56,9 @@ EMBEDDED_OPERATIONS = (
     "distinct",
     "aggregate",
     "bulk_write",
+)
+EMBEDDED_OPERATIONS = (
+    *DOCUMENT_OPERATIONS,
     "create_index",
     "create_indexes",
     "drop_index",

@@ -28,29 +28,12 @@ import mongomock.collection  # noqa: E402
 from app import create_app  # noqa: E402
 from app.auth import tokens  # noqa: E402
 from app.auth.api_keys import create_api_key  # noqa: E402
+from app.db import DOCUMENT_OPERATIONS  # noqa: E402
 from app.tenancy.access import Principal  # noqa: E402
 from app.tenancy.context import tenant_scope  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
-OPERATIONS = (
-    "find_one",
-    "count_documents",
-    "estimated_document_count",
-    "distinct",
-    "aggregate",
-    "insert_one",
-    "insert_many",
-    "update_one",
-    "update_many",
-    "replace_one",
-    "find_one_and_update",
-    "find_one_and_replace",
-    "find_one_and_delete",
-    "delete_one",
-    "delete_many",
-    "bulk_write",
-)
 counts: Counter[str] = Counter()
 
 
@@ -58,7 +41,7 @@ _inside = threading.local()
 
 
 def install_counter() -> None:
-    for name in OPERATIONS:
+    for name in DOCUMENT_OPERATIONS:
         original = getattr(mongomock.collection.Collection, name)
 
         def counted(self, *args, __original=original, __name=name, **kwargs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
@@ -16,6 +15,8 @@ from app.logs import JsonFormatter, request_id_var
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
 from app.users.models import PlatformUser, User
+
+from .support import run_together
 
 
 def test_healthz(client):
@@ -94,38 +95,16 @@ def test_reads_racing_updates_in_other_threads_do_not_fail(app):
     this fails with 'dictionary changed size during iteration' within a few hundred reads."""
     collection = database()["race"]
     collection.insert_one({"_id": 1, **{f"k{i}": i for i in range(50)}})
-    failures: list[BaseException] = []
-    done = threading.Event()
 
-    def guarded(work):
-        def run():
-            try:
-                work()
-            except Exception as error:  # the failure under test, reported below
-                failures.append(error)
+    def work(index):
+        for step in range(1500):
+            if index % 2:
+                assert len(list(collection.find({"_id": 1}))) == 1
+            else:
+                collection.update_one({"_id": 1}, {"$set": {f"x{step % 200}": step}})
+                collection.update_one({"_id": 1}, {"$unset": {f"x{(step + 100) % 200}": ""}})
 
-        return threading.Thread(target=run)
-
-    def update():
-        step = 0
-        while not done.is_set():
-            collection.update_one({"_id": 1}, {"$set": {f"x{step % 200}": step}})
-            collection.update_one({"_id": 1}, {"$unset": {f"x{(step + 100) % 200}": ""}})
-            step += 1
-
-    def read():
-        for _ in range(1500):
-            assert len(list(collection.find({"_id": 1}))) == 1
-
-    writers = [guarded(update) for _ in range(2)]
-    readers = [guarded(read) for _ in range(2)]
-    for thread in writers + readers:
-        thread.start()
-    for thread in readers:
-        thread.join()
-    done.set()
-    for thread in writers:
-        thread.join()
+    failures = [result for result in run_together(4, work) if isinstance(result, BaseException)]
     assert failures == []
 
 

@@ -122,7 +122,7 @@ def current_tenant_to_show() -> Tenant:
     from the database every time; only building the document is saved when the stored one is the same
     as last time."""
     tenant_id = current_tenant_id()
-    raw = Tenant._get_collection().find_one({"_id": tenant_id})
+    raw = Tenant.objects(id=tenant_id).as_pymongo().first()
     if raw is None:
         raise NotFound("No such tenant")
     shown = _shown.get(tenant_id)

@@ -11,7 +11,7 @@ from mongoengine.queryset.visitor import Q
 
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
-from app.auth import cache as auth_cache
+from app.auth.cache import forget as forget_credentials
 from app.auth.passwords import hash_password
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, found
@@ -224,7 +224,7 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
         unset__sso_issuer=True,
         unset__sso_subject=True,
     )
-    auth_cache.forget()
+    forget_credentials()
     usage.refund("users")
     record(
         "user.erased",
