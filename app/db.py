@@ -9,6 +9,12 @@ and its conditional writes find, then write, re-checking nothing, so two threads
 condition of a quota's reservation. The embedded store therefore runs one operation at a time in a
 process (`_serialize_embedded_store`), each atomic as a server applies a single-document write. A
 server needs none of this.
+
+mongomock also has no indexes: every query reads the whole collection, a lookup by `_id` included.
+`_embedded_id_lookups` gives it what a server's `_id` index gives: a filter that names its `_id`s
+(`{"_id": x}` or `{"_id": {"$in": [...]}}`, with any other conditions) reads only those documents.
+And its `bulk_write` breaks on the `sort` argument pymongo 4.11 passes to every update: the shim
+accepts it when it is unset, as it always is here.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ def connect(uri: str, **options: Any) -> None:
         import mongomock
 
         _serialize_embedded_store()
+        _embedded_id_lookups()
         uri = "mongodb://" + uri[len(EMBEDDED_SCHEME) :]
         kwargs["mongo_client_class"] = mongomock.MongoClient
     else:
@@ -97,3 +104,48 @@ def database() -> Any:
 def ping() -> None:
     """Raise if the database does not answer."""
     database().command("ping")
+
+
+def _ids_named(filter_: Any) -> list[Any] | None:
+    """The `_id`s a filter names, or None when it names none (a plain value or a plain `$in` list)."""
+    if not isinstance(filter_, dict) or "_id" not in filter_:
+        return None
+    value = filter_["_id"]
+    if isinstance(value, dict):
+        values = value.get("$in") if set(value) == {"$in"} else None
+        if not isinstance(values, list) or any(isinstance(v, dict | list) for v in values):
+            return None
+        return list(dict.fromkeys(values))
+    return None if isinstance(value, list) else [value]
+
+
+def _embedded_id_lookups() -> None:
+    """Read only the named documents for filters on `_id`, and let bulk updates through (once)."""
+    import mongomock.collection
+    from mongomock.filtering import filter_applies
+
+    collection = mongomock.collection.Collection
+    scan = collection._iter_documents
+    if getattr(scan, "id_lookups", False):
+        return
+
+    def iter_documents(self: Any, filter: Any) -> Any:
+        ids = _ids_named(filter)
+        if ids is None:
+            return scan(self, filter)
+        store = self._store
+        found = [store[i] for i in ids if i in store]
+        return iter([document for document in found if filter_applies(filter, document)])
+
+    iter_documents.id_lookups = True
+    collection._iter_documents = iter_documents
+
+    builder = mongomock.collection.BulkOperationBuilder
+    add_update = builder.add_update
+
+    def add_update_with_sort(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
+        if sort is not None:
+            raise NotImplementedError("the embedded store cannot sort the documents of a bulk update")
+        return add_update(self, *args, **kwargs)
+
+    builder.add_update = add_update_with_sort

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import mongoengine as me
+import pytest
 from bson import ObjectId
 from flask import jsonify
 from flask.views import MethodView
@@ -34,6 +35,11 @@ from app.tenancy.context import current_tenant, tenant_scope, unscoped
 from app.tenancy.documents import TenantDocument, TenantReferenceField, tenant_document_classes
 from app.tenants.models import Tenant
 from app.usage import service as usage
+
+# Tests of the embedded store itself (mongomock and what app.db adds to it), pointless on a server.
+embedded_only = pytest.mark.skipif(
+    bool(os.environ.get("MONGODB_TEST_URI")), reason="tests the embedded store, not MongoDB"
+)
 
 
 class Note(TenantDocument):

@@ -7,6 +7,7 @@ import logging
 import re
 
 import pytest
+from pymongo import UpdateOne
 from pymongo.errors import ServerSelectionTimeoutError
 
 from app import demo
@@ -16,7 +17,7 @@ from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
 from app.users.models import PlatformUser, User
 
-from .support import run_together
+from .support import embedded_only, run_together
 
 
 def test_healthz(client):
@@ -106,6 +107,90 @@ def test_reads_racing_updates_in_other_threads_do_not_fail(app):
 
     failures = [result for result in run_together(4, work) if isinstance(result, BaseException)]
     assert failures == []
+
+
+@embedded_only
+class TestEmbeddedStoreIdLookups:
+    """Filters that name their _ids read only those documents, with the results a scan would give."""
+
+    @pytest.fixture
+    def collection(self, app):
+        collection = database()["lookups"]
+        collection.insert_many([{"_id": n, "even": n % 2 == 0, "name": f"n{n}"} for n in range(200)])
+        return collection
+
+    @pytest.fixture
+    def scans(self, monkeypatch):
+        """How many documents the embedded store's full scan tested."""
+        import mongomock.collection
+
+        tested = {"documents": 0}
+        applies = mongomock.collection.filter_applies
+
+        def counting(*args, **kwargs):
+            tested["documents"] += 1
+            return applies(*args, **kwargs)
+
+        monkeypatch.setattr(mongomock.collection, "filter_applies", counting)
+        return tested
+
+    @pytest.mark.parametrize(
+        ("filter_", "expected"),
+        [
+            ({"_id": 4}, [4]),
+            ({"_id": 4, "even": False}, []),
+            ({"_id": 999}, []),
+            ({"_id": {"$in": [5, 4, 5, 999]}}, [4, 5]),
+            ({"_id": {"$in": [3, 4, 6]}, "even": True}, [4, 6]),
+            ({"_id": {"$in": []}}, []),
+        ],
+    )
+    def test_the_named_documents_are_found_without_a_scan(self, collection, scans, filter_, expected):
+        assert sorted(doc["_id"] for doc in collection.find(filter_)) == expected
+        assert collection.count_documents(filter_) == len(expected)
+        assert scans["documents"] == 0
+
+    @pytest.mark.parametrize("filter_", [{"_id": {"$gte": 198}}, {"_id": {"$in": [1, 2], "$ne": 2}}, {}])
+    def test_other_filters_still_scan(self, collection, scans, filter_):
+        scan = sorted(doc["_id"] for doc in collection.find(filter_))
+        assert scans["documents"] >= 200
+        assert scan == sorted(d["_id"] for d in collection.find() if filter_applies_plainly(filter_, d))
+
+    def test_updates_and_deletes_by_id_touch_only_their_documents(self, collection, scans):
+        assert (
+            collection.update_one({"_id": 7, "even": False}, {"$set": {"name": "seven"}}).modified_count == 1
+        )
+        assert (
+            collection.update_many(
+                {"_id": {"$in": [8, 9, 10]}, "even": True}, {"$set": {"tag": 1}}
+            ).modified_count
+            == 2
+        )
+        assert collection.delete_one({"_id": 11}).deleted_count == 1
+        assert scans["documents"] == 0
+        assert collection.find_one({"_id": 7})["name"] == "seven"
+        assert sorted(doc["_id"] for doc in collection.find({"tag": 1})) == [8, 10]
+        assert collection.count_documents({}) == 199
+
+    def test_bulk_updates_work(self, collection):
+        result = collection.bulk_write(
+            [UpdateOne({"_id": n}, {"$set": {"bulk": n}}) for n in (1, 2, 3)]
+            + [UpdateOne({"_id": 500}, {"$set": {"bulk": 0}})],
+            ordered=False,
+        )
+        assert (result.matched_count, result.modified_count) == (3, 3)
+        assert sorted(doc["bulk"] for doc in collection.find({"bulk": {"$exists": True}})) == [1, 2, 3]
+        with pytest.raises(NotImplementedError, match="sort"):
+            collection.bulk_write([UpdateOne({"even": True}, {"$set": {"x": 1}}, sort={"_id": -1})])
+
+
+def filter_applies_plainly(filter_, document):
+    """The filters of test_other_filters_still_scan, evaluated by hand."""
+    if not filter_:
+        return True
+    if "$gte" in filter_["_id"]:
+        return document["_id"] >= filter_["_id"]["$gte"]
+    return document["_id"] in filter_["_id"]["$in"] and document["_id"] != filter_["_id"]["$ne"]
 
 
 def test_docs_are_served_without_a_cdn(client):
