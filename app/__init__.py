@@ -26,6 +26,7 @@ from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
+from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
 from app.tenancy.cache import tenant_cache
@@ -94,6 +95,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.blp)
     app.register_blueprint(dashboard_blp)
+    if app.config["TELEGRAM_SANDBOX"]:  # development only: config refuses it in production
+        app.extensions["telegram_sandbox"] = sandbox.Sandbox()
+        app.register_blueprint(sandbox.blueprint(app.extensions["telegram_sandbox"]))
     for blueprint in (
         tenants_blp,
         plans_blp,

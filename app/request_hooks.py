@@ -16,6 +16,8 @@ log = logging.getLogger("app.access")
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A Bot API path carries the bot's token (the development sandbox's routes): never log it.
+BOT_TOKEN_IN_PATH = re.compile(r"/bot(\d+):[^/]+")
 
 
 class UnsupportedMediaType(AppError):
@@ -68,7 +70,7 @@ def init_app(app: Flask) -> None:
             "request",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": BOT_TOKEN_IN_PATH.sub(r"/bot\1:[token]", request.path),
                 "status": response.status_code,
                 "durationMs": round((time.perf_counter() - started) * 1000, 2) if started else None,
             },

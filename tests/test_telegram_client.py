@@ -1,21 +1,23 @@
 """The Telegram Bot API client against the fake Bot API, and the getMe check of POST /telegram-accounts.
 
 The client sorts Telegram's answers the way the dispatcher treats them: 429 -> RetryAfter, 4xx ->
-PermanentError at once, 5xx and network errors -> retried with exponential backoff a bounded number
-of times, then TransientError.
+PermanentError at once, 5xx and connections that could not be made -> retried with a jittered
+exponential backoff a bounded number of times, then TransientError; a request sent that got no
+answer -> OutcomeUnknown at once (Telegram may have delivered it).
 """
 
 from __future__ import annotations
 
-import socket
+import time
 from itertools import count
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import requests
 
 from app.audit.models import AuditLog
 from app.telegram.client import (
+    OutcomeUnknown,
     PermanentError,
     RetryAfter,
     TelegramClient,
@@ -25,7 +27,7 @@ from app.telegram.client import (
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 
-from .fake_telegram import FakeTelegram
+from .fake_telegram import FakeTelegram, scripted_answer
 from .support import stored_accounts
 
 API = "/api/v1"
@@ -42,31 +44,25 @@ def new_token(bot_id: int | None = None) -> str:
 
 
 class Sleeps(list):
-    """A sleep function that only records how long it was asked to sleep."""
+    """Stands in for the sleep of urllib3's retries: records how long it was asked to sleep."""
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
-
-
-class RecordingSession(requests.Session):
-    """A real session that also keeps every prepared request it sent (to look at multipart bodies)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.prepared: list[requests.PreparedRequest] = []
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        self.prepared.append(request)
-        return super().send(request, **kwargs)
 
 
 def sends(fake: FakeTelegram) -> list[dict]:
     return [r for r in fake.requests if r["method"] != "getMe"]
 
 
+def without_times(requests: list[dict]) -> list[dict]:
+    return [{key: value for key, value in request.items() if key != "at"} for request in requests]
+
+
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps(monkeypatch) -> Sleeps:
+    recorded = Sleeps()
+    monkeypatch.setattr("urllib3.util.retry.time", SimpleNamespace(sleep=recorded, time=time.time))
+    return recorded
 
 
 @pytest.fixture
@@ -77,7 +73,19 @@ def bot_token() -> str:
 @pytest.fixture
 def tg(fake_telegram, bot_token, sleeps) -> TelegramClient:
     """A client of the fake Bot API with the default retry policy (3 retries, 0.5 s backoff)."""
-    return TelegramClient(bot_token, fake_telegram.url, sleep=sleeps, timeout=5)
+    return TelegramClient(bot_token, fake_telegram.url, timeout=5)
+
+
+def backoffs(base: float, retries: int) -> list[tuple[float, float]]:
+    """The sleeps between `retries` retries: none before the first, then base, 2 x base... each
+    with up to half of base of jitter."""
+    return [(base * 2 ** (n - 1), base * 2 ** (n - 1) + base / 2) for n in range(1, retries)]
+
+
+def within(slept: list[float], bounds: list[tuple[float, float]]) -> bool:
+    return len(slept) == len(bounds) and all(
+        low <= value <= high for value, (low, high) in zip(slept, bounds, strict=True)
+    )
 
 
 # -- answers ----------------------------------------------------------------------------------------
@@ -90,7 +98,9 @@ class TestAnswers:
         assert me["id"] == bot_id
         assert me["is_bot"] is True
         assert me["username"] == f"bot{bot_id}_bot"
-        assert fake_telegram.requests == [{"bot": str(bot_id), "method": "getMe", "params": {}}]
+        assert without_times(fake_telegram.requests) == [
+            {"bot": str(bot_id), "method": "getMe", "params": {}}
+        ]
         assert sleeps == []
 
     def test_send_message_returns_the_message(self, tg, fake_telegram, bot_token):
@@ -110,7 +120,7 @@ class TestAnswers:
 
     def test_each_message_gets_its_own_id(self, tg):
         first = tg.send_message("1", "a")["message_id"]
-        second = tg.send_message("1", "b")["message_id"]
+        second = tg.send_message("2", "b")["message_id"]
         assert first != second
 
     def test_an_unknown_method_is_a_permanent_error(self, tg, fake_telegram, sleeps):
@@ -124,7 +134,7 @@ class TestAnswers:
 
 class TestFailures:
     def test_ok_false_carries_error_code_and_description(self, fake_telegram, sleeps):
-        refused = TelegramClient(new_token(999999123), fake_telegram.url, sleep=sleeps)
+        refused = TelegramClient(new_token(999999123), fake_telegram.url)
         with pytest.raises(PermanentError) as raised:
             refused.get_me()
         assert raised.value.error_code == 401
@@ -164,59 +174,81 @@ class TestFailures:
         assert sleeps == []
         assert fake_telegram.sent == []
 
-    @pytest.mark.parametrize("answer", [{"status": 500}, {"status": 502}, {"drop": True}])
-    def test_5xx_and_dropped_connections_are_retried_with_backoff_then_transient(
-        self, tg, fake_telegram, sleeps, answer
-    ):
+    @pytest.mark.parametrize("answer", [{"status": 500}, {"status": 502}, {"status": 503}])
+    def test_5xx_are_retried_with_backoff_then_transient(self, tg, fake_telegram, sleeps, answer):
         fake_telegram.script(*[answer] * 10)
         with pytest.raises(TransientError) as raised:
             tg.send_message("1", "hi")
-        # One try and three retries, waiting 0.5, 1 and 2 seconds between them.
+        # One try and three retries: the first at once, then after 0.5 and 1 s (plus jitter).
         assert len(sends(fake_telegram)) == 4
-        assert sleeps == [0.5, 1.0, 2.0]
+        assert within(sleeps, backoffs(0.5, 3))
         assert len(fake_telegram.scripted) == 6
         assert fake_telegram.sent == []
-        if "drop" in answer:
-            assert raised.value.description.startswith("network error")
-        else:
-            assert raised.value.error_code == answer["status"]
+        assert raised.value.error_code == answer["status"]
+
+    def test_a_request_without_an_answer_is_never_sent_again(self, tg, fake_telegram, sleeps):
+        fake_telegram.script({"drop": True}, {"drop": True})
+        with pytest.raises(OutcomeUnknown) as raised:
+            tg.send_message("1", "hi")
+        assert raised.value.description.startswith("network error: no answer")
+        assert len(sends(fake_telegram)) == 1  # Telegram may have delivered it
+        assert sleeps == []
+
+    def test_the_jitter_spreads_the_retries(self, fake_telegram, sleeps):
+        client = TelegramClient(new_token(), fake_telegram.url, max_retries=2, backoff=0.2)
+        for _ in range(8):
+            fake_telegram.script({"status": 500}, {"status": 500}, {"status": 500})
+            with pytest.raises(TransientError):
+                client.send_message("1", "hi")
+        assert len(sleeps) == 8
+        assert all(0.2 <= slept <= 0.3 for slept in sleeps)
+        assert len(set(sleeps)) > 1
 
     def test_the_number_of_retries_and_the_backoff_are_settings(self, fake_telegram, sleeps):
-        client = TelegramClient(new_token(), fake_telegram.url, max_retries=1, backoff=0.25, sleep=sleeps)
+        client = TelegramClient(new_token(), fake_telegram.url, max_retries=2, backoff=0.25)
         fake_telegram.script(*[{"status": 503}] * 5)
         with pytest.raises(TransientError):
             client.send_message("1", "hi")
-        assert len(sends(fake_telegram)) == 2
-        assert sleeps == [0.25]
+        assert len(sends(fake_telegram)) == 3
+        assert within(sleeps, backoffs(0.25, 2))
 
     def test_no_retries_at_all(self, fake_telegram, sleeps):
-        client = TelegramClient(new_token(), fake_telegram.url, max_retries=0, sleep=sleeps)
-        fake_telegram.script({"drop": True})
+        client = TelegramClient(new_token(), fake_telegram.url, max_retries=0)
+        fake_telegram.script({"status": 500})
         with pytest.raises(TransientError):
             client.send_message("1", "hi")
         assert len(sends(fake_telegram)) == 1
         assert sleeps == []
 
-    @pytest.mark.parametrize("failures", [[{"status": 500}], [{"drop": True}, {"status": 500}]])
+    @pytest.mark.parametrize("failures", [[{"status": 500}], [{"status": 502}, {"status": 500}]])
     def test_a_retry_that_succeeds_returns_the_message_once(self, tg, fake_telegram, sleeps, failures):
         fake_telegram.script(*failures)
         result = tg.send_message("42", "hi")
         assert len(sends(fake_telegram)) == len(failures) + 1
-        assert sleeps == [0.5 * 2**n for n in range(len(failures))]
+        assert within(sleeps, backoffs(0.5, len(failures)))
         assert [s["chat"] for s in fake_telegram.sent] == ["42"]
         assert fake_telegram.sent[0]["message_id"] == result["message_id"]
 
-    def test_a_closed_port_is_a_transient_error(self, sleeps):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        client = TelegramClient(new_token(), f"http://127.0.0.1:{port}", max_retries=2, sleep=sleeps)
-        with pytest.raises(TransientError):
+    def test_a_closed_port_is_a_transient_error_tried_again(self, sleeps, unused_port):
+        client = TelegramClient(new_token(), f"http://127.0.0.1:{unused_port}", max_retries=2)
+        with pytest.raises(TransientError) as raised:
             client.get_me()
-        assert sleeps == [0.5, 1.0]
+        assert "could not connect" in raised.value.description
+        assert within(sleeps, backoffs(0.5, 2))
+
+    def test_a_redirect_is_not_followed(self, fake_telegram, sleeps):
+        client = TelegramClient(new_token(), f"{fake_telegram.url}/redirect")
+        with pytest.raises(PermanentError):
+            client.get_me()
+
+    def test_connections_are_kept_alive(self, tg, fake_telegram):
+        before = fake_telegram.connections
+        for n in range(20):
+            tg.send_message(str(n), "hi")
+        assert fake_telegram.connections - before == 1
 
     def test_every_failure_is_a_telegram_error(self):
-        for kind in (PermanentError, TransientError):
+        for kind in (PermanentError, TransientError, OutcomeUnknown):
             assert issubclass(kind, TelegramError)
         assert issubclass(RetryAfter, TelegramError)
 
@@ -230,30 +262,34 @@ class TestFiles:
         ],
     )
     def test_files_are_sent_as_multipart(self, fake_telegram, bot_token, method, field, call):
-        session = RecordingSession()
-        client = TelegramClient(bot_token, fake_telegram.url, session=session)
+        client = TelegramClient(bot_token, fake_telegram.url)
         content = b"\x89PNG\r\n" + bytes(range(256)) * 4
-        result = getattr(client, call)("-100777", content, "picture.png", caption="Look at this")
+        result = getattr(client, call)(
+            "-100777", content, "picture.png", caption="Look at <b>this</b>", parse_mode="HTML"
+        )
         assert isinstance(result["message_id"], int)
         [sent] = fake_telegram.sent
         assert sent["method"] == method
         assert sent["chat"] == "-100777"
         assert sent["params"]["multipart"] is True
+        assert sent["params"]["caption"] == "Look at <b>this</b>"
         assert sent["params"]["size"] > len(content)
-        [request] = session.prepared
-        assert request.headers["Content-Type"].startswith("multipart/form-data; boundary=")
-        body = request.body
-        assert f'name="{field}"; filename="picture.png"'.encode() in body
-        assert content in body
-        assert b'name="caption"\r\n\r\nLook at this' in body
-        assert b'name="chat_id"\r\n\r\n-100777' in body
+        file = result[field][-1] if field == "photo" else result[field]
+        assert file["file_id"]
+
+    @pytest.mark.parametrize("field, call", [("photo", "send_photo"), ("document", "send_document")])
+    def test_a_file_sent_before_is_named_by_its_file_id(self, fake_telegram, bot_token, field, call):
+        client = TelegramClient(bot_token, fake_telegram.url)
+        getattr(client, call)("1", "AgACAgIAAx0", "picture.png", caption="Again")
+        [sent] = fake_telegram.sent
+        assert sent["params"] == {"chat_id": "1", "caption": "Again", field: "AgACAgIAAx0"}
 
     def test_a_file_without_caption_sends_no_caption(self, fake_telegram, bot_token):
-        session = RecordingSession()
-        client = TelegramClient(bot_token, fake_telegram.url, session=session)
+        client = TelegramClient(bot_token, fake_telegram.url)
         client.send_document("1", b"%PDF-1.4", "terms.pdf")
-        assert b'name="caption"' not in session.prepared[0].body
-        assert fake_telegram.sent[0]["method"] == "sendDocument"
+        [sent] = fake_telegram.sent
+        assert sent["method"] == "sendDocument"
+        assert "caption" not in sent["params"]
 
 
 # -- POST /telegram-accounts checks the token with getMe ----------------------------------------------
@@ -262,17 +298,10 @@ class TestFiles:
 class FlakyTelegram(FakeTelegram):
     """The fake Bot API whose scripted failures apply to getMe as well."""
 
-    def _answer(self, token: str, method: str, params: dict[str, Any]):
-        if method == "getMe":
-            with self.lock:
-                if self.scripted:
-                    self.requests.append({"bot": token.split(":", 1)[0], "method": method, "params": params})
-                    scripted = self.scripted.popleft()
-                    if scripted.get("drop"):
-                        return 0, None
-                    status = scripted["status"]
-                    return status, {"ok": False, "error_code": status, "description": f"error {status}"}
-        return super()._answer(token, method, params)
+    def refuse(self, bot: str, method: str, params: dict[str, Any]):
+        if method == "getMe" and self.scripted:
+            return scripted_answer(self.scripted.popleft()[1])
+        return super().refuse(bot, method, params)
 
 
 @pytest.fixture(scope="module")
@@ -366,11 +395,8 @@ class TestTelegramDown:
 
 class TestTelegramUnreachable:
     @pytest.fixture
-    def settings(self):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        return {"TELEGRAM_API_BASE": f"http://127.0.0.1:{port}"}
+    def settings(self, unused_port):
+        return {"TELEGRAM_API_BASE": f"http://127.0.0.1:{unused_port}"}
 
     def test_a_closed_port_is_503_and_stores_nothing(self, client, auth_headers, tenant):
         response = connect(client, auth_headers, new_token())

@@ -3,20 +3,27 @@
 Telegram answers `{"ok": true, "result": ...}` or `{"ok": false, "error_code", "description",
 "parameters"?}`. The client sorts failures the way the dispatcher must treat them:
 - 429 Too Many Requests carries `parameters.retry_after`: RetryAfter (wait that long, then retry);
-- 400, 401, 403, 404 (chat not found, bot blocked or kicked, bad token): PermanentError, no retry;
-- network errors and 5xx: retried with exponential backoff a bounded number of times, then
-  TransientError.
+- 400, 401, 403, 404 (chat not found, bot blocked or kicked, bad token) and redirects:
+  PermanentError, no retry;
+- a connection that could not be made, and 5xx answers: retried (urllib3's Retry: the first retry at
+  once, then with a doubling, jittered backoff) a bounded number of times, then TransientError;
+- a request that was sent but got no answer (the connection broke, the read timed out):
+  OutcomeUnknown, never retried, because Telegram may have delivered it and has no way to send a
+  message only once.
+
+Connections are kept alive in a pool per client (urllib3), so a client kept for a bot reuses them.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-import requests
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, SSLError
+from urllib3.util import Retry, Timeout
 
 DEFAULT_BASE_URL = "https://api.telegram.org"
+SERVER_ERRORS = frozenset(range(500, 600))
 
 
 class TelegramError(Exception):
@@ -31,7 +38,12 @@ class PermanentError(TelegramError):
 
 
 class TransientError(TelegramError):
-    """Telegram or the network failed; the same request may succeed later."""
+    """Telegram or the network failed before the request was handled; the same request may succeed
+    later."""
+
+
+class OutcomeUnknown(TelegramError):
+    """The request left, but no answer came back: Telegram may or may not have carried it out."""
 
 
 class RetryAfter(TelegramError):
@@ -40,6 +52,14 @@ class RetryAfter(TelegramError):
     def __init__(self, description: str, retry_after: float):
         super().__init__(description, 429)
         self.retry_after = retry_after
+
+
+def _network_failure(exc: HTTPError) -> TelegramError:
+    """Tell a request that never left (safe to send again) from one whose outcome is unknown."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    if isinstance(reason, ConnectTimeoutError | SSLError):  # NewConnectionError is a ConnectTimeoutError
+        return TransientError(f"network error: could not connect ({type(reason).__name__})")
+    return OutcomeUnknown(f"network error: no answer ({type(reason).__name__})")
 
 
 class TelegramClient:
@@ -51,80 +71,139 @@ class TelegramClient:
         timeout: float = 10.0,
         max_retries: int = 3,
         backoff: float = 0.5,
-        session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        connections: int = 1,
     ):
         self._url = f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/bot{token}/"
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self._session = session or requests.Session()
-        self._sleep = sleep
+        self.retry = Retry(
+            total=max_retries,
+            connect=max_retries,
+            read=0,
+            status=max_retries,
+            other=max_retries,
+            redirect=0,
+            allowed_methods=frozenset({"POST"}),
+            status_forcelist=SERVER_ERRORS,
+            backoff_factor=backoff / 2,
+            backoff_jitter=backoff / 2,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=False,
+        )
+        self._http = urllib3.PoolManager(
+            num_pools=2, maxsize=connections, timeout=Timeout(connect=timeout, read=timeout)
+        )
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        self._http.clear()
 
     def call(
         self, method: str, data: dict[str, Any] | None = None, files: dict[str, Any] | None = None
     ) -> Any:
-        """Call a Bot API method and return its `result`; retry network errors and 5xx (bounded)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._call_once(method, data, files)
-            except TransientError:
-                if attempt > self.max_retries:
-                    raise
-                self._sleep(self.backoff * 2 ** (attempt - 1))
-
-    def _call_once(self, method: str, data: dict[str, Any] | None, files: dict[str, Any] | None) -> Any:
+        """Call a Bot API method and return its `result`; raise a TelegramError subclass otherwise."""
         try:
             if files:
-                response = self._session.post(
-                    self._url + method, data=data, files=files, timeout=self.timeout
+                response = self._http.request(
+                    "POST",
+                    self._url + method,
+                    fields={**(data or {}), **files},
+                    retries=self.retry,
+                    redirect=False,
                 )
             else:
-                response = self._session.post(self._url + method, json=data or {}, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise TransientError(f"network error: {type(exc).__name__}") from exc
+                response = self._http.request(
+                    "POST", self._url + method, json=data or {}, retries=self.retry, redirect=False
+                )
+        except HTTPError as exc:
+            raise _network_failure(exc) from exc
+        return self._result(response)
+
+    @staticmethod
+    def _result(response: urllib3.BaseHTTPResponse) -> Any:
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or "ok" not in body:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise TransientError(
-                    f"HTTP {response.status_code} without a Bot API answer", response.status_code
-                )
-            raise PermanentError(
-                f"HTTP {response.status_code} without a Bot API answer", response.status_code
-            )
+            described = f"HTTP {response.status} without a Bot API answer"
+            if response.status in SERVER_ERRORS or response.status == 429:
+                raise TransientError(described, response.status)
+            raise PermanentError(described, response.status)
         if body["ok"]:
             return body.get("result")
-        code = body.get("error_code") or response.status_code
+        code = body.get("error_code") or response.status
         description = str(body.get("description") or f"error {code}")
         if code == 429:
             retry_after = (body.get("parameters") or {}).get("retry_after") or 1
             raise RetryAfter(description, float(retry_after))
-        if code >= 500:
+        if code in SERVER_ERRORS:
             raise TransientError(description, code)
         raise PermanentError(description, code)
 
     def get_me(self) -> dict[str, Any]:
         return self.call("getMe")
 
-    def send_message(self, chat_id: str, text: str, parse_mode: str | None = None) -> dict[str, Any]:
+    def send_message(
+        self, chat_id: str, text: str, parse_mode: str | None = None, *, paid_broadcast: bool = False
+    ) -> dict[str, Any]:
         data: dict[str, Any] = {"chat_id": chat_id, "text": text}
         if parse_mode:
             data["parse_mode"] = parse_mode
+        if paid_broadcast:
+            data["allow_paid_broadcast"] = True
         return self.call("sendMessage", data)
 
     def send_photo(
-        self, chat_id: str, photo: bytes, filename: str, caption: str | None = None
+        self,
+        chat_id: str,
+        photo: bytes | str,
+        filename: str,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        paid_broadcast: bool = False,
     ) -> dict[str, Any]:
-        data = {"chat_id": chat_id, **({"caption": caption} if caption else {})}
-        return self.call("sendPhoto", data, files={"photo": (filename, photo)})
+        """Send a picture: its bytes, or the file id Telegram gave it when this bot sent it before."""
+        return self._send_file(
+            "sendPhoto", "photo", chat_id, photo, filename, caption, parse_mode, paid_broadcast
+        )
 
     def send_document(
-        self, chat_id: str, document: bytes, filename: str, caption: str | None = None
+        self,
+        chat_id: str,
+        document: bytes | str,
+        filename: str,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        paid_broadcast: bool = False,
     ) -> dict[str, Any]:
-        data = {"chat_id": chat_id, **({"caption": caption} if caption else {})}
-        return self.call("sendDocument", data, files={"document": (filename, document)})
+        """Send a file: its bytes, or the file id Telegram gave it when this bot sent it before."""
+        return self._send_file(
+            "sendDocument", "document", chat_id, document, filename, caption, parse_mode, paid_broadcast
+        )
+
+    def _send_file(
+        self,
+        method: str,
+        field: str,
+        chat_id: str,
+        content: bytes | str,
+        filename: str,
+        caption: str | None,
+        parse_mode: str | None,
+        paid_broadcast: bool,
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {"chat_id": chat_id}
+        if caption:
+            data["caption"] = caption
+            if parse_mode:
+                data["parse_mode"] = parse_mode
+        if paid_broadcast:
+            data["allow_paid_broadcast"] = True
+        if isinstance(content, str):
+            return self.call(method, {**data, field: content})
+        fields = {
+            key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in data.items()
+        }
+        return self.call(method, fields, files={field: (filename, content)})
