@@ -15,9 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-## Serve the API on http://127.0.0.1:$(PORT) on the embedded store, with demo data.
+## Serve the API on http://127.0.0.1:$(PORT) on the embedded store, with demo data; campaigns are
+## delivered to the local Bot API sandbox unless TELEGRAM_API_BASE names another Bot API server.
 run: $(STAMP)
 	APP_ENV=$${APP_ENV:-development} SEED_DEMO=$${SEED_DEMO:-true} HOST=127.0.0.1 PORT=$(PORT) \
+		TELEGRAM_API_BASE=$${TELEGRAM_API_BASE:-http://127.0.0.1:$(PORT)/sandbox/bot-api} \
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## Lint, then run the whole suite (the browser tests too, where Chromium is or can be installed).

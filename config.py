@@ -146,7 +146,15 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "CREATE_INDEXES": _bool("CREATE_INDEXES", get("CREATE_INDEXES", "true")),
         "TELEGRAM_API_BASE": (get("TELEGRAM_API_BASE", "https://api.telegram.org") or "").rstrip("/"),
         "TELEGRAM_RATE_PER_BOT": _rate("TELEGRAM_RATE_PER_BOT", get("TELEGRAM_RATE_PER_BOT", "30/second")),
-        "TELEGRAM_RATE_PER_CHAT": _rate("TELEGRAM_RATE_PER_CHAT", get("TELEGRAM_RATE_PER_CHAT", "20/minute")),
+        "TELEGRAM_RATE_PER_CHAT": _rate("TELEGRAM_RATE_PER_CHAT", get("TELEGRAM_RATE_PER_CHAT", "1/second")),
+        "TELEGRAM_RATE_PER_GROUP": _rate("TELEGRAM_RATE_PER_GROUP", get("TELEGRAM_RATE_PER_GROUP", "20/minute")),
+        "TELEGRAM_RATE_PAID_BROADCAST": _rate(
+            "TELEGRAM_RATE_PAID_BROADCAST", get("TELEGRAM_RATE_PAID_BROADCAST", "1000/second")
+        ),
+        "TELEGRAM_CONCURRENCY": _int("TELEGRAM_CONCURRENCY", get("TELEGRAM_CONCURRENCY", "8"), minimum=1),
+        "TELEGRAM_SANDBOX": _bool(
+            "TELEGRAM_SANDBOX", get("TELEGRAM_SANDBOX", "true" if env == "development" else "false")
+        ),
         "TELEGRAM_TIMEOUT": _int("TELEGRAM_TIMEOUT", get("TELEGRAM_TIMEOUT", "10"), minimum=1),
         "TELEGRAM_RETRIES": _int("TELEGRAM_RETRIES", get("TELEGRAM_RETRIES", "3")),
         "TELEGRAM_RETRY_BACKOFF_MS": _int(
@@ -154,12 +162,16 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         ),
         "MESSAGE_MAX_ATTEMPTS": _int("MESSAGE_MAX_ATTEMPTS", get("MESSAGE_MAX_ATTEMPTS", "5"), minimum=1),
         "DISPATCH_INTERVAL_SECONDS": _int(
-            "DISPATCH_INTERVAL_SECONDS", get("DISPATCH_INTERVAL_SECONDS", "2"), minimum=1
+            "DISPATCH_INTERVAL_SECONDS", get("DISPATCH_INTERVAL_SECONDS", "1"), minimum=1
         ),
-        "DISPATCH_BATCH": _int("DISPATCH_BATCH", get("DISPATCH_BATCH", "500"), minimum=1),
+        "DISPATCH_BATCH": _int("DISPATCH_BATCH", get("DISPATCH_BATCH", "500"), minimum=10),
+        "DISPATCH_LANES": _int("DISPATCH_LANES", get("DISPATCH_LANES", "100"), minimum=1),
+        "DISPATCH_LEASE_TTL": _int("DISPATCH_LEASE_TTL", get("DISPATCH_LEASE_TTL", "15"), minimum=3),
+        "DISPATCH_TURN_SECONDS": _int("DISPATCH_TURN_SECONDS", get("DISPATCH_TURN_SECONDS", "30"), minimum=1),
         "WEBHOOK_TIMEOUT": _int("WEBHOOK_TIMEOUT", get("WEBHOOK_TIMEOUT", "5"), minimum=1),
         "WEBHOOK_MAX_ATTEMPTS": _int("WEBHOOK_MAX_ATTEMPTS", get("WEBHOOK_MAX_ATTEMPTS", "8"), minimum=1),
         "WEBHOOK_DISABLE_AFTER": _int("WEBHOOK_DISABLE_AFTER", get("WEBHOOK_DISABLE_AFTER", "3"), minimum=1),
+        "WEBHOOK_CONCURRENCY": _int("WEBHOOK_CONCURRENCY", get("WEBHOOK_CONCURRENCY", "4"), minimum=1),
         "BILLING_GRACE_DAYS": _int("BILLING_GRACE_DAYS", get("BILLING_GRACE_DAYS", "14")),
         "STRIPE_WEBHOOK_SECRET": get("STRIPE_WEBHOOK_SECRET"),
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": _bool(
@@ -190,6 +202,8 @@ def validate(settings: Mapping[str, Any]) -> None:
                 "the embedded store (mongomock://) is for development and tests; "
                 "set MONGODB_URI=mongodb://... in production"
             )
+        if settings["TELEGRAM_SANDBOX"]:
+            raise ConfigError("TELEGRAM_SANDBOX fakes Telegram for development; it is refused in production")
     if len(settings["JWT_SECRET_KEY"]) < 32:
         raise ConfigError("JWT_SECRET_KEY must be at least 32 characters")
     if not settings["DEFAULT_TENANT_SLUG"]:

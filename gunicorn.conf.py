@@ -35,3 +35,19 @@ def on_starting(server):
             )
         if server.cfg.max_requests:
             sys.exit("max_requests restarts workers, which would empty the embedded store; unset it")
+
+
+def post_worker_init(worker):
+    """On the embedded store, run the scheduler and the dispatcher inside the one worker: no other
+    process can see its data (app.workers)."""
+    if is_embedded(load_settings(os.environ)["MONGODB_URI"]):
+        from app.workers import InProcess
+
+        worker.background = InProcess(worker.wsgi).start()
+
+
+def worker_exit(server, worker):
+    """Finish the sends in flight and give the leases up."""
+    background = getattr(worker, "background", None)
+    if background is not None:
+        background.stop()

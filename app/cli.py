@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import click
 import mongoengine as me
@@ -17,6 +18,7 @@ from app.tenants.plans import PLAN_NAMES
 from app.tenants.service import create_tenant
 from app.users.schemas import PASSWORD
 from app.users.service import create_superadmin
+from config import is_embedded
 
 users_cli = AppGroup("users", help="Manage accounts.")
 
@@ -38,12 +40,26 @@ def create_superadmin_command(email: str, name: str, password: str) -> None:
 jobs_cli = AppGroup("jobs", help="Scheduled jobs.")
 
 
+def _refuse_embedded(process: str) -> None:
+    """A process of its own cannot see the embedded store, which lives inside the serving process."""
+    uri = current_app.config["MONGODB_URI"]
+    if is_embedded(uri):
+        raise click.ClickException(
+            f"the embedded store ({uri}) lives inside the serving process, which runs the {process} "
+            f"itself (make run); a separate {process} would only see an empty database of its own. "
+            "Run it as a process of its own against MongoDB: MONGODB_URI=mongodb://..."
+        )
+
+
 @jobs_cli.command("run")
 def run_jobs_command() -> None:
     """Run the scheduler: lead when this process holds the lease, wait otherwise (one per deployment)."""
     from app.jobs import run_scheduler
+    from app.workers import until_signalled
 
-    run_scheduler(current_app._get_current_object())
+    _refuse_embedded("scheduler")
+    stop = threading.Event()
+    until_signalled(lambda: run_scheduler(current_app._get_current_object(), stop), stop.set)
 
 
 @jobs_cli.command("list")
@@ -69,6 +85,21 @@ def run_once_command(name: str) -> None:
         names = ", ".join(job.name for job in SCHEDULE)
         raise click.ClickException(f"no job named {name!r}; the jobs are: {names}") from None
     click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")
+
+
+dispatcher_cli = AppGroup("dispatcher", help="Campaign and webhook delivery.")
+
+
+@dispatcher_cli.command("run")
+def run_dispatcher_command() -> None:
+    """Run a dispatcher: send for the bots and webhooks whose work is due, sharing them with every
+    other dispatcher through leases (run as many as the load needs)."""
+    from app.workers import dispatcher, until_signalled
+
+    _refuse_embedded("dispatcher")
+    running = dispatcher(current_app._get_current_object())
+    until_signalled(running.run, running.stopping.set)
+    running.stop()
 
 
 @click.command("migrate-to-multitenant")
@@ -161,6 +192,7 @@ def _print_reports(reports: list, dry_run: bool) -> None:
 def register(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(dispatcher_cli)
     app.cli.add_command(migrate_command)
 
     @app.cli.command("seed-demo")

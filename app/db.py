@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import functools
 import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mongoengine as me
+from bson import ObjectId
 from mongoengine.connection import get_db
 
 from config import EMBEDDED_SCHEME, is_embedded
@@ -106,17 +111,20 @@ def ping() -> None:
     database().command("ping")
 
 
+# The _id values a lookup takes as they are (a regular expression, a list or a document is matched
+# another way).
+PLAIN_IDS = (ObjectId, str, int, float, uuid.UUID)
+
+
 def _ids_named(filter_: Any) -> list[Any] | None:
     """The `_id`s a filter names, or None when it names none (a plain value or a plain `$in` list)."""
     if not isinstance(filter_, dict) or "_id" not in filter_:
         return None
     value = filter_["_id"]
-    if isinstance(value, dict):
-        values = value.get("$in") if set(value) == {"$in"} else None
-        if not isinstance(values, list) or any(isinstance(v, dict | list) for v in values):
-            return None
-        return list(dict.fromkeys(values))
-    return None if isinstance(value, list) else [value]
+    if isinstance(value, dict) and set(value) == {"$in"} and isinstance(value["$in"], list):
+        values = value["$in"]
+        return list(dict.fromkeys(values)) if all(isinstance(v, PLAIN_IDS) for v in values) else None
+    return [value] if isinstance(value, PLAIN_IDS) else None
 
 
 def _embedded_id_lookups() -> None:
@@ -149,3 +157,66 @@ def _embedded_id_lookups() -> None:
         return add_update(self, *args, **kwargs)
 
     builder.add_update = add_update_with_sort
+
+
+_counts: Counter[str] = Counter()
+_counting = threading.Lock()
+_depth = threading.local()
+
+
+def _install_counter() -> None:
+    """Count every operation of the embedded store in `_counts` (once per process)."""
+    import mongomock.collection
+
+    collection = mongomock.collection.Collection
+    if getattr(collection.insert_one, "counted", False):
+        return
+
+    def count(key: str) -> None:
+        with _counting:
+            _counts[key] += 1
+
+    for name in DOCUMENT_OPERATIONS:
+        original = getattr(collection, name)
+
+        def counted(
+            self: Any, *args: Any, __original: Any = original, __name: str = name, **kwargs: Any
+        ) -> Any:
+            depth = getattr(_depth, "depth", 0)
+            if depth == 0:
+                count(f"{self.name}.{__name}")
+            _depth.depth = depth + 1
+            try:
+                return __original(self, *args, **kwargs)
+            finally:
+                _depth.depth = depth
+
+        counted.counted = True
+        setattr(collection, name, counted)
+
+    cursor = mongomock.collection.Cursor
+    compute = cursor._compute_results
+
+    def counted_find(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent = not self._results or self._factory_last_generated_results != self._factory
+        if sent and getattr(_depth, "depth", 0) == 0:
+            count(f"{self.collection.name}.find")
+        return compute(self, *args, **kwargs)
+
+    cursor._compute_results = counted_find
+
+
+@contextmanager
+def counted_operations() -> Iterator[dict[str, int]]:
+    """Count the embedded store's operations in the block, in every thread, by "collection.method",
+    and under "total" (benchmarks and tests: mongomock emits no command events). Each call of a read
+    or write method counts once, an operation mongomock builds on others included; a find counts
+    when its cursor is first read, which is when a driver sends it."""
+    _install_counter()
+    with _counting:
+        _counts.clear()
+    result: dict[str, int] = {}
+    yield result
+    with _counting:
+        result.update(_counts)
+    result["total"] = sum(_counts.values())

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/roundtrips.py
 
-mongomock emits no command events, so the collection layer is wrapped in a counting proxy: every call
-of a read or write method of a collection is one operation, and a `find` counts when its cursor is
-first read, which is when pymongo sends it (a query set's count() makes a cursor it never reads).
-Operations mongomock builds on others (find_one, deletes and distinct read through find) count once.
+Operations are counted as app.db.counted_operations counts them: every call of a read or write
+method of a collection is one, and a `find` counts when its cursor is first read, which is when
+pymongo sends it (a query set's count() makes a cursor it never reads). Operations mongomock builds
+on others (find_one, deletes and distinct read through find) count once.
 Each list route is measured with 1 and with 100 items of its resource: the two counts must match (a
 difference is an N+1). A cached read should cost at most 2 operations.
 """
@@ -15,66 +15,20 @@ from __future__ import annotations
 import io
 import os
 import sys
-import threading
-from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("APP_ENV", "testing")
 
-import mongomock.collection  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.auth import tokens  # noqa: E402
 from app.auth.api_keys import create_api_key  # noqa: E402
-from app.db import DOCUMENT_OPERATIONS  # noqa: E402
+from app.db import counted_operations  # noqa: E402
 from app.tenancy.access import Principal  # noqa: E402
 from app.tenancy.context import tenant_scope  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
-
-counts: Counter[str] = Counter()
-
-
-_inside = threading.local()
-
-
-def install_counter() -> None:
-    for name in DOCUMENT_OPERATIONS:
-        original = getattr(mongomock.collection.Collection, name)
-
-        def counted(self, *args, __original=original, __name=name, **kwargs):
-            depth = getattr(_inside, "depth", 0)
-            if depth == 0:
-                counts[f"{self.name}.{__name}"] += 1
-            _inside.depth = depth + 1
-            try:
-                return __original(self, *args, **kwargs)
-            finally:
-                _inside.depth = depth
-
-        setattr(mongomock.collection.Collection, name, counted)
-
-    cursor = mongomock.collection.Cursor
-    compute = cursor._compute_results
-
-    def counted_find(self, *args, **kwargs):
-        sent = not self._results or self._factory_last_generated_results != self._factory
-        if sent and getattr(_inside, "depth", 0) == 0:
-            counts[f"{self.collection.name}.find"] += 1
-        return compute(self, *args, **kwargs)
-
-    cursor._compute_results = counted_find
-
-
-@contextmanager
-def counting():
-    counts.clear()
-    result: dict[str, int] = {}
-    yield result
-    result["total"] = sum(counts.values())
-    result.update(counts)
 
 
 def setup(app, items: int):
@@ -137,7 +91,6 @@ ROUTES = [
 
 
 def main() -> None:
-    install_counter()
     app = create_app(
         {"MONGODB_URI": "mongomock://localhost/bench_roundtrips", "TELEGRAM_API_BASE": "http://127.0.0.1:9"}
     )
@@ -150,7 +103,7 @@ def main() -> None:
         measured = []
         for client, auth, _key, _campaign in (one, hundred):
             client.open(path, method=method, headers=auth)  # warm the tenant cache
-            with counting() as result:
+            with counted_operations() as result:
                 response = client.open(path, method=method, headers=auth)
             assert response.status_code == 200, (
                 path,
@@ -161,7 +114,7 @@ def main() -> None:
         rows.append((f"{method} {path}", measured[0]["total"], measured[1]["total"], measured[1]))
     client, _auth, key, _campaign = hundred
     client.get("/api/v1/campaigns?perPage=100", headers=key)  # warm the caches
-    with counting() as result:
+    with counted_operations() as result:
         client.get("/api/v1/campaigns?perPage=100", headers=key)
     rows.append(("GET /api/v1/campaigns?perPage=100 (API key)", "-", result["total"], result))
     width = max(len(r[0]) for r in rows)

@@ -44,7 +44,10 @@ from app import create_app  # noqa: E402
 from app.audit.models import Actor, AuditLog  # noqa: E402
 from app.billing.models import Invoice  # noqa: E402
 from app.clock import utcnow  # noqa: E402
-from app.db import database  # noqa: E402
+from app.db import (
+    counted_operations,  # noqa: E402
+    database,  # noqa: E402
+)
 from app.jobs import monthly_close, retention  # noqa: E402
 from app.tenancy import migration  # noqa: E402
 from app.tenancy.collection import TENANT_FIELD  # noqa: E402
@@ -53,7 +56,7 @@ from app.tenants.plans import LIMIT_NAMES, effective_limits  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.usage.models import UsageSnapshot  # noqa: E402
 from bench.migration import generate  # noqa: E402
-from bench.roundtrips import counting, install_counter, setup  # noqa: E402
+from bench.roundtrips import setup  # noqa: E402
 
 LIST_PATH = "/api/v1/campaigns?perPage=20"
 RETENTION_TENANTS = 10
@@ -84,7 +87,7 @@ def measure_list(app, tenants: int, requests: int) -> tuple[float, float, float]
     insert_tenants(tenants - 1, utcnow())
     assert client.get(LIST_PATH, headers=auth).status_code == 200  # and the tenant cache is warm
     latencies = []
-    with counting() as ops:
+    with counted_operations() as ops:
         for _ in range(requests):
             started = time.perf_counter()
             client.get(LIST_PATH, headers=auth)
@@ -194,7 +197,7 @@ def measure_job(case: Callable[[int, bool], Callable[[], object]], size: int, fl
     """Seconds and operations of one run on fresh data, and what it left in each collection."""
     db = fresh_database()
     run = case(size, floor)
-    with counting() as ops:
+    with counted_operations() as ops:
         started = time.perf_counter()
         run()
         elapsed = time.perf_counter() - started
@@ -229,7 +232,6 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--budget", type=float, default=240.0, help="seconds a single run may take")
     args = parser.parse_args()
-    install_counter()
     app = create_app(
         {"CREATE_INDEXES": False, "LOG_LEVEL": "WARNING", "MONGODB_URI": "mongomock://localhost/bench_scale"}
     )

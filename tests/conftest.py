@@ -7,6 +7,7 @@ tests against a real MongoDB; each test then gets its own database, dropped afte
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 
@@ -45,12 +46,38 @@ def telegram_server():
 
 @pytest.fixture
 def fake_telegram(telegram_server):
-    """The fake Bot API, emptied for this test."""
-    from app.messages.delivery import reset_rates
+    """The fake Bot API, emptied for this test, with Telegram's limits."""
+    from app.telegram.sandbox import Limits
 
+    telegram_server.limits = Limits()
     telegram_server.reset()
-    reset_rates()
     return telegram_server
+
+
+@pytest.fixture
+def dispatcher(app):
+    """A dispatcher of this test's app, as `flask dispatcher run` makes it (stopped afterwards)."""
+    from app.workers import dispatcher
+
+    running = dispatcher(app, holder="test-dispatcher")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def count_operations():
+    """app.db.counted_operations: count the embedded store's operations in a block."""
+    from app.db import counted_operations
+
+    return counted_operations
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -50,6 +50,12 @@ def test_production_refuses_the_embedded_store_and_dev_secrets():
         config.validate({**settings, "JWT_SECRET_KEY": config.DEV_SECRETS["JWT_SECRET_KEY"]})
 
 
+def test_production_refuses_the_telegram_sandbox():
+    assert config.load(PRODUCTION)["TELEGRAM_SANDBOX"] is False
+    with pytest.raises(config.ConfigError, match="TELEGRAM_SANDBOX"):
+        config.validate(config.load({**PRODUCTION, "TELEGRAM_SANDBOX": "true"}))
+
+
 def test_production_refuses_demo_seeding():
     with pytest.raises(config.ConfigError, match="SEED_DEMO"):
         config.load({**PRODUCTION, "SEED_DEMO": "true"})

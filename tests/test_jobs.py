@@ -7,6 +7,8 @@ on documents created directly in each tenant's scope.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from bson import ObjectId
 
-from app import jobs
+from app import leases
 from app.audit.models import Actor, AuditLog
 from app.campaigns.models import Campaign, CampaignMessage
 from app.clock import utcnow
@@ -26,14 +28,14 @@ from app.jobs import (
     build_scheduler,
     deletion_sweep,
     job_named,
-    lease,
     monthly_close,
     reconcile,
     retention,
     run_job,
+    run_scheduler,
     wait_for_lease,
 )
-from app.jobs.lease import LEASE_NAME, SchedulerLease
+from app.leases import SCHEDULER, Lease
 from app.media.models import MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
@@ -96,8 +98,6 @@ def test_the_schedule_names_every_job(app):
         "usage-reconcile",
         "deletion-sweep",
         "billing-overdue",
-        "message-dispatch",
-        "webhook-delivery",
     ]
     assert job_named("monthly-close").func is monthly_close.run
     assert job_named("retention-purge").func is retention.run
@@ -148,6 +148,13 @@ def test_jobs_run_once_runs_the_named_job_and_prints_its_result(app, tenant):
     assert printed["monthly-close"].endswith("'closed': 1, 'alreadyClosed': 0, 'invoiced': 1}\n")
 
 
+def test_the_scheduler_process_refuses_the_embedded_store(app):
+    result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    assert result.exit_code != 0
+    assert "embedded store" in result.output and "runs the scheduler itself" in result.output
+    assert Lease.objects.count() == 0  # it never started
+
+
 def test_jobs_run_once_with_an_unknown_name_fails_and_lists_the_jobs(app, tenant):
     update_tenant(tenant, set__usage__campaigns=7)
 
@@ -164,59 +171,61 @@ def test_jobs_run_once_with_an_unknown_name_fails_and_lists_the_jobs(app, tenant
 
 
 def expire_lease():
-    SchedulerLease.objects(name=LEASE_NAME).update(set__expires_at=utcnow() - SECOND)
+    Lease.objects(name=SCHEDULER).update(set__expires_at=utcnow() - SECOND)
 
 
 def test_a_lease_has_one_holder_until_it_expires(app):
-    assert lease.acquire("host-a", 60)
-    assert lease.holds("host-a")
-    assert not lease.holds("host-b")
+    assert leases.acquire(SCHEDULER, "host-a", 60)
+    assert leases.holds(SCHEDULER, "host-a")
+    assert not leases.holds(SCHEDULER, "host-b")
 
-    assert not lease.acquire("host-b", 60)
-    assert lease.holds("host-a")
-    assert not lease.holds("host-b")
+    assert not leases.acquire(SCHEDULER, "host-b", 60)
+    assert leases.holds(SCHEDULER, "host-a")
+    assert not leases.holds(SCHEDULER, "host-b")
 
-    before = SchedulerLease.objects.get(name=LEASE_NAME).expires_at
-    assert lease.acquire("host-a", 120)  # a renewal
-    assert SchedulerLease.objects.get(name=LEASE_NAME).expires_at > before
-    assert lease.holds("host-a")
+    before = Lease.objects.get(name=SCHEDULER).expires_at
+    assert leases.acquire(SCHEDULER, "host-a", 120)  # a renewal
+    assert Lease.objects.get(name=SCHEDULER).expires_at > before
+    assert leases.holds(SCHEDULER, "host-a")
 
     expire_lease()  # host-a stopped renewing
-    assert not lease.holds("host-a")
-    assert lease.acquire("host-b", 60)
-    assert lease.holds("host-b")
-    assert not lease.holds("host-a")
-    assert not lease.acquire("host-a", 60)  # the old leader's renewal fails
-    assert lease.holds("host-b")
-    assert SchedulerLease.objects.count() == 1
+    assert not leases.holds(SCHEDULER, "host-a")
+    assert leases.acquire(SCHEDULER, "host-b", 60)
+    assert leases.holds(SCHEDULER, "host-b")
+    assert not leases.holds(SCHEDULER, "host-a")
+    assert not leases.acquire(SCHEDULER, "host-a", 60)  # the old leader's renewal fails
+    assert leases.holds(SCHEDULER, "host-b")
+    assert Lease.objects.count() == 1
 
 
 def test_a_released_lease_is_taken_over_at_once(app):
-    assert lease.acquire("host-a", 60)
-    assert not lease.acquire("host-b", 60)
+    assert leases.acquire(SCHEDULER, "host-a", 60)
+    assert not leases.acquire(SCHEDULER, "host-b", 60)
 
-    lease.release("host-a")
-    assert not lease.holds("host-a")
-    assert lease.acquire("host-b", 60)
-    assert lease.holds("host-b")
+    leases.release(SCHEDULER, "host-a")
+    assert not leases.holds(SCHEDULER, "host-a")
+    assert leases.acquire(SCHEDULER, "host-b", 60)
+    assert leases.holds(SCHEDULER, "host-b")
 
-    lease.release("host-a")  # a late release by the old holder takes nothing from the new one
-    assert lease.holds("host-b")
-    assert not lease.acquire("host-a", 60)
+    leases.release(SCHEDULER, "host-a")  # a late release by the old holder takes nothing from the new one
+    assert leases.holds(SCHEDULER, "host-b")
+    assert not leases.acquire(SCHEDULER, "host-a", 60)
 
 
 def test_holders_racing_for_a_free_lease_get_exactly_one_leader(app, frequent_thread_switches):
     for repetition in range(REPETITIONS):
-        results = run_together(THREADS, lambda i, r=repetition: lease.acquire(f"host-{r}-{i}", 60))
+        results = run_together(
+            THREADS, lambda i, r=repetition: leases.acquire(SCHEDULER, f"host-{r}-{i}", 60)
+        )
 
-        assert all(isinstance(r, bool) for r in results), results
+        assert all(r is None or isinstance(r, Lease) for r in results), results
         winners = [i for i, won in enumerate(results) if won]
         assert len(winners) == 1, (repetition, results)
         leader = f"host-{repetition}-{winners[0]}"
-        assert lease.holds(leader)
-        assert [i for i in range(THREADS) if lease.holds(f"host-{repetition}-{i}")] == winners
-        assert SchedulerLease.objects.count() == 1
-        lease.release(leader)
+        assert leases.holds(SCHEDULER, leader)
+        assert [i for i in range(THREADS) if leases.holds(SCHEDULER, f"host-{repetition}-{i}")] == winners
+        assert Lease.objects.count() == 1
+        leases.release(SCHEDULER, leader)
 
 
 def test_run_job_runs_only_while_the_holder_holds_the_lease(app):
@@ -225,11 +234,11 @@ def test_run_job_runs_only_while_the_holder_holds_the_lease(app):
 
     assert run_job(app, probe) == "done"  # without a holder (run-once): no lease needed
     assert run_job(app, probe, "host-a") is None  # never held it
-    assert lease.acquire("host-a", 60)
+    assert leases.acquire(SCHEDULER, "host-a", 60)
     assert run_job(app, probe, "host-a") == "done"
 
     expire_lease()
-    assert lease.acquire("host-b", 60)
+    assert leases.acquire(SCHEDULER, "host-b", 60)
     assert run_job(app, probe, "host-a") is None  # fenced: host-a lost the lease
     assert run_job(app, probe, "host-b") == "done"
     assert calls == ["ran", "ran", "ran"]
@@ -239,16 +248,13 @@ def test_build_scheduler_holds_every_job_and_a_lease_renewal(app):
     scheduler = build_scheduler(app, "host-a")
 
     scheduled = {job.id: job for job in scheduler.get_jobs()}
-    assert set(scheduled) == {job.name for job in SCHEDULE} | {"lease-renewal"}
+    assert set(scheduled) == {job.name for job in SCHEDULE} | {"lease-renewal", "stop-check"}
     for job in SCHEDULE:
         entry = scheduled[job.name]
         assert entry.func is run_job
         assert entry.args == (app, job, "host-a")  # every run is fenced by the lease
         expected = CronTrigger if job.trigger(app.config)["trigger"] == "cron" else IntervalTrigger
         assert isinstance(entry.trigger, expected)
-    assert scheduled["message-dispatch"].trigger.interval == timedelta(
-        seconds=app.config["DISPATCH_INTERVAL_SECONDS"]
-    )
     mid_november = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
     assert scheduled["monthly-close"].trigger.get_next_fire_time(None, mid_november) == datetime(
         2026, 12, 1, 0, 5, tzinfo=UTC
@@ -268,54 +274,79 @@ def test_the_lease_renewal_extends_the_lease_and_stops_the_scheduler_once_lost(a
     stops = []
     monkeypatch.setattr(scheduler, "shutdown", lambda wait=True: stops.append(wait))
     renew = scheduler.get_job("lease-renewal").func
-    assert lease.acquire("host-a", 60)
+    assert leases.acquire(SCHEDULER, "host-a", 60)
     soon = utcnow() + 5 * SECOND
-    SchedulerLease.objects(name=LEASE_NAME).update(set__expires_at=soon)
+    Lease.objects(name=SCHEDULER).update(set__expires_at=soon)
 
     renew()
-    assert SchedulerLease.objects.get(name=LEASE_NAME).expires_at > soon
-    assert lease.holds("host-a")
+    assert Lease.objects.get(name=SCHEDULER).expires_at > soon
+    assert leases.holds(SCHEDULER, "host-a")
     assert stops == []
 
     expire_lease()
-    assert lease.acquire("host-b", 60)
+    assert leases.acquire(SCHEDULER, "host-b", 60)
     renew()
     assert stops == [False]
-    assert lease.holds("host-b")
+    assert leases.holds(SCHEDULER, "host-b")
 
 
-def test_wait_for_lease_returns_at_once_when_the_lease_is_free_or_expired(app_factory, monkeypatch):
+class CountedStop(threading.Event):
+    """A stop event that records how long each wait was, and is set after `waits` of them."""
+
+    def __init__(self, waits: int = 1_000):
+        super().__init__()
+        self.waits = waits
+        self.waited: list[float] = []
+
+    def wait(self, timeout=None):
+        self.waited.append(timeout)
+        if len(self.waited) >= self.waits:
+            self.set()
+        return self.is_set()
+
+
+def test_wait_for_lease_returns_at_once_when_the_lease_is_free_or_expired(app_factory):
     app = app_factory(SCHEDULER_POLL_SECONDS=1)
-    sleeps = []
-    monkeypatch.setattr(jobs.time, "sleep", sleeps.append)
+    stop = CountedStop()
 
-    assert wait_for_lease(app, "host-a", lambda: False) is True
+    assert wait_for_lease(app, "host-a", stop) is True
     with app.app_context():
-        assert lease.holds("host-a")
+        assert leases.holds(SCHEDULER, "host-a")
         expire_lease()
-    assert wait_for_lease(app, "host-b", lambda: False) is True
+    assert wait_for_lease(app, "host-b", stop) is True
     with app.app_context():
-        assert lease.holds("host-b")
-    assert sleeps == []
+        assert leases.holds(SCHEDULER, "host-b")
+    assert stop.waited == []
 
 
-def test_wait_for_lease_gives_up_when_told_while_another_holder_leads(app_factory, monkeypatch):
+def test_wait_for_lease_gives_up_when_told_while_another_holder_leads(app_factory):
     app = app_factory(SCHEDULER_POLL_SECONDS=1)
-    sleeps = []
-    monkeypatch.setattr(jobs.time, "sleep", sleeps.append)  # count the polls without waiting
     with app.app_context():
-        assert lease.acquire("host-b", 60)
-    asked = []
+        assert leases.acquire(SCHEDULER, "host-b", 60)
+    stop = CountedStop(waits=1)
 
-    def stop_after_first_poll():
-        asked.append(True)
-        return len(asked) > 1
-
-    assert wait_for_lease(app, "host-a", stop_after_first_poll) is False
-    assert sleeps == [1]  # one poll, then it waited SCHEDULER_POLL_SECONDS before asking again
+    assert wait_for_lease(app, "host-a", stop) is False
+    assert stop.waited == [1]  # one poll, then it waited SCHEDULER_POLL_SECONDS and was told to stop
     with app.app_context():
-        assert lease.holds("host-b")
-        assert not lease.holds("host-a")
+        assert leases.holds(SCHEDULER, "host-b")
+        assert not leases.holds(SCHEDULER, "host-a")
+
+
+def test_the_scheduler_stops_when_asked_and_gives_the_lease_up(app_factory):
+    app = app_factory(SCHEDULER_POLL_SECONDS=1)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=run_scheduler, args=(app, stop), daemon=True)
+    scheduler.start()
+    with app.app_context():
+        deadline = time.monotonic() + 10
+        while not Lease.objects(name=SCHEDULER).first():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    stop.set()
+    scheduler.join(timeout=10)
+    assert not scheduler.is_alive()
+    with app.app_context():
+        assert Lease.objects(name=SCHEDULER).count() == 0  # a waiting copy may take over at once
 
 
 # -- monthly close ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
@@ -16,14 +17,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import time_machine
 
 from app.clock import utcnow
-from app.messages.delivery import dispatch
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.webhooks import delivery
-from app.webhooks.delivery import TargetRefused, check_target, deliver_pending
+from app.webhooks.delivery import TargetRefused, check_target
 from app.webhooks.events import emit
 from app.webhooks.models import Webhook, WebhookDelivery
 
@@ -52,6 +53,9 @@ class Receiver:
         self.requests: list[dict[str, Any]] = []
         self.answers: dict[str, list[int]] = {}  # path -> statuses to answer, in order; then 200
         self.secrets: dict[str, str] = {}  # path -> the webhook's secret, to check X-Signature
+        self.delays: dict[str, float] = {}  # path -> seconds before answering
+        self.in_flight: Counter[str] = Counter()
+        self.most_in_flight: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -107,6 +111,13 @@ class Receiver:
                 }
                 with receiver.lock:
                     receiver.requests.append(record)
+                    receiver.in_flight[self.path] += 1
+                    receiver.most_in_flight[self.path] = max(
+                        receiver.most_in_flight[self.path], receiver.in_flight[self.path]
+                    )
+                time.sleep(receiver.delays.get(self.path, 0.0))
+                with receiver.lock:
+                    receiver.in_flight[self.path] -= 1
                 status = receiver._next_status(self.path)
                 self.send_response(status)
                 if 300 <= status < 400:
@@ -137,15 +148,20 @@ def signature_ok(secret: str, headers: dict[str, str], body: bytes, tolerance: i
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-class NoNetwork:
-    """A stand-in for requests.Session that records what would have been sent and sends nothing."""
+@pytest.fixture
+def connections(monkeypatch) -> list:
+    """Every TCP connection the test opens from here on (and none leaves this machine)."""
+    opened = []
+    real_connect = socket.socket.connect
 
-    def __init__(self) -> None:
-        self.posts: list[str] = []
+    def connect(sock, address):
+        opened.append(address)
+        if isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1"):
+            return real_connect(sock, address)
+        raise ConnectionRefusedError(111, "test: no network")
 
-    def post(self, url: str, **kwargs: Any) -> SimpleNamespace:
-        self.posts.append(url)
-        return SimpleNamespace(status_code=200)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return opened
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------------
@@ -197,8 +213,21 @@ def queue(tenant, event="campaign.completed", **data) -> int:
         return emit(event, data or {"campaignId": "x"})
 
 
-def later(**delta) -> Any:
-    return utcnow() + timedelta(**(delta or {"days": 1}))
+@pytest.fixture
+def deliver(dispatcher):
+    """Run the dispatcher until nothing is due; later=timedelta(...) runs it that much later."""
+
+    def run(later: timedelta | None = None) -> None:
+        if later is None:
+            dispatcher.run_until_idle()
+            return
+        with time_machine.travel(utcnow() + later, tick=True):
+            dispatcher.run_until_idle()
+
+    return run
+
+
+DAY = timedelta(days=1)
 
 
 def assert_signed_event(request: dict, event: str) -> dict:
@@ -219,7 +248,7 @@ def assert_signed_event(request: dict, event: str) -> dict:
 
 class TestDelivery:
     def test_tenant_events_are_posted_signed(
-        self, app, client, tenant, auth_headers, receiver, fake_telegram
+        self, app, client, tenant, auth_headers, receiver, fake_telegram, deliver
     ):
         hook = subscribe(client, auth_headers, receiver)
         # usage.threshold: 8 of 10 messages reserved crosses the 80% alert.
@@ -228,14 +257,10 @@ class TestDelivery:
         fake_telegram.blocked_chats.add("-100403")
         targets = ["-100403", *(str(next(_chats)) for _ in range(7))]
         campaign_id = sent_campaign(client, auth_headers, create_bot(client, auth_headers), targets)
-        dispatch()
-        with tenant_scope(tenant):
-            assert WebhookDelivery.objects(event="campaign.completed").count() == 1
-        counts = deliver_pending()
+        deliver()  # the campaign, then its events
 
         got = {r["headers"]["x-webhook-event"]: r for r in receiver.to("/hook")}
         assert sorted(got) == ["campaign.completed", "message.failed", "usage.threshold"]
-        assert counts["delivered"] == 3
         threshold = assert_signed_event(got["usage.threshold"], "usage.threshold")
         assert threshold["data"]["resource"] == "messagesPerMonth"
         assert threshold["data"]["threshold"] == 80
@@ -258,13 +283,13 @@ class TestDelivery:
             assert shown["attemptLog"][0]["status"] == 200
             assert shown["attemptLog"][0].get("error") is None
         # Nothing is delivered twice.
-        deliver_pending(now=later())
+        deliver(later=DAY)
         assert len(receiver.to("/hook")) == 3
 
-    def test_the_body_is_exactly_what_was_signed(self, app, client, tenant, auth_headers, receiver):
+    def test_the_body_is_exactly_what_was_signed(self, app, client, tenant, auth_headers, receiver, deliver):
         hook = subscribe(client, auth_headers, receiver)
         queue(tenant, "campaign.completed", campaignId="abc", sent=1, failed=0)
-        deliver_pending()
+        deliver()
         [request] = receiver.to("/hook")
         payload = assert_signed_event(request, "campaign.completed")
         assert payload["data"] == {"campaignId": "abc", "sent": 1, "failed": 0}
@@ -275,20 +300,22 @@ class TestDelivery:
             request["headers"]["x-webhook-delivery"] == one_delivery(client, auth_headers, hook["id"])["id"]
         )
 
-    def test_a_rotated_secret_signs_the_next_deliveries(self, app, client, tenant, auth_headers, receiver):
+    def test_a_rotated_secret_signs_the_next_deliveries(
+        self, app, client, tenant, auth_headers, receiver, deliver
+    ):
         hook = subscribe(client, auth_headers, receiver)
         old = hook["secret"]
         rotated = client.patch(f"{WEBHOOKS}/{hook['id']}", json={"rotateSecret": True}, headers=auth_headers)
         assert rotated.status_code == 200
         receiver.secrets["/hook"] = rotated.json["secret"]
         queue(tenant)
-        deliver_pending()
+        deliver()
         [request] = receiver.to("/hook")
         assert request["signature_ok"]
         assert not signature_ok(old, request["headers"], request["body"])
 
     def test_tenant_suspended_is_delivered(
-        self, app, client, tenant, auth_headers, receiver, superadmin_headers
+        self, app, client, tenant, auth_headers, receiver, superadmin_headers, deliver
     ):
         hook = subscribe(client, auth_headers, receiver, events=["tenant.suspended"])
         response = client.post(
@@ -298,7 +325,7 @@ class TestDelivery:
         )
         assert response.status_code == 200, response.json
 
-        deliver_pending()
+        deliver()
 
         [request] = receiver.to("/hook")
         payload = assert_signed_event(request, "tenant.suspended")
@@ -307,12 +334,39 @@ class TestDelivery:
         shown = one_delivery(client, as_superadmin, hook["id"])
         assert shown["status"] == "delivered" and shown["attemptLog"][0]["status"] == 200
 
-    def test_only_subscribed_events_are_sent(self, app, client, tenant, auth_headers, receiver):
+    def test_only_subscribed_events_are_sent(self, app, client, tenant, auth_headers, receiver, deliver):
         subscribe(client, auth_headers, receiver, events=["campaign.failed"])
         assert queue(tenant, "campaign.completed") == 0
         assert queue(tenant, "campaign.failed") == 1
-        deliver_pending()
+        deliver()
         assert [r["headers"]["x-webhook-event"] for r in receiver.to("/hook")] == ["campaign.failed"]
+
+
+class TestConcurrency:
+    def test_a_slow_endpoint_holds_up_no_other(
+        self, app, client, tenant, other_tenant, auth_headers, other_headers, receiver, dispatcher
+    ):
+        subscribe(client, auth_headers, receiver, path="/slow")
+        subscribe(client, other_headers, receiver, path="/fast")
+        receiver.delays["/slow"] = 1.0
+        for _ in range(8):
+            queue(tenant)
+            queue(other_tenant)
+        thread = threading.Thread(target=dispatcher.run, daemon=True)
+        dispatcher.interval = 0.02
+        thread.start()
+        deadline = time.monotonic() + 20
+        while len(receiver.to("/fast")) < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # All eight to the fast endpoint went out while the slow one was still on its first round.
+        assert len(receiver.to("/slow")) <= app.config["WEBHOOK_CONCURRENCY"]
+        while len(receiver.to("/slow")) < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        dispatcher.stop()
+        # One endpoint gets several deliveries at once, never more than WEBHOOK_CONCURRENCY.
+        assert 2 <= receiver.most_in_flight["/slow"] <= app.config["WEBHOOK_CONCURRENCY"]
 
 
 # -- retries, giving up, disabling ------------------------------------------------------------------
@@ -320,13 +374,13 @@ class TestDelivery:
 
 class TestRetries:
     def test_a_failing_receiver_gets_retries_with_backoff_until_it_recovers(
-        self, app, client, tenant, auth_headers, receiver
+        self, app, client, tenant, auth_headers, receiver, deliver
     ):
         hook = subscribe(client, auth_headers, receiver)
         receiver.answer("/hook", 500, 500)
         queue(tenant)
 
-        assert deliver_pending()["retrying"] == 1
+        deliver()
         first = one_delivery(client, auth_headers, hook["id"])
         assert first["status"] == "pending"
         assert first["attempts"] == 1
@@ -336,16 +390,16 @@ class TestRetries:
         assert first_delay > timedelta(0)
 
         # Not due yet: nothing more is sent.
-        assert deliver_pending()["retrying"] == 0
+        deliver()
         assert len(receiver.to("/hook")) == 1
 
-        deliver_pending(now=later())
+        deliver(later=DAY)
         second = one_delivery(client, auth_headers, hook["id"])
         assert (second["status"], second["attempts"]) == ("pending", 2)
         assert len(second["attemptLog"]) == 2
         assert _delay(second) > first_delay  # exponential backoff
 
-        deliver_pending(now=later(days=2))
+        deliver(later=2 * DAY)
         done = one_delivery(client, auth_headers, hook["id"])
         assert done["status"] == "delivered"
         assert done["attempts"] == 3
@@ -359,13 +413,12 @@ class TestRetries:
         assert len({json.loads(r["body"])["id"] for r in requests}) == 1
         assert all(r["signature_ok"] for r in requests)
 
-    def test_an_unreachable_receiver_is_recorded_as_a_network_error(self, app, client, tenant, auth_headers):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        hook = subscribe(client, auth_headers, None, url=f"http://127.0.0.1:{port}/hook")
+    def test_an_unreachable_receiver_is_recorded_as_a_network_error(
+        self, app, client, tenant, auth_headers, deliver, unused_port
+    ):
+        hook = subscribe(client, auth_headers, None, url=f"http://127.0.0.1:{unused_port}/hook")
         queue(tenant)
-        deliver_pending()
+        deliver()
         shown = one_delivery(client, auth_headers, hook["id"])
         assert shown["status"] == "pending"
         assert shown["attemptLog"][0]["error"].startswith("network error")
@@ -385,15 +438,17 @@ class TestGivingUp:
     def settings(self):
         return {"WEBHOOK_ALLOW_PRIVATE_TARGETS": True, "WEBHOOK_MAX_ATTEMPTS": 3, "WEBHOOK_DISABLE_AFTER": 2}
 
-    def fail_one(self, tenant, receiver, path="/hook") -> None:
+    def fail_one(self, tenant, receiver, deliver, path="/hook") -> None:
         receiver.answer(path, 500, 500, 500)
         queue(tenant)
         for day in range(1, 6):
-            deliver_pending(now=later(days=day))
+            deliver(later=day * DAY)
 
-    def test_a_delivery_fails_after_the_max_attempts(self, app, client, tenant, auth_headers, receiver):
+    def test_a_delivery_fails_after_the_max_attempts(
+        self, app, client, tenant, auth_headers, receiver, deliver
+    ):
         hook = subscribe(client, auth_headers, receiver)
-        self.fail_one(tenant, receiver)
+        self.fail_one(tenant, receiver, deliver)
         shown = one_delivery(client, auth_headers, hook["id"])
         assert shown["status"] == "failed"
         assert shown["attempts"] == 3
@@ -405,11 +460,11 @@ class TestGivingUp:
         assert webhook["consecutiveFailures"] == 1
 
     def test_consecutive_failed_deliveries_disable_the_webhook(
-        self, app, client, tenant, auth_headers, receiver
+        self, app, client, tenant, auth_headers, receiver, deliver
     ):
         hook = subscribe(client, auth_headers, receiver)
-        self.fail_one(tenant, receiver)
-        self.fail_one(tenant, receiver)
+        self.fail_one(tenant, receiver, deliver)
+        self.fail_one(tenant, receiver, deliver)
 
         webhook = webhook_via_api(client, auth_headers, hook["id"])
         assert webhook["active"] is False
@@ -426,31 +481,31 @@ class TestGivingUp:
         # A disabled webhook gets no more events.
         seen = len(receiver.to("/hook"))
         assert queue(tenant) == 0
-        deliver_pending(now=later(days=10))
+        deliver(later=10 * DAY)
         assert len(receiver.to("/hook")) == seen == 6
 
     def test_a_pending_delivery_of_a_webhook_disabled_meanwhile_is_not_sent(
-        self, app, client, tenant, auth_headers, receiver
+        self, app, client, tenant, auth_headers, receiver, deliver
     ):
         hook = subscribe(client, auth_headers, receiver)
         queue(tenant)
         response = client.patch(f"{WEBHOOKS}/{hook['id']}", json={"active": False}, headers=auth_headers)
         assert response.status_code == 200
-        deliver_pending()
+        deliver()
         assert receiver.to("/hook") == []
         assert one_delivery(client, auth_headers, hook["id"])["status"] == "failed"
 
-    def test_a_success_resets_the_failure_count(self, app, client, tenant, auth_headers, receiver):
+    def test_a_success_resets_the_failure_count(self, app, client, tenant, auth_headers, receiver, deliver):
         hook = subscribe(client, auth_headers, receiver)
-        self.fail_one(tenant, receiver)
+        self.fail_one(tenant, receiver, deliver)
         assert webhook_via_api(client, auth_headers, hook["id"])["consecutiveFailures"] == 1
         queue(tenant)
-        deliver_pending()
+        deliver()
         webhook = webhook_via_api(client, auth_headers, hook["id"])
         assert webhook["consecutiveFailures"] == 0
         assert webhook["active"] is True
         # The count starts over: one more failed delivery does not disable the webhook.
-        self.fail_one(tenant, receiver)
+        self.fail_one(tenant, receiver, deliver)
         webhook = webhook_via_api(client, auth_headers, hook["id"])
         assert webhook["active"] is True and webhook["consecutiveFailures"] == 1
 
@@ -460,11 +515,11 @@ class TestGivingUp:
 
 class TestRedirects:
     @pytest.mark.parametrize("status", [301, 302, 307, 308])
-    def test_redirects_are_not_followed(self, app, client, tenant, auth_headers, receiver, status):
+    def test_redirects_are_not_followed(self, app, client, tenant, auth_headers, receiver, status, deliver):
         hook = subscribe(client, auth_headers, receiver)
         receiver.answer("/hook", status)
         queue(tenant)
-        deliver_pending()
+        deliver()
         assert [r["path"] for r in receiver.requests] == ["/hook"]
         assert receiver.to("/elsewhere") == []
         shown = one_delivery(client, auth_headers, hook["id"])
@@ -498,16 +553,15 @@ class TestPrivateTargets:
         ids=["127.0.0.1", "localhost", "ipv6-loopback", "10.x", "192.168.x", "metadata", "0.0.0.0"],
     )
     def test_a_non_public_address_is_refused_without_a_request(
-        self, app, client, tenant, auth_headers, receiver, make_url
+        self, app, client, tenant, auth_headers, receiver, make_url, deliver, connections
     ):
         url = make_url(receiver)
         hook = subscribe(client, auth_headers, None, url=url)
         queue(tenant)
-        session = NoNetwork()
 
-        deliver_pending(session=session)
+        deliver()
 
-        assert session.posts == []
+        assert connections == []
         assert receiver.requests == []
         shown = one_delivery(client, auth_headers, hook["id"])
         assert shown["status"] != "delivered"
@@ -517,15 +571,17 @@ class TestPrivateTargets:
         assert shown["lastError"].startswith("refused")
 
     def test_a_loopback_target_is_refused_with_a_real_session_too(
-        self, app, client, tenant, auth_headers, receiver
+        self, app, client, tenant, auth_headers, receiver, deliver
     ):
         hook = subscribe(client, auth_headers, receiver)
         queue(tenant)
-        deliver_pending()
+        deliver()
         assert receiver.requests == []
         assert one_delivery(client, auth_headers, hook["id"])["attemptLog"][0]["error"].startswith("refused")
 
-    def test_the_check_follows_dns(self, app, client, tenant, auth_headers, receiver, monkeypatch):
+    def test_the_check_follows_dns(
+        self, app, client, tenant, auth_headers, receiver, monkeypatch, deliver, connections
+    ):
         """A public-looking name that resolves to loopback is refused (checked after resolution)."""
         asked = []
 
@@ -538,19 +594,18 @@ class TestPrivateTargets:
             client, auth_headers, None, url=f"http://hooks.partner.example.com:{receiver.port}/in"
         )
         queue(tenant)
-        session = NoNetwork()
 
-        deliver_pending(session=session)
+        deliver()
 
         assert asked == ["hooks.partner.example.com"]
-        assert session.posts == []
+        assert connections == []
         assert receiver.requests == []
         attempt = one_delivery(client, auth_headers, hook["id"])["attemptLog"][0]
         assert attempt["error"].startswith("refused")
         assert "127.0.0.1" in attempt["error"]
 
     def test_the_connection_goes_to_the_address_that_was_checked(
-        self, app, client, tenant, auth_headers, receiver, monkeypatch
+        self, app, client, tenant, auth_headers, receiver, monkeypatch, deliver
     ):
         """DNS rebinding: a name that answers a public address to the check and loopback a moment
         later must not reach loopback. The address checked is the address connected to."""
@@ -584,7 +639,7 @@ class TestPrivateTargets:
         )
         queue(tenant)
 
-        deliver_pending()
+        deliver()
 
         assert receiver.requests == []
         assert one_delivery(client, auth_headers, hook["id"])["status"] != "delivered"
@@ -599,7 +654,7 @@ class TestPrivateTargets:
                 ]
             ),
         )
-        assert check_target("https://hooks.partner.example.com/in") == "93.184.216.34"
+        assert check_target("https://hooks.partner.example.com/in", allow_private=False) == "93.184.216.34"
 
     @pytest.mark.parametrize(
         "addresses",
@@ -625,7 +680,7 @@ class TestPrivateTargets:
 
         monkeypatch.setattr(delivery, "socket", _resolver(resolve))
         with pytest.raises(TargetRefused):
-            check_target("https://hooks.partner.example.com/in")
+            check_target("https://hooks.partner.example.com/in", allow_private=False)
 
     def test_a_name_that_does_not_resolve_is_refused(self, app, monkeypatch):
         def resolve(host, port, *args, **kwargs):
@@ -633,7 +688,7 @@ class TestPrivateTargets:
 
         monkeypatch.setattr(delivery, "socket", _resolver(resolve))
         with pytest.raises(TargetRefused):
-            check_target("https://nowhere.invalid/in")
+            check_target("https://nowhere.invalid/in", allow_private=False)
 
 
 def _resolver(getaddrinfo) -> SimpleNamespace:
@@ -646,7 +701,7 @@ def _resolver(getaddrinfo) -> SimpleNamespace:
 
 class TestTenants:
     def test_a_webhook_of_another_tenant_never_receives_this_tenants_events(
-        self, app, client, tenant, other_tenant, auth_headers, other_headers, receiver
+        self, app, client, tenant, other_tenant, auth_headers, other_headers, receiver, deliver
     ):
         subscribe(client, auth_headers, receiver, path="/acme")
         other = subscribe(client, other_headers, receiver, path="/globex")
@@ -654,7 +709,7 @@ class TestTenants:
             queue(tenant, event)
         queue(other_tenant, "campaign.failed")
 
-        deliver_pending()
+        deliver()
 
         assert sorted(r["headers"]["x-webhook-event"] for r in receiver.to("/acme")) == [
             "campaign.completed",

@@ -6,16 +6,17 @@ from typing import Any
 
 from bson import ObjectId
 
+from app import leases
 from app.audit.service import record
 from app.clock import utcnow
 from app.errors import Conflict, ValidationFailed, found
 from app.media.models import MediaFile
+from app.messages.models import LANE as BOT_LANE
 from app.messages.models import MESSAGE_STATUSES, Message
 from app.pagination import paginate
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant
-from app.tenants.models import Tenant
 from app.tenants.service import require_feature
 from app.usage import service as usage
 
@@ -155,20 +156,23 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
     )
     if not claimed:
         raise Conflict("The campaign is already being sent")
+    account_id = campaign.telegram_account.id
+    due = campaign.scheduled_at or utcnow()
     try:
         with usage.reserved("messagesPerMonth", len(campaign.targets)):
             Message.objects.insert(
                 [
                     Message(
                         campaign_id=campaign.id,
-                        telegram_account_id=campaign.telegram_account.id,
+                        telegram_account_id=account_id,
                         chat=chat,
                         text=campaign.message.text,
                         parse_mode=campaign.message.parse_mode,
                         media_id=campaign.message.media_id,
-                        not_before=campaign.scheduled_at,
+                        position=position,
+                        not_before=due,
                     )
-                    for chat in campaign.targets
+                    for position, chat in enumerate(campaign.targets)
                 ],
                 load_bulk=False,
             )
@@ -176,7 +180,7 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         Campaign.objects(id=campaign.id).update_one(set__status="draft", unset__send_requested_at=True)
         Message.objects(campaign_id=campaign.id).delete()
         raise
-    Tenant.mark_pending(campaign.tenant_id, "messages")
+    leases.wake(leases.lane_name(BOT_LANE, account_id), campaign.tenant_id, due)
     record(
         "campaign.send_requested",
         target_type="campaign",

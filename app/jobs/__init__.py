@@ -1,14 +1,16 @@
-"""Scheduled jobs: the SCHEDULE table and the scheduler process that runs it under one leader.
+"""Scheduled jobs: the SCHEDULE table and the scheduler that runs it under one leader.
 
-`flask --app wsgi jobs run` starts the scheduler (never a web worker: every worker would run every
-job). Copies on other hosts wait for the MongoDB lease (lease.py) and take over when the leader dies.
-Each job runs in an app context, loops over tenants itself and is idempotent, so running one twice,
-late, or from two processes at once does no harm.
+`flask --app wsgi jobs run` starts the scheduler as a process of its own (never a web worker: every
+worker would run every job); on the embedded store it runs inside the serving process instead
+(app.workers). Copies on other hosts wait for the MongoDB lease ("scheduler", app.leases) and take
+over when the leader dies. Each job runs in an app context, loops over tenants itself and is
+idempotent, so running one twice, late, or from two processes at once does no harm.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,16 +19,9 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from . import (
-    billing_overdue,
-    deletion_sweep,
-    deliver_webhooks,
-    dispatch,
-    lease,
-    monthly_close,
-    reconcile,
-    retention,
-)
+from app import leases
+
+from . import billing_overdue, deletion_sweep, monthly_close, reconcile, retention
 
 log = logging.getLogger("app.jobs")
 
@@ -70,18 +65,6 @@ SCHEDULE = (
         lambda config: {"trigger": "cron", "hour": 4, "minute": 0},
         "Suspend tenants whose invoices stay unpaid past the grace period (payment reactivates them).",
     ),
-    Job(
-        "message-dispatch",
-        dispatch.run,
-        lambda config: {"trigger": "interval", "seconds": config["DISPATCH_INTERVAL_SECONDS"]},
-        "Send queued messages through the Telegram Bot API, tenants taking turns, within Telegram's rates.",
-    ),
-    Job(
-        "webhook-delivery",
-        deliver_webhooks.run,
-        lambda config: {"trigger": "interval", "seconds": 5},
-        "POST queued tenant events to their webhooks, signed, with retries and backoff.",
-    ),
 )
 
 
@@ -95,7 +78,7 @@ def job_named(name: str) -> Job:
 def run_job(app: Flask, job: Job, holder: str | None = None) -> Any:
     """Run one job in an app context; with a holder, only while it still holds the lease."""
     with app.app_context():
-        if holder is not None and not lease.holds(holder):
+        if holder is not None and not leases.holds(leases.SCHEDULER, holder):
             log.warning("job skipped: lease lost", extra={"job": job.name})
             return None
         started = time.perf_counter()
@@ -107,8 +90,9 @@ def run_job(app: Flask, job: Job, holder: str | None = None) -> Any:
         return result
 
 
-def build_scheduler(app: Flask, holder: str) -> BlockingScheduler:
-    """Return a scheduler with every job of SCHEDULE, and a renewal of the lease that stops it when lost."""
+def build_scheduler(app: Flask, holder: str, stop: threading.Event | None = None) -> BlockingScheduler:
+    """Return a scheduler with every job of SCHEDULE, a renewal of the lease that stops it when lost,
+    and a look at `stop` every second."""
     ttl = app.config["SCHEDULER_LEASE_TTL"]
     scheduler = BlockingScheduler(timezone="UTC")
     for job in SCHEDULE:
@@ -125,33 +109,39 @@ def build_scheduler(app: Flask, holder: str) -> BlockingScheduler:
 
     def renew() -> None:
         with app.app_context():
-            if not lease.acquire(holder, ttl):
+            if not leases.acquire(leases.SCHEDULER, holder, ttl):
                 log.error("scheduler lease lost; stopping until it is ours again", extra={"holder": holder})
                 scheduler.shutdown(wait=False)
 
+    def stop_when_asked() -> None:
+        if stop is not None and stop.is_set():
+            scheduler.shutdown(wait=False)
+
     scheduler.add_job(renew, "interval", seconds=max(1, ttl // 3), id="lease-renewal", max_instances=1)
+    scheduler.add_job(stop_when_asked, "interval", seconds=1, id="stop-check", max_instances=1)
     return scheduler
 
 
-def wait_for_lease(app: Flask, holder: str, should_stop: Callable[[], bool] = lambda: False) -> bool:
-    """Poll until `holder` holds the lease (True) or `should_stop()` says to give up (False)."""
+def wait_for_lease(app: Flask, holder: str, stop: threading.Event) -> bool:
+    """Poll until `holder` holds the lease (True) or `stop` is set (False)."""
     ttl, poll = app.config["SCHEDULER_LEASE_TTL"], app.config["SCHEDULER_POLL_SECONDS"]
-    while not should_stop():
+    while not stop.is_set():
         with app.app_context():
-            if lease.acquire(holder, ttl):
+            if leases.acquire(leases.SCHEDULER, holder, ttl):
                 return True
         log.info("another scheduler leads; waiting", extra={"holder": holder})
-        time.sleep(poll)
+        stop.wait(poll)
     return False
 
 
-def run_scheduler(app: Flask) -> None:
-    """Lead the scheduler whenever this process holds the lease; wait for it otherwise."""
-    holder = lease.new_holder_id()
+def run_scheduler(app: Flask, stop: threading.Event) -> None:
+    """Lead the scheduler whenever this process holds the lease, wait for it otherwise, until `stop`
+    is set; then give the lease up, so that a waiting copy takes over at once."""
+    holder = leases.new_holder_id()
     try:
-        while wait_for_lease(app, holder):
+        while wait_for_lease(app, holder, stop):
             log.info("scheduler leading", extra={"holder": holder, "jobs": [job.name for job in SCHEDULE]})
-            build_scheduler(app, holder).start()
+            build_scheduler(app, holder, stop).start()
     finally:
         with app.app_context():
-            lease.release(holder)
+            leases.release(leases.SCHEDULER, holder)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.clock import utcnow
+from app.leases import Lease
 from app.tenancy.context import unscoped
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.admin import DELETING
@@ -33,7 +34,7 @@ def _tenant_ids(document_class: type) -> set[Any]:
     """The tenant ids a collection holds documents of (streamed: distinct's answer is one document,
     which many tenants would push past MongoDB's 16 MB)."""
     pipeline = [{"$group": {"_id": "$tenantId"}}]
-    return {row["_id"] for row in document_class.objects.aggregate(pipeline)}
+    return {row["_id"] for row in document_class.objects.aggregate(pipeline) if row["_id"] is not None}
 
 
 def run(now: datetime | None = None) -> dict[str, int]:
@@ -47,7 +48,7 @@ def run(now: datetime | None = None) -> dict[str, int]:
         log.warning("tenant deletion finished", extra={"tenant": tenant.slug, "removed": removed})
     orphans = 0
     with unscoped("deletion sweep: remove the documents of deleted tenants"):
-        owners = [(cls, _tenant_ids(cls)) for cls in (EmailDirectory, *tenant_document_classes())]
+        owners = [(cls, _tenant_ids(cls)) for cls in (EmailDirectory, Lease, *tenant_document_classes())]
         existing = set(Tenant.objects.scalar("id"))
         for document_class, tenant_ids in owners:
             gone = list(tenant_ids - existing)

@@ -1,309 +1,560 @@
-"""The dispatcher: sends queued messages through the Telegram Bot API, fairly and within Telegram's rates.
+"""A bot's sender: delivers the bot's queued messages through the Telegram Bot API, as fast as Telegram
+allows and no faster, while its dispatcher holds the bot's lane (app.dispatcher.runner).
 
-- Only tenants flagged with pending messages are visited, active ones only (a suspended tenant's
-  messages wait; a deleted tenant's are gone with it).
-- Tenants take turns, one message each per turn (round robin), so a large campaign does not hold up
-  a small one.
-- Each bot stays under TELEGRAM_RATE_PER_BOT, each chat under TELEGRAM_RATE_PER_CHAT (sliding
-  windows kept in this process: the scheduler has one leader; a request counts while in flight and
-  from the moment its answer came back), and a bot told to wait (429 retry_after) waits.
-- Each message is claimed with one atomic update (queued -> sending) before it is sent, so two
-  dispatcher runs never send the same message. A message whose send outcome is unknown (the process
-  died while sending) is marked failed, never sent twice.
-- A permanent failure refunds the message's messagesPerMonth unit and emits `message.failed`; a
-  campaign with no message left to send is completed (or failed) and emits an event.
+- Messages are claimed in small batches (queued -> sending, one update for the batch), about a
+  second's worth, in the order of their position in their campaign: a bot's campaigns take turns,
+  so a small campaign is not held up by a large one.
+- Up to TELEGRAM_CONCURRENCY requests of the bot are in flight at once, within its windows
+  (app.dispatcher.rates): TELEGRAM_RATE_PER_BOT (TELEGRAM_RATE_PAID_BROADCAST for a bot with paid
+  broadcasts), TELEGRAM_RATE_PER_CHAT per private chat and TELEGRAM_RATE_PER_GROUP per group or
+  channel. A 429 pauses this bot only. Connections are kept alive between sends and turns.
+- Outcomes are written in batches (one bulk write): sent, with Telegram's message id; queued again
+  with a later `notBefore` (a 429, a 5xx or a connection that could not be made, up to
+  MESSAGE_MAX_ATTEMPTS); failed, when Telegram refuses for good (the unit goes back to its month
+  and `message.failed` is emitted) or when a send's outcome is unknown (no answer came back, or
+  the dispatcher died while sending: no refund, and never sent again).
+- A campaign with nothing left to send is completed (or failed) and emits its event.
+- A suspended tenant's messages wait; the due messages of a bot that is deleted or deactivated fail.
+- A media file goes up once per bot; later sends name the file id Telegram gave it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import math
+import queue
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
-from limits import RateLimitItem, parse
+from bson import ObjectId
+from flask import Flask
+from pymongo import UpdateOne
 
 from app import crypto
 from app.campaigns.models import Campaign
 from app.clock import utcnow
+from app.dispatcher.rates import Rate, Throttle
+from app.dispatcher.runner import Lane, Turn
 from app.media.models import MediaChunk, MediaFile
-from app.telegram.client import PermanentError, RetryAfter, TelegramClient, TelegramError
+from app.telegram.client import (
+    OutcomeUnknown,
+    PermanentError,
+    RetryAfter,
+    TelegramClient,
+    TelegramError,
+    TransientError,
+)
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.usage import service as usage
-from app.webhooks.events import emit
+from app.webhooks.events import emit, emit_many
 
 from .models import Message
 
 log = logging.getLogger("app.dispatch")
 
-STALE_SENDING = timedelta(minutes=10)
-ClientFactory = Callable[[TelegramAccount], TelegramClient]
+RECHECK = 5.0  # seconds between looks at the tenant's status and the bot's settings during a turn
+HOLD = 2.0  # a bot told to wait longer than this gives its lane up until then
+DEFER = 1.0  # a message whose chat is busy longer than this goes back to the queue until then
+FLUSH_EVERY = 0.25  # seconds an outcome may wait to be written with others
+SUSPENDED_RECHECK = timedelta(minutes=1)  # a suspended tenant's lanes look again after this
+UNKNOWN = "delivery outcome unknown"
+FIELDS = ("id", "campaign_id", "chat", "text", "parse_mode", "media_id", "attempts", "queued_at")
 
 
-class RateWindow:
-    """At most `amount` requests per `seconds`, counted as Telegram counts them: a request in flight
-    counts, and a finished one counts from the moment its answer came back (by then it had arrived),
-    so the latency of a request can never squeeze one more into Telegram's window."""
+@dataclass(slots=True)
+class Outgoing:
+    """A claimed message, as the sender needs it."""
 
-    def __init__(self, amount: int, seconds: float):
-        self.amount = amount
-        self.seconds = seconds
-        self.in_flight = 0
-        self.finished: deque[float] = deque()
+    id: ObjectId
+    campaign_id: ObjectId
+    chat: str
+    text: str
+    parse_mode: str | None
+    media_id: ObjectId | None
+    attempts: int
+    queued_at: datetime
 
-    def free(self, now: float) -> bool:
-        while self.finished and self.finished[0] <= now - self.seconds:
-            self.finished.popleft()
-        return self.in_flight + len(self.finished) < self.amount
+    @classmethod
+    def from_stored(cls, raw: dict[str, Any]) -> Outgoing:
+        return cls(
+            raw["_id"],
+            raw["campaignId"],
+            raw["chat"],
+            raw["text"],
+            raw.get("parseMode"),
+            raw.get("mediaId"),
+            raw.get("attempts", 0),
+            raw["queuedAt"],
+        )
 
-    def start(self) -> None:
-        self.in_flight += 1
-
-    def finish(self, now: float, sent: bool = True) -> None:
-        self.in_flight -= 1
-        if sent:
-            self.finished.append(now)
-
-
-class _RateState:
-    """Rate windows and pauses of this process's bots and chats."""
-
-    def __init__(self) -> None:
-        self.windows: dict[str, RateWindow] = {}
-        self.paused_until: dict[str, float] = {}
-        self.lock = threading.Lock()
-
-    def window(self, key: str, rate: RateLimitItem) -> RateWindow:
-        if key not in self.windows:
-            self.windows[key] = RateWindow(rate.amount, rate.get_expiry())
-        return self.windows[key]
-
-    def paused(self, bot: str) -> bool:
-        return self.paused_until.get(bot, 0.0) > time.monotonic()
-
-    def pause(self, bot: str, seconds: float) -> None:
-        self.paused_until[bot] = time.monotonic() + seconds
-
-
-_rates = _RateState()
-
-
-def reset_rates() -> None:
-    """Forget every rate window and pause (tests; a new leader starts fresh anyway)."""
-    global _rates
-    _rates = _RateState()
-
-
-def client_for(account: TelegramAccount) -> TelegramClient:
-    config = current_app.config
-    return TelegramClient(
-        crypto.decrypt(account.token_encrypted),
-        account.api_base_url or config["TELEGRAM_API_BASE"],
-        timeout=config["TELEGRAM_TIMEOUT"],
-        max_retries=config["TELEGRAM_RETRIES"],
-        backoff=config["TELEGRAM_RETRY_BACKOFF_MS"] / 1000,
-    )
-
-
-class Run:
-    """One pass of the dispatcher over the tenants with pending messages."""
-
-    def __init__(self, now: datetime, client_factory: ClientFactory) -> None:
-        config = current_app.config
-        self.now = now
-        self.client_factory = client_factory
-        self.bot_rate = parse(config["TELEGRAM_RATE_PER_BOT"])
-        self.chat_rate = parse(config["TELEGRAM_RATE_PER_CHAT"])
-        self.max_attempts = config["MESSAGE_MAX_ATTEMPTS"]
-        self.accounts: dict[Any, TelegramAccount | None] = {}
-        self.clients: dict[Any, TelegramClient] = {}
-        self.campaigns: dict[Any, set[Any]] = {}  # tenant id -> campaigns touched in this run
-        self.counts = {"sent": 0, "failed": 0, "retried": 0, "deferred": 0}
-
-    # -- one message ------------------------------------------------------------------------------
-
-    def _account(self, account_id: Any) -> TelegramAccount | None:
-        if account_id not in self.accounts:
-            self.accounts[account_id] = TelegramAccount.objects(id=account_id).first()
-        return self.accounts[account_id]
-
-    def _client(self, account: TelegramAccount) -> TelegramClient:
-        if account.id not in self.clients:
-            self.clients[account.id] = self.client_factory(account)
-        return self.clients[account.id]
-
-    def _windows(self, bot: str, chat: str) -> list[RateWindow] | None:
-        """Take a place in the bot's and the chat's windows, or None when either is full (or paused)."""
-        with _rates.lock:
-            windows = [_rates.window(bot, self.bot_rate), _rates.window(f"{bot}:{chat}", self.chat_rate)]
-            now = time.monotonic()
-            if _rates.paused(bot) or not all(window.free(now) for window in windows):
-                return None
-            for window in windows:
-                window.start()
-            return windows
-
-    @staticmethod
-    def _done(windows: list[RateWindow], sent: bool) -> None:
-        with _rates.lock:
-            now = time.monotonic()
-            for window in windows:
-                window.finish(now, sent)
-
-    def _touch(self, message: Message) -> None:
-        self.campaigns.setdefault(message.tenant_id, set()).add(message.campaign_id)
-
-    @staticmethod
-    def _event(message: Message, error: str) -> dict[str, Any]:
+    def event(self, error: str) -> dict[str, Any]:
         return {
-            "messageId": str(message.id),
-            "campaignId": str(message.campaign_id),
-            "chat": message.chat,
-            "error": error[:500],
+            "messageId": str(self.id),
+            "campaignId": str(self.campaign_id),
+            "chat": self.chat,
+            "error": error,
         }
 
-    def _fail(self, message: Message, error: str) -> None:
-        done = Message.objects(id=message.id, status="sending").update_one(
-            set__status="failed", set__error=error[:500], set__failed_at=utcnow()
+
+@dataclass(slots=True)
+class Media:
+    kind: str  # "photo" or "document"
+    filename: str
+    content: bytes | str  # the file, or the id Telegram gave it when this bot first sent it
+
+
+def stale_after(config: Any) -> timedelta:
+    """How long a send can take at most (connect and read timeouts of every try, and the backoffs):
+    a message 'sending' for longer was left by a dispatcher that stopped, and its outcome is unknown."""
+    tries = config["TELEGRAM_RETRIES"] + 1
+    backoff = config["TELEGRAM_RETRY_BACKOFF_MS"] / 1000 * 2**tries
+    return timedelta(seconds=2 * config["TELEGRAM_TIMEOUT"] * tries + backoff + 30)
+
+
+class BotSender:
+    """Everything kept for one bot between its turns: the client and its connections, the rate
+    windows, the file ids of media already sent."""
+
+    def __init__(self, app: Flask, lane: Lane):
+        config = app.config
+        self.app = app
+        self.account_id = ObjectId(lane.key)
+        self.tenant_id = lane.tenant_id
+        self.rate = Rate.parse(config["TELEGRAM_RATE_PER_BOT"])
+        self.paid_rate = Rate.parse(config["TELEGRAM_RATE_PAID_BROADCAST"])
+        self.throttle = Throttle(
+            self.rate,
+            Rate.parse(config["TELEGRAM_RATE_PER_CHAT"]),
+            Rate.parse(config["TELEGRAM_RATE_PER_GROUP"]),
         )
-        if done:
-            usage.refund("messagesPerMonth", period=usage.period_of(message.queued_at))
-            emit("message.failed", self._event(message, error))
-            self.counts["failed"] += 1
+        self.concurrency = config["TELEGRAM_CONCURRENCY"]
+        self.max_attempts = config["MESSAGE_MAX_ATTEMPTS"]
+        self.batch = config["DISPATCH_BATCH"]
+        self.stale_after = stale_after(config)
+        self.client: TelegramClient | None = None
+        self.account_stamp: Any = None
+        self.paid_broadcast = False
+        self.file_ids: dict[ObjectId, str] = {}
 
-    def _requeue(self, message: Message, delay: float, error: str | None = None) -> None:
-        Message.objects(id=message.id, status="sending").update_one(
-            set__status="queued", set__not_before=utcnow() + timedelta(seconds=delay), set__error=error
-        )
-
-    def _send(self, client: TelegramClient, message: Message) -> dict[str, Any]:
-        if message.media_id is None:
-            return client.send_message(message.chat, message.text, message.parse_mode)
-        media = MediaFile.objects(id=message.media_id, complete=True).first()
-        if media is None:
-            raise PermanentError("the campaign's media file was deleted")
-        data = b"".join(chunk.data for chunk in MediaChunk.objects(media_id=media.id).order_by("n"))
-        if media.content_type.startswith("image/"):
-            return client.send_photo(message.chat, data, media.filename, message.text)
-        return client.send_document(message.chat, data, media.filename, message.text)
-
-    def process(self, message: Message) -> None:
-        """Send one message of the tenant in context, if its bot and chat may send now."""
-        account = self._account(message.telegram_account_id)
-        if account is None or not account.active:
-            if Message.objects(id=message.id, status="queued").update_one(set__status="sending"):
-                self._touch(message)
-                self._fail(message, "the campaign's bot was removed or deactivated")
-            return
-        bot = str(account.id)
-        windows = self._windows(bot, message.chat)
-        if windows is None:
-            self.counts["deferred"] += 1
-            return
-        claimed = Message.objects(id=message.id, status="queued").modify(
-            new=True, set__status="sending", set__sending_at=utcnow(), inc__attempts=1
-        )
-        if claimed is None:
-            self._done(windows, sent=False)
-            return  # another run took it
-        self._touch(claimed)
-        Campaign.objects(id=claimed.campaign_id, status="scheduled").update_one(set__status="sending")
-        failure: TelegramError | None = None
-        try:
-            result = self._send(self._client(account), claimed)
-        except TelegramError as exc:
-            failure = exc
-        finally:
-            self._done(windows, sent=True)  # whatever happened, the request may have reached Telegram
-        if failure is None:
-            Message.objects(id=claimed.id, status="sending").update_one(
-                set__status="sent",
-                set__sent_at=utcnow(),
-                set__telegram_message_id=(result or {}).get("message_id"),
-                unset__error=True,
-            )
-            self.counts["sent"] += 1
-        elif isinstance(failure, RetryAfter):
-            _rates.pause(bot, failure.retry_after)
-            self._requeue(claimed, failure.retry_after)
-            self.counts["retried"] += 1
-        elif isinstance(failure, PermanentError):
-            self._fail(claimed, failure.description)
-        elif claimed.attempts >= self.max_attempts:
-            self._fail(claimed, f"gave up after {claimed.attempts} attempts: {failure.description}")
-        else:
-            self._requeue(claimed, 2**claimed.attempts, failure.description)
-            self.counts["retried"] += 1
-
-    # -- campaigns and tenants --------------------------------------------------------------------
-
-    def finish_campaigns(self, tenant_id: Any) -> None:
-        """Complete (or fail) the campaigns of the tenant in context that have nothing left to send."""
-        for campaign_id in self.campaigns.pop(tenant_id, set()):
-            if Message.objects(campaign_id=campaign_id, status__in=("queued", "sending")).first() is not None:
-                continue
-            sent = Message.objects(campaign_id=campaign_id, status="sent").count()
-            failed = Message.objects(campaign_id=campaign_id, status="failed").count()
-            status = "completed" if sent else "failed"
-            moved = Campaign.objects(id=campaign_id, status__in=("sending", "scheduled")).update_one(
-                set__status=status, set__completed_at=utcnow()
-            )
-            if moved:
-                emit(f"campaign.{status}", {"campaignId": str(campaign_id), "sent": sent, "failed": failed})
-
-    def fail_stale_sends(self) -> int:
-        """Messages left 'sending' by a dispatcher that died: their outcome is unknown, so never resend."""
-        stale = list(
-            Message.objects(status="sending", sending_at__lt=self.now - STALE_SENDING).only(
-                "id", "tenant_id", "campaign_id", "chat"
-            )
-        )
-        error = "delivery outcome unknown: the dispatcher stopped while sending"
-        for message in stale:
-            self._touch(message)
-            if Message.objects(id=message.id, status="sending").update_one(
-                set__status="failed", set__error=error, set__failed_at=utcnow()
-            ):
-                # No refund: the message may well have reached the chat.
-                emit("message.failed", self._event(message, error))
-        return len(stale)
-
-
-def _due(tenant: Tenant, now: datetime, limit: int) -> list[Message]:
-    with tenant_scope(tenant):
-        due = Message.objects(status="queued").filter(
-            __raw__={"$or": [{"notBefore": None}, {"notBefore": {"$lte": now}}]}
-        )
-        return list(due.order_by("queued_at", "id").limit(limit))
-
-
-def dispatch(now: datetime | None = None, client_factory: ClientFactory = client_for) -> dict[str, int]:
-    """Send what is due, tenants taking turns, up to DISPATCH_BATCH messages."""
-    now = now or utcnow()
-    run = Run(now, client_factory)
-    budget = current_app.config["DISPATCH_BATCH"]
-    tenants = list(Tenant.objects(pending="messages", status="active"))
-    queues = {tenant.id: _due(tenant, now, budget) for tenant in tenants}
-    by_id = {tenant.id: tenant for tenant in tenants}
-    position = 0
-    while budget > 0 and any(position < len(queue) for queue in queues.values()):
-        for tenant_id, queue in queues.items():
-            if position < len(queue) and budget > 0:
-                with tenant_scope(by_id[tenant_id]):
-                    run.process(queue[position])
-                budget -= 1
-        position += 1
-    for tenant in tenants:
+    def run(self, turn: Turn) -> datetime | None:
+        tenant = Tenant.objects(id=self.tenant_id).first()
+        if tenant is None:
+            return None  # deleted, and its messages with it
+        if not tenant.is_active:
+            return utcnow() + SUSPENDED_RECHECK
         with tenant_scope(tenant):
-            run.fail_stale_sends()
-            Tenant.clear_pending(tenant.id, "messages")
-            if Message.objects(status__in=("queued", "sending")).first() is not None:
-                Tenant.mark_pending(tenant.id, "messages")
-            run.finish_campaigns(tenant.id)
-    return {"tenants": len(tenants), **run.counts}
+            return _BotTurn(self, turn).run()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def refresh(self) -> bool:
+        """Load the bot's settings if they changed; return whether it can send."""
+        stamp = TelegramAccount.objects(id=self.account_id).only("updated_at", "active").as_pymongo().first()
+        if stamp is None or not stamp.get("active", True):
+            return False
+        if stamp.get("updatedAt") != self.account_stamp:
+            account = TelegramAccount.objects(id=self.account_id).first()
+            config = self.app.config
+            self.close()
+            self.client = TelegramClient(
+                crypto.decrypt(account.token_encrypted),
+                account.api_base_url or config["TELEGRAM_API_BASE"],
+                timeout=config["TELEGRAM_TIMEOUT"],
+                max_retries=config["TELEGRAM_RETRIES"],
+                backoff=config["TELEGRAM_RETRY_BACKOFF_MS"] / 1000,
+                connections=self.concurrency,
+            )
+            self.paid_broadcast = account.paid_broadcast
+            self.throttle.set_bot_rate(self.paid_rate if account.paid_broadcast else self.rate)
+            self.account_stamp = stamp.get("updatedAt")
+        return True
+
+    @property
+    def claim_size(self) -> int:
+        """About a second's worth of messages: few are lost as 'outcome unknown' if the process dies."""
+        rate = self.throttle.bot.rate
+        return max(10, min(self.batch, math.ceil(rate.amount / rate.seconds)))
+
+    def deliver(self, message: Outgoing, media: Media | None) -> dict[str, Any]:
+        """Send one message (in a thread of the turn's pool: no database here)."""
+        paid = self.paid_broadcast
+        client = self.client
+        if media is None:
+            return client.send_message(message.chat, message.text, message.parse_mode, paid_broadcast=paid)
+        send = client.send_photo if media.kind == "photo" else client.send_document
+        return send(
+            message.chat, media.content, media.filename, message.text, message.parse_mode, paid_broadcast=paid
+        )
+
+
+class _BotTurn:
+    """One turn of a bot's sender: claim, send within the rates, write the outcomes, until nothing
+    is due or the turn ends."""
+
+    def __init__(self, sender: BotSender, turn: Turn):
+        self.sender = sender
+        self.turn = turn
+        self.buffer: deque[Outgoing] = deque()
+        self.held: Counter[ObjectId] = Counter()  # campaign -> its messages buffered or in flight
+        self.in_flight = 0
+        self.results: queue.SimpleQueue[tuple[Outgoing, Media | None, Any, float]] = queue.SimpleQueue()
+        self.writes: list[UpdateOne] = []
+        self.failures: list[tuple[Outgoing, str, bool]] = []
+        self.finished: set[ObjectId] = set()
+        self.first_pending = 0.0
+        self.sending_campaigns: set[ObjectId] = set()
+        self.media: dict[ObjectId, Media | None] = {}
+        self.pool: ThreadPoolExecutor | None = None
+
+    # -- the turn -----------------------------------------------------------------------------------
+
+    def run(self) -> datetime | None:
+        self._fail_stale()
+        if not self.sender.refresh():
+            self._fail_due("the campaign's bot was removed or deactivated")
+            return self._next_due()
+        with ThreadPoolExecutor(self.sender.concurrency, thread_name_prefix="telegram") as pool:
+            self.pool = pool
+            try:
+                self._loop()
+            finally:
+                while self.in_flight:
+                    self._collect(timeout=1.0)
+                self._release(list(self.buffer), utcnow())
+                self._flush()
+        return self._next_due()
+
+    def _loop(self) -> None:
+        throttle = self.sender.throttle
+        exhausted = False
+        checked = time.monotonic()
+        while not self.turn.ending():
+            now = time.monotonic()
+            if now - checked > RECHECK:
+                if not (self._tenant_active() and self.sender.refresh()):
+                    return
+                throttle.prune(now)
+                checked = now
+            if throttle.paused_until - now > HOLD:
+                return
+            size = self.sender.claim_size
+            if not exhausted and len(self.buffer) <= size // 2:
+                wanted = size - len(self.buffer)
+                exhausted = self._claim(wanted) < wanted
+            wait = self._start_sends(now)
+            if self.first_pending and now - self.first_pending >= FLUSH_EVERY:
+                self._flush()
+            if not self.buffer and not self.in_flight:
+                if exhausted:
+                    return
+                continue
+            self._collect(timeout=min(wait, FLUSH_EVERY))
+
+    def _tenant_active(self) -> bool:
+        status = Tenant.objects(id=self.sender.tenant_id).only("status").as_pymongo().first()
+        return status is not None and status.get("status", "active") == "active"
+
+    # -- claims -------------------------------------------------------------------------------------
+
+    def _claim(self, wanted: int) -> int:
+        """Claim up to `wanted` due messages of the bot, in order; return how many were claimed."""
+        now = utcnow()
+        candidates = [
+            Outgoing.from_stored(raw)
+            for raw in Message.objects(
+                telegram_account_id=self.sender.account_id, status="queued", not_before__lte=now
+            )
+            .order_by("position")
+            .limit(wanted)
+            .only(*FIELDS)
+            .as_pymongo()
+        ]
+        if not candidates:
+            return 0
+        ids = [message.id for message in candidates]
+        mine = Message.objects(id__in=ids, status="queued")
+        taken = mine.update(set__status="sending", set__sending_at=now, set__claimed_by=self.turn.holder)
+        if taken < len(ids):  # cancelled meanwhile, or taken by a dispatcher whose lease lapsed
+            got = set(
+                Message.objects(
+                    id__in=ids, status="sending", claimed_by=self.turn.holder, sending_at=now
+                ).scalar("id")
+            )
+            candidates = [message for message in candidates if message.id in got]
+        new = {message.campaign_id for message in candidates} - self.sending_campaigns
+        if new:
+            Campaign.objects(id__in=list(new), status="scheduled").update(set__status="sending")
+            self.sending_campaigns |= new
+        self.buffer.extend(candidates)
+        self.held.update(message.campaign_id for message in candidates)
+        return len(ids)
+
+    # -- sending ------------------------------------------------------------------------------------
+
+    def _start_sends(self, now: float) -> float:
+        """Start every buffered message its windows allow; return how long until one more may start."""
+        throttle = self.sender.throttle
+        waiting: deque[Outgoing] = deque()
+        deferred: list[tuple[Outgoing, float]] = []
+        soonest = math.inf
+        while self.buffer:
+            if self.in_flight >= self.sender.concurrency:
+                break
+            bot_wait = throttle.bot_wait(now)
+            if bot_wait:
+                soonest = bot_wait
+                break
+            message = self.buffer.popleft()
+            chat_wait = throttle.chat_wait(message.chat, now)
+            if chat_wait > DEFER and chat_wait != math.inf:
+                deferred.append((message, chat_wait))
+            elif chat_wait:
+                waiting.append(message)
+                soonest = min(soonest, chat_wait)
+            else:
+                media = self._media(message)
+                if media is False:
+                    self.held[message.campaign_id] -= 1
+                    continue
+                throttle.start(message.chat)
+                self.in_flight += 1
+                self.pool.submit(self._send, message, media)
+        self.buffer = waiting + self.buffer
+        for message, chat_wait in deferred:
+            self._release([message], utcnow() + timedelta(seconds=chat_wait))
+        return soonest
+
+    def _media(self, message: Outgoing) -> Media | None | bool:
+        """The message's media to send, None without one, False when it is gone (the message fails)."""
+        if message.media_id is None:
+            return None
+        if message.media_id not in self.media:
+            stored = MediaFile.objects(id=message.media_id, complete=True).first()
+            if stored is None:
+                self.media[message.media_id] = None
+            else:
+                content = self.sender.file_ids.get(stored.id) or b"".join(
+                    chunk.data for chunk in MediaChunk.objects(media_id=stored.id).order_by("n")
+                )
+                kind = "photo" if stored.content_type.startswith("image/") else "document"
+                self.media[stored.id] = Media(kind, stored.filename, content)
+        media = self.media[message.media_id]
+        if media is None:
+            self._fail(message, "the campaign's media file was deleted", refund=True)
+            return False
+        return media
+
+    def _send(self, message: Outgoing, media: Media | None) -> None:
+        try:
+            outcome: Any = self.sender.deliver(message, media)
+        except TelegramError as exc:
+            outcome = exc
+        except Exception:
+            log.exception("send failed unexpectedly", extra={"message": str(message.id)})
+            outcome = OutcomeUnknown("the dispatcher failed while sending")
+        self.results.put((message, media, outcome, time.monotonic()))
+
+    def _collect(self, timeout: float) -> None:
+        """Take in the answers that came back, waiting up to `timeout` for the first."""
+        try:
+            answer = self.results.get(timeout=max(timeout, 0.0)) if timeout > 0 else self.results.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._answered(*answer)
+            try:
+                answer = self.results.get_nowait()
+            except queue.Empty:
+                return
+
+    def _answered(self, message: Outgoing, media: Media | None, outcome: Any, at: float) -> None:
+        throttle = self.sender.throttle
+        self.in_flight -= 1
+        # A connection that could not be made never reached Telegram: it does not count.
+        reached = not (isinstance(outcome, TransientError) and "could not connect" in outcome.description)
+        throttle.finish(message.chat, at, reached)
+        now = utcnow()
+        if not isinstance(outcome, TelegramError):
+            self._write(
+                message,
+                {
+                    "$set": {"status": "sent", "sentAt": now, "telegramMessageId": outcome.get("message_id")},
+                    "$unset": {"error": ""},
+                    "$inc": {"attempts": 1},
+                },
+            )
+            if media is not None and isinstance(media.content, bytes):
+                self._remember_file(message.media_id, media, outcome)
+            self.finished.add(message.campaign_id)
+        elif isinstance(outcome, RetryAfter):
+            throttle.pause(at + outcome.retry_after)
+            self._requeue(message, now + timedelta(seconds=outcome.retry_after), None)
+        elif isinstance(outcome, PermanentError):
+            self._fail(message, outcome.description, refund=True)
+        elif isinstance(outcome, OutcomeUnknown):
+            self._fail(message, f"{UNKNOWN}: {outcome.description}", refund=False)
+        elif message.attempts + 1 >= self.sender.max_attempts:
+            self._fail(
+                message, f"gave up after {message.attempts + 1} attempts: {outcome.description}", refund=True
+            )
+        else:
+            self._requeue(message, now + timedelta(seconds=2 ** (message.attempts + 1)), outcome.description)
+        self.held[message.campaign_id] -= 1
+
+    def _remember_file(self, media_id: ObjectId, media: Media, result: dict[str, Any]) -> None:
+        """Keep the id Telegram gave the uploaded file: later sends of this bot name it instead."""
+        if media.kind == "photo":
+            sizes = result.get("photo") or [{}]
+            file_id = sizes[-1].get("file_id")
+        else:
+            file_id = (result.get("document") or {}).get("file_id")
+        if file_id:
+            self.sender.file_ids[media_id] = file_id
+            self.media[media_id] = Media(media.kind, media.filename, file_id)
+
+    # -- outcomes -----------------------------------------------------------------------------------
+
+    def _mine(self, message_id: ObjectId) -> dict[str, Any]:
+        return {
+            "_id": message_id,
+            "tenantId": self.sender.tenant_id,
+            "status": "sending",
+            "claimedBy": self.turn.holder,
+        }
+
+    def _write(self, message: Outgoing, update: dict[str, Any]) -> None:
+        self.writes.append(UpdateOne(self._mine(message.id), update))
+        self._pending()
+
+    def _pending(self) -> None:
+        if not self.first_pending:
+            self.first_pending = time.monotonic()
+        if len(self.writes) + len(self.failures) >= self.sender.claim_size:
+            self._flush()
+
+    def _requeue(self, message: Outgoing, not_before: datetime, error: str | None) -> None:
+        changes: dict[str, Any] = {"status": "queued", "notBefore": not_before}
+        update: dict[str, Any] = {"$set": changes, "$inc": {"attempts": 1}}
+        if error is None:
+            update["$unset"] = {"error": ""}
+        else:
+            changes["error"] = error[:500]
+        self._write(message, update)
+
+    def _release(self, messages: list[Outgoing], not_before: datetime) -> None:
+        """Give claimed messages that were never sent back to the queue (no attempt counted)."""
+        for message in messages:
+            self.writes.append(
+                UpdateOne(self._mine(message.id), {"$set": {"status": "queued", "notBefore": not_before}})
+            )
+            self.held[message.campaign_id] -= 1
+        if messages:
+            self._pending()
+
+    def _fail(self, message: Outgoing, error: str, refund: bool) -> None:
+        self.failures.append((message, error[:500], refund))
+        self._pending()
+
+    def _flush(self) -> None:
+        """Write the outcomes: one bulk write, one update per failure; then finish campaigns."""
+        if self.writes:
+            Message._get_collection().bulk_write(self.writes, ordered=False)
+            self.writes = []
+        failures, self.failures = self.failures, []
+        self._record_failures(
+            [(message, error, refund, self._mine(message.id)) for message, error, refund in failures]
+        )
+        self.first_pending = 0.0
+        done = {campaign for campaign in self.finished if self.held[campaign] <= 0}
+        self.finished -= done
+        finish_campaigns(done)
+
+    def _record_failures(self, failures: list[tuple[Outgoing, str, bool, dict[str, Any]]]) -> None:
+        """Fail each message still matching its filter; give units back, emit message.failed."""
+        refunds: Counter[str] = Counter()
+        events = []
+        now = utcnow()
+        for message, error, refund, where in failures:
+            update = {"$set": {"status": "failed", "error": error, "failedAt": now}, "$inc": {"attempts": 1}}
+            if Message._get_collection().update_one(where, update).modified_count:
+                if refund:
+                    refunds[usage.period_of(message.queued_at)] += 1
+                events.append(message.event(error))
+                self.finished.add(message.campaign_id)
+        for period, units in refunds.items():
+            usage.refund("messagesPerMonth", units, period=period)
+        emit_many("message.failed", events)
+
+    def _fail_due(self, error: str) -> None:
+        """Fail every due message of a bot that cannot send any more."""
+        while self._claim(self.sender.batch):
+            messages, self.buffer = list(self.buffer), deque()
+            for message in messages:
+                self._fail(message, error, refund=True)
+                self.held[message.campaign_id] -= 1
+            self._flush()
+
+    def _fail_stale(self) -> None:
+        """Fail the messages a dispatcher left 'sending' longer than any send takes: it stopped, and
+        whether Telegram got them is unknown, so they are never sent again (and not refunded)."""
+        cutoff = utcnow() - self.sender.stale_after
+        stale = Message.objects(
+            telegram_account_id=self.sender.account_id, status="sending", sending_at__lt=cutoff
+        )
+        error = f"{UNKNOWN}: the dispatcher stopped while sending"
+        failures = []
+        for raw in stale.only(*FIELDS).as_pymongo():
+            message = Outgoing.from_stored(raw)
+            where = {
+                "_id": message.id,
+                "tenantId": self.sender.tenant_id,
+                "status": "sending",
+                "sendingAt": {"$lt": cutoff},
+            }
+            failures.append((message, error, False, where))
+        if failures:
+            self._record_failures(failures)
+            finish_campaigns(self.finished)
+            self.finished = set()
+
+    def _next_due(self) -> datetime | None:
+        """When the bot has work next: its first queued message, or a send that will turn stale."""
+        mine = Message.objects(telegram_account_id=self.sender.account_id)
+        queued = mine.filter(status="queued").order_by("not_before").only("not_before").as_pymongo().first()
+        sending = mine.filter(status="sending").order_by("sending_at").only("sending_at").as_pymongo().first()
+        times = []
+        if queued is not None:
+            times.append(queued["notBefore"])
+        if sending is not None:
+            times.append(sending["sendingAt"] + self.sender.stale_after)
+        if not times:
+            return None
+        # Another dispatcher may take the lane next: not before this bot's window is empty.
+        quiet = utcnow() + timedelta(seconds=self.sender.throttle.quiet_after(time.monotonic()))
+        return max(min(times), quiet)
+
+
+def finish_campaigns(campaign_ids: set[ObjectId]) -> None:
+    """Complete (or fail) the campaigns of the tenant in context that have nothing left to send."""
+    for campaign_id in campaign_ids:
+        if Message.objects(campaign_id=campaign_id, status__in=("queued", "sending")).only("id").first():
+            continue
+        counts = defaultdict(int)
+        pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        for row in Message.objects(campaign_id=campaign_id).aggregate(pipeline):
+            counts[row["_id"]] = row["n"]
+        sent, failed = counts["sent"], counts["failed"]
+        status = "completed" if sent else "failed"
+        moved = Campaign.objects(id=campaign_id, status__in=("sending", "scheduled")).update_one(
+            set__status=status, set__completed_at=utcnow()
+        )
+        if moved:
+            emit(f"campaign.{status}", {"campaignId": str(campaign_id), "sent": sent, "failed": failed})

@@ -8,6 +8,8 @@ from app.clock import utcnow
 from app.tenancy.documents import TenantDocument
 
 MESSAGE_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+# The dispatcher sends a bot's messages as one lane, "bot:<telegram account id>" (app.leases).
+LANE = "bot"
 
 
 class Message(TenantDocument):
@@ -18,12 +20,16 @@ class Message(TenantDocument):
     parse_mode = me.StringField(db_field="parseMode", choices=("HTML", "MarkdownV2"))
     media_id = me.ObjectIdField(db_field="mediaId")
     status = me.StringField(required=True, choices=MESSAGE_STATUSES, default="queued")
-    not_before = me.DateTimeField(db_field="notBefore")
+    # The target's place in its campaign: a bot's messages are sent in this order, so its campaigns
+    # take turns (the first target of each, then the second...).
+    position = me.IntField(default=0, min_value=0)
+    not_before = me.DateTimeField(db_field="notBefore", required=True, default=utcnow)
     attempts = me.IntField(default=0, min_value=0)
     telegram_message_id = me.LongField(db_field="telegramMessageId")
     error = me.StringField(max_length=500)
     queued_at = me.DateTimeField(db_field="queuedAt", default=utcnow)
     sending_at = me.DateTimeField(db_field="sendingAt")
+    claimed_by = me.StringField(db_field="claimedBy")  # the dispatcher that sends (or sent) it
     sent_at = me.DateTimeField(db_field="sentAt")
     failed_at = me.DateTimeField(db_field="failedAt")
 
@@ -31,6 +37,9 @@ class Message(TenantDocument):
         "collection": "messages",
         "indexes": [
             {"fields": ["tenant_id", "campaign_id", "status"]},
+            # A bot's claims (due messages in order) and its next due or stale message.
+            {"fields": ["tenant_id", "telegram_account_id", "status", "position", "not_before"]},
+            {"fields": ["tenant_id", "telegram_account_id", "status", "not_before"]},
             {"fields": ["tenant_id", "status", "queued_at"]},
             {"fields": ["tenant_id", "-queued_at"]},
         ],

@@ -16,6 +16,8 @@ class TelegramAccount(TenantDocument):
     bot_username = me.StringField(db_field="botUsername", max_length=64)
     api_base_url = me.StringField(db_field="apiBaseUrl", max_length=2048)
     active = me.BooleanField(default=True)
+    # Telegram's paid broadcasts (allow_paid_broadcast): a higher rate, paid per message in Stars.
+    paid_broadcast = me.BooleanField(db_field="paidBroadcast", default=False)
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
 

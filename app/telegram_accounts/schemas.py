@@ -21,6 +21,7 @@ class TelegramAccountSchema(Schema):
     token_last4 = fields.String(data_key="tokenLast4")
     api_base_url = fields.String(data_key="apiBaseUrl", allow_none=True)
     active = fields.Boolean()
+    paid_broadcast = fields.Boolean(data_key="paidBroadcast")
     created_at = fields.AwareDateTime(data_key="createdAt")
     updated_at = fields.AwareDateTime(data_key="updatedAt")
 
@@ -31,6 +32,7 @@ class TelegramAccountCreateSchema(Schema):
     api_base_url = fields.URL(
         data_key="apiBaseUrl", schemes={"http", "https"}, require_tld=False, validate=API_BASE_URL
     )
+    paid_broadcast = fields.Boolean(data_key="paidBroadcast")
 
 
 class TelegramAccountPatchSchema(Schema):
@@ -44,6 +46,7 @@ class TelegramAccountPatchSchema(Schema):
         validate=API_BASE_URL,
     )
     active = fields.Boolean()
+    paid_broadcast = fields.Boolean(data_key="paidBroadcast")
 
 
 class TelegramAccountListArgs(PageArgs):

@@ -29,6 +29,12 @@ def _check_api_base_url(url: str | None) -> None:
         raise ValidationFailed(details={"apiBaseUrl": ["Use an https:// URL."]})
 
 
+def _check_paid_broadcast(paid: bool | None) -> None:
+    """Telegram's paid broadcasts are the plan's paidBroadcasts feature."""
+    if paid:
+        require_feature(current_tenant(), "paidBroadcasts")
+
+
 def _check_with_telegram(token: str, api_base_url: str | None) -> dict:
     """Ask Telegram (getMe) whether the token is a bot's; return the bot, or raise 422 / 503."""
     config = current_app.config
@@ -64,10 +70,15 @@ def _save(account: TelegramAccount, **kwargs: Any) -> TelegramAccount:
         raise Conflict("This bot is already connected to this tenant") from None
 
 
-def create_account(name: str, token: str, api_base_url: str | None = None) -> TelegramAccount:
+def create_account(
+    name: str, token: str, api_base_url: str | None = None, paid_broadcast: bool = False
+) -> TelegramAccount:
     """Connect a bot, checked with Telegram's getMe (within the plan's `telegramAccounts` limit)."""
     _check_api_base_url(api_base_url)
-    account = TelegramAccount(name=name.strip(), api_base_url=api_base_url or None)
+    _check_paid_broadcast(paid_broadcast)
+    account = TelegramAccount(
+        name=name.strip(), api_base_url=api_base_url or None, paid_broadcast=paid_broadcast
+    )
     _set_token(account, token)
     with usage.reserved("telegramAccounts"):
         _save(account, force_insert=True)
@@ -92,14 +103,17 @@ def get_account(account_id: ObjectId) -> TelegramAccount:
 
 
 def update_account(account_id: ObjectId, changes: dict[str, Any]) -> TelegramAccount:
-    """Rename, replace the token, point to another Bot API server, or (de)activate a bot."""
+    """Rename, replace the token, point to another Bot API server, switch paid broadcasts, or
+    (de)activate a bot."""
     account = get_account(account_id)
     if "api_base_url" in changes:
         _check_api_base_url(changes["api_base_url"])
         account.api_base_url = changes["api_base_url"] or None
     if "token" in changes:
         _set_token(account, changes["token"])
-    for name in ("name", "active"):
+    if "paid_broadcast" in changes:
+        _check_paid_broadcast(changes["paid_broadcast"])
+    for name in ("name", "active", "paid_broadcast"):
         if name in changes:
             setattr(account, name, changes[name])
     _save(account)

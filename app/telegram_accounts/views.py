@@ -37,7 +37,9 @@ class TelegramAccounts(MethodView):
     @blp.response(201, TelegramAccountSchema)
     def post(self, body):
         """Connect a bot by its token (within the plan's telegramAccounts limit)."""
-        return service.create_account(body["name"], body["token"], body.get("api_base_url"))
+        return service.create_account(
+            body["name"], body["token"], body.get("api_base_url"), body.get("paid_broadcast", False)
+        )
 
 
 @blp.route("/<objectid:account_id>")

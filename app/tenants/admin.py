@@ -9,6 +9,7 @@ from bson import ObjectId
 from flask import current_app
 from mongoengine.queryset.visitor import Q
 
+from app import leases
 from app.audit.service import record, record_platform
 from app.clock import utcnow
 from app.errors import Conflict, ValidationFailed, found
@@ -101,6 +102,7 @@ def activate_tenant(tenant_id: ObjectId) -> Tenant:
     tenant.suspended_at = None
     tenant.save()
     _audit_both("tenant.activated", tenant, {"previousReason": previous})
+    leases.wake_tenant(tenant.id)  # its messages waited: the dispatcher looks again at once
     with tenant_scope(tenant):
         emit("tenant.activated", {"tenantId": str(tenant.id)})
     return tenant

@@ -6,8 +6,6 @@ filtered by tenant. Only the tenancy core, the tenant service and platform (supe
 
 from __future__ import annotations
 
-from typing import Any
-
 import mongoengine as me
 
 from app.clock import utcnow
@@ -17,7 +15,6 @@ from .plans import DEFAULT_PLAN, PLAN_NAMES
 
 STATUSES = ("active", "suspended")
 BILLING_STATUSES = ("trialing", "active", "past_due", "canceled")
-PENDING_WORK = ("messages", "webhooks")
 
 
 class Usage(me.EmbeddedDocument):
@@ -119,8 +116,6 @@ class Tenant(me.Document):
     billing = me.EmbeddedDocumentField(Billing, default=Billing)
     settings = me.EmbeddedDocumentField(Settings, default=Settings)
     branding = me.EmbeddedDocumentField(Branding, default=Branding)
-    # Work waiting for the scheduler ("messages", "webhooks"): the dispatcher visits only these tenants.
-    pending = me.ListField(me.StringField(choices=PENDING_WORK), default=list)
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
 
@@ -132,23 +127,12 @@ class Tenant(me.Document):
             {"fields": ["domain"], "unique": True, "sparse": True},
             {"fields": ["status", "plan"]},
             {"fields": ["-created_at"]},
-            {"fields": ["pending"]},
         ],
     }
 
     @property
     def is_active(self) -> bool:
         return self.status == "active"
-
-    @classmethod
-    def mark_pending(cls, tenant_id: Any, work: str) -> None:
-        """Tell the scheduler that this tenant has `work` waiting (call after the work is stored)."""
-        cls.objects(id=tenant_id).update_one(add_to_set__pending=work)
-
-    @classmethod
-    def clear_pending(cls, tenant_id: Any, work: str) -> None:
-        """Forget the flag; the scheduler sets it again if it then still finds work (no lost wake-up)."""
-        cls.objects(id=tenant_id).update_one(pull__pending=work)
 
     def clean(self) -> None:
         self.updated_at = utcnow()

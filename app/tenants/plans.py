@@ -31,6 +31,7 @@ FEATURE_NAMES = (
     "sso",
     "whiteLabel",
     "aiSuggestions",
+    "paidBroadcasts",
     "sla",
 )
 
@@ -41,7 +42,9 @@ def _features(*enabled: str) -> dict[str, bool]:
 
 _STARTER = ("basicAnalytics", "automation", "apiAccess")
 _PROFESSIONAL = (*_STARTER, "abTesting", "customReports", "multiLanguage", "customIntegrations", "sso")
-_ENTERPRISE = (*_PROFESSIONAL, "whiteLabel", "aiSuggestions", "sla")
+# paidBroadcasts: bots may use Telegram's paid broadcasts (up to 1,000 messages a second, for a fee
+# Telegram charges the bot's owner in Stars).
+_ENTERPRISE = (*_PROFESSIONAL, "whiteLabel", "aiSuggestions", "paidBroadcasts", "sla")
 
 PLANS: dict[str, dict[str, Any]] = {
     "free": {

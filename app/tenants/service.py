@@ -8,7 +8,7 @@ from typing import Any
 import mongoengine as me
 from flask import current_app
 
-from app import crypto
+from app import crypto, leases
 from app.audit.service import record
 from app.auth import tokens
 from app.auth.models import ImpersonationSession, SsoLoginState
@@ -103,6 +103,7 @@ def purge_tenant(tenant: Tenant) -> dict[str, int]:
     removed["email_directory"] = forget_tenant(tenant.id)
     removed["impersonation_sessions"] = ImpersonationSession.objects(tenant_id=tenant.id).delete()
     removed["sso_login_states"] = SsoLoginState.objects(tenant_id=tenant.id).delete()
+    removed["leases"] = leases.forget_tenant(tenant.id)
     tenant.delete()
     return removed
 

@@ -1,4 +1,7 @@
-"""Deliver queued tenant events to webhooks: signed, retried with backoff, recorded, SSRF-checked.
+"""A webhook's sender: delivers its queued tenant events, signed, retried with backoff, recorded and
+SSRF-checked, while its dispatcher holds the webhook's lane (app.dispatcher.runner): each webhook is
+a lane of its own, so a slow endpoint holds up nothing but its own deliveries, of which up to
+WEBHOOK_CONCURRENCY are under way at once.
 
 Each delivery is a POST of the event as JSON with
     X-Webhook-Event: <event>            X-Webhook-Delivery: <delivery id>
@@ -13,6 +16,7 @@ second lookup for a rebinding name to change); redirects are not followed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -20,18 +24,22 @@ import json
 import logging
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from flask import current_app
+from bson import ObjectId
+from flask import Flask, current_app
+from pymongo import UpdateOne
 from requests.adapters import HTTPAdapter
 
 from app import crypto
 from app.audit.models import Actor
 from app.audit.service import record
 from app.clock import utcnow
+from app.dispatcher.runner import Lane, Turn
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 
@@ -54,10 +62,10 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def check_target(url: str) -> str:
+def check_target(url: str, allow_private: bool) -> str:
     """Resolve the URL's host once and return the address to connect to; refuse non-public addresses
-    (unless WEBHOOK_ALLOW_PRIVATE_TARGETS). The caller connects to this very address, so a name that
-    resolves differently a moment later (DNS rebinding) cannot redirect the request."""
+    (unless `allow_private`: WEBHOOK_ALLOW_PRIVATE_TARGETS). The caller connects to this very address,
+    so a name that resolves differently a moment later (DNS rebinding) cannot redirect the request."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -65,7 +73,7 @@ def check_target(url: str) -> str:
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"cannot resolve {parts.hostname}") from exc
     addresses = [info[4][0].split("%", 1)[0] for info in infos]
-    if not current_app.config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]:
+    if not allow_private:
         for address in addresses:
             ip = ipaddress.ip_address(address)
             if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
@@ -102,31 +110,31 @@ def _backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** (attempts - 1)), MAX_BACKOFF)
 
 
-def _attempt(
-    webhook: Webhook, delivery: WebhookDelivery, session: requests.Session
+def attempt(
+    url: str,
+    secret: str,
+    delivery: dict[str, Any],
+    session: requests.Session,
+    timeout: float,
+    allow_private: bool,
 ) -> tuple[bool, dict[str, Any]]:
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    """POST one delivery (a stored document); return whether it was accepted, and the attempt's log entry."""
+    body = json.dumps(delivery["payload"], separators=(",", ":"), sort_keys=True).encode()
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "telegram-marketing-webhooks/1",
-        "X-Webhook-Event": delivery.event,
-        "X-Webhook-Delivery": str(delivery.id),
-        "X-Signature": sign(crypto.decrypt(webhook.secret_encrypted), timestamp, body),
+        "X-Webhook-Event": delivery["event"],
+        "X-Webhook-Delivery": str(delivery["_id"]),
+        "X-Signature": sign(secret, timestamp, body),
     }
     started = time.perf_counter()
     entry: dict[str, Any] = {"at": utcnow()}
     try:
-        url, headers["Host"] = pinned(webhook.url, check_target(webhook.url))
-        if isinstance(session, requests.Session) and url.startswith("https://"):
-            session.mount(url, PinnedAdapter(urlsplit(webhook.url).hostname))
-        response = session.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=current_app.config["WEBHOOK_TIMEOUT"],
-            allow_redirects=False,
-        )
+        target, headers["Host"] = pinned(url, check_target(url, allow_private))
+        if isinstance(session, requests.Session) and target.startswith("https://"):
+            session.mount(target, PinnedAdapter(urlsplit(url).hostname))
+        response = session.post(target, data=body, headers=headers, timeout=timeout, allow_redirects=False)
         entry["status"] = response.status_code
         ok = 200 <= response.status_code < 300
         if not ok:
@@ -139,74 +147,116 @@ def _attempt(
     return ok, entry
 
 
-def _disable_if_failing(webhook: Webhook) -> None:
+def _disable_if_failing(webhook: Webhook, failed: int) -> bool:
+    """Count `failed` more failed deliveries; disable the webhook past WEBHOOK_DISABLE_AFTER in a row.
+    Return whether it is disabled now."""
     limit = current_app.config["WEBHOOK_DISABLE_AFTER"]
-    updated = Webhook.objects(id=webhook.id).modify(new=True, inc__consecutive_failures=1)
-    if updated and updated.active and updated.consecutive_failures >= limit:
-        reason = f"the last {updated.consecutive_failures} deliveries failed"
-        if Webhook.objects(id=webhook.id, active=True).update_one(
-            set__active=False, set__disabled_reason=reason
-        ):
-            record(
-                "webhook.disabled",
-                target_type="webhook",
-                target_id=webhook.id,
-                summary={"url": webhook.url, "reason": reason},
-                actor=Actor(kind="system"),
-            )
-
-
-def _deliver(delivery: WebhookDelivery, now: datetime, session: requests.Session) -> str:
-    claimed = WebhookDelivery.objects(id=delivery.id, status="pending", next_attempt_at__lte=now).modify(
-        new=True, inc__attempts=1, set__next_attempt_at=utcnow() + CLAIM_FOR
-    )
-    if claimed is None:
-        return "skipped"
-    webhook = Webhook.objects(id=claimed.webhook_id).first()
-    if webhook is None or not webhook.active:
-        WebhookDelivery.objects(id=claimed.id).update_one(
-            set__status="failed", set__last_error="the webhook is disabled or gone"
+    updated = Webhook.objects(id=webhook.id).modify(new=True, inc__consecutive_failures=failed)
+    if updated is None or not updated.active or updated.consecutive_failures < limit:
+        return updated is None or not updated.active
+    reason = f"the last {updated.consecutive_failures} deliveries failed"
+    if Webhook.objects(id=webhook.id, active=True).update_one(set__active=False, set__disabled_reason=reason):
+        record(
+            "webhook.disabled",
+            target_type="webhook",
+            target_id=webhook.id,
+            summary={"url": webhook.url, "reason": reason},
+            actor=Actor(kind="system"),
         )
-        return "failed"
-    ok, entry = _attempt(webhook, claimed, session)
-    logged = {"attemptLog": {"$each": [entry], "$slice": -LOG_KEEP}}
-    if ok:
-        WebhookDelivery.objects(id=claimed.id).update_one(
-            __raw__={
-                "$set": {"status": "delivered", "deliveredAt": utcnow()},
-                "$unset": {"lastError": ""},
-                "$push": logged,
-            }
+    return True
+
+
+class WebhookSender:
+    """Delivers one webhook's pending events; keeps its connections between turns."""
+
+    def __init__(self, app: Flask, lane: Lane):
+        config = app.config
+        self.webhook_id = ObjectId(lane.key)
+        self.tenant_id = lane.tenant_id
+        self.concurrency = config["WEBHOOK_CONCURRENCY"]
+        self.timeout = config["WEBHOOK_TIMEOUT"]
+        self.allow_private = config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]
+        self.max_attempts = config["WEBHOOK_MAX_ATTEMPTS"]
+        self.session = requests.Session()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def run(self, turn: Turn) -> datetime | None:
+        tenant = Tenant.objects(id=self.tenant_id).first()
+        if tenant is None:
+            return None  # deleted, and its deliveries with it
+        with tenant_scope(tenant):  # suspended tenants get their events too (tenant.suspended)
+            mine = WebhookDelivery.objects(webhook_id=self.webhook_id, status="pending")
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook") as pool:
+                while not turn.ending():
+                    webhook = Webhook.objects(id=self.webhook_id).first()
+                    if webhook is None or not webhook.active:
+                        mine.update(set__status="failed", set__last_error="the webhook is disabled or gone")
+                        return None
+                    batch = self._claim(turn.holder)
+                    if not batch:
+                        break
+                    send = functools.partial(
+                        attempt,
+                        webhook.url,
+                        crypto.decrypt(webhook.secret_encrypted),
+                        session=self.session,
+                        timeout=self.timeout,
+                        allow_private=self.allow_private,
+                    )
+                    answers = pool.map(send, batch)
+                    self._record(webhook, batch, list(answers))
+            upcoming = mine.order_by("next_attempt_at").only("next_attempt_at").as_pymongo().first()
+            return upcoming["nextAttemptAt"] if upcoming else None
+
+    def _claim(self, holder: str) -> list[dict[str, Any]]:
+        """Claim the due deliveries for a minute (a process that dies mid-attempt leaves them to be tried
+        again then); each claim counts as an attempt."""
+        now = utcnow()
+        due = WebhookDelivery.objects(webhook_id=self.webhook_id, status="pending", next_attempt_at__lte=now)
+        batch = list(due.order_by("next_attempt_at").limit(self.concurrency * 2).as_pymongo())
+        if not batch:
+            return []
+        ids = [delivery["_id"] for delivery in batch]
+        claimed = WebhookDelivery.objects(id__in=ids, status="pending", next_attempt_at__lte=now).update(
+            set__next_attempt_at=now + CLAIM_FOR, set__claimed_by=holder, inc__attempts=1
         )
-        Webhook.objects(id=webhook.id).update_one(set__consecutive_failures=0)
-        return "delivered"
-    exhausted = claimed.attempts >= current_app.config["WEBHOOK_MAX_ATTEMPTS"]
-    changes: dict[str, Any] = {"lastError": entry.get("error")}
-    if exhausted:
-        changes["status"] = "failed"
-    else:
-        changes["nextAttemptAt"] = utcnow() + _backoff(claimed.attempts)
-    WebhookDelivery.objects(id=claimed.id).update_one(__raw__={"$set": changes, "$push": logged})
-    if exhausted:
-        _disable_if_failing(webhook)
-        return "failed"
-    return "retrying"
-
-
-def deliver_pending(now: datetime | None = None, session: requests.Session | None = None) -> dict[str, int]:
-    """Attempt every delivery that is due, tenant by tenant (suspended tenants too: they get events)."""
-    now = now or utcnow()
-    session = session or requests.Session()
-    counts = {"delivered": 0, "retrying": 0, "failed": 0, "skipped": 0}
-    batch = current_app.config["DISPATCH_BATCH"]
-    for tenant in Tenant.objects(pending="webhooks"):
-        with tenant_scope(tenant):
-            Tenant.clear_pending(tenant.id, "webhooks")
-            due = WebhookDelivery.objects(status="pending", next_attempt_at__lte=now).order_by(
-                "next_attempt_at", "id"
+        if claimed < len(ids):
+            got = set(
+                WebhookDelivery.objects(
+                    id__in=ids, claimed_by=holder, next_attempt_at=now + CLAIM_FOR
+                ).scalar("id")
             )
-            for delivery in list(due.limit(batch)):
-                counts[_deliver(delivery, now, session)] += 1
-            if WebhookDelivery.objects(status="pending").first() is not None:
-                Tenant.mark_pending(tenant.id, "webhooks")
-    return counts
+            batch = [delivery for delivery in batch if delivery["_id"] in got]
+        for delivery in batch:
+            delivery["attempts"] = delivery.get("attempts", 0) + 1
+        return batch
+
+    def _record(
+        self, webhook: Webhook, batch: list[dict[str, Any]], answers: list[tuple[bool, dict[str, Any]]]
+    ) -> None:
+        """Write each attempt's outcome (one bulk write); count failures toward disabling the webhook."""
+        writes = []
+        delivered = exhausted = 0
+        for delivery, (ok, entry) in zip(batch, answers, strict=True):
+            where = {"_id": delivery["_id"], "tenantId": self.tenant_id, "status": "pending"}
+            logged = {"attemptLog": {"$each": [entry], "$slice": -LOG_KEEP}}
+            if ok:
+                delivered += 1
+                update = {
+                    "$set": {"status": "delivered", "deliveredAt": utcnow()},
+                    "$unset": {"lastError": ""},
+                }
+            elif delivery["attempts"] >= self.max_attempts:
+                exhausted += 1
+                update = {"$set": {"status": "failed", "lastError": entry.get("error")}}
+            else:
+                retry_at = utcnow() + _backoff(delivery["attempts"])
+                update = {"$set": {"nextAttemptAt": retry_at, "lastError": entry.get("error")}}
+            writes.append(UpdateOne(where, {**update, "$push": logged}))
+        WebhookDelivery._get_collection().bulk_write(writes, ordered=False)
+        if delivered:
+            Webhook.objects(id=webhook.id).update_one(set__consecutive_failures=0)
+        if exhausted:
+            _disable_if_failing(webhook, exhausted)

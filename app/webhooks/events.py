@@ -1,26 +1,42 @@
-"""Emit tenant events: one pending delivery per active webhook subscribed to the event."""
+"""Emit tenant events: one pending delivery per active webhook subscribed to the event, and a wake-up
+of each webhook's lane for the dispatcher."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from app import leases
 from app.clock import utcnow
 from app.tenancy.context import current_tenant_id
-from app.tenants.models import Tenant
 
 from .models import Webhook, WebhookDelivery
+
+LANE = "webhook"
 
 
 def emit(event: str, data: dict[str, Any]) -> int:
     """Queue `event` for the tenant in context's webhooks; return how many deliveries were queued."""
+    return emit_many(event, [data])
+
+
+def emit_many(event: str, items: Sequence[dict[str, Any]]) -> int:
+    """Queue one `event` per item of data (one query and one insert for all of them)."""
+    if not items:
+        return 0
     now = utcnow()
-    payload = {"id": uuid.uuid4().hex, "event": event, "createdAt": now.isoformat(), "data": data}
+    webhooks = list(Webhook.objects(active=True, events=event).scalar("id"))
+    payloads = [
+        {"id": uuid.uuid4().hex, "event": event, "createdAt": now.isoformat(), "data": data} for data in items
+    ]
     deliveries = [
-        WebhookDelivery(webhook_id=webhook.id, event=event, payload=payload, next_attempt_at=now)
-        for webhook in Webhook.objects(active=True, events=event).only("id")
+        WebhookDelivery(webhook_id=webhook_id, event=event, payload=payload, next_attempt_at=now)
+        for payload in payloads
+        for webhook_id in webhooks
     ]
     if deliveries:
         WebhookDelivery.objects.insert(deliveries, load_bulk=False)
-        Tenant.mark_pending(current_tenant_id(), "webhooks")
+        for webhook_id in webhooks:
+            leases.wake(leases.lane_name(LANE, webhook_id), current_tenant_id(), now)
     return len(deliveries)

@@ -54,6 +54,7 @@ class WebhookDelivery(TenantDocument):
     attempts = me.IntField(default=0, min_value=0)
     next_attempt_at = me.DateTimeField(db_field="nextAttemptAt", default=utcnow)
     last_error = me.StringField(db_field="lastError", max_length=500)
+    claimed_by = me.StringField(db_field="claimedBy")  # the dispatcher that last attempted it
     attempt_log = me.ListField(me.DictField(), db_field="attemptLog", default=list)
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     delivered_at = me.DateTimeField(db_field="deliveredAt")
@@ -62,6 +63,8 @@ class WebhookDelivery(TenantDocument):
         "collection": "webhook_deliveries",
         "indexes": [
             {"fields": ["tenant_id", "status", "next_attempt_at"]},
+            # A webhook's claims (its due deliveries in order) and its next due delivery.
+            {"fields": ["tenant_id", "webhook_id", "status", "next_attempt_at"]},
             {"fields": ["tenant_id", "webhook_id", "-created_at"]},
             {"fields": ["tenant_id", "created_at"]},
         ],

@@ -1,0 +1,127 @@
+"""What `make run` promises: gunicorn on the embedded store, with the scheduler and the dispatcher in
+its one worker, delivers a sent campaign (to the development Bot API sandbox), and stops cleanly.
+The service runs as the Makefile starts it, in a process of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .support import ROOT, bot_token
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service():
+    """`make run`'s command line and settings, on a free port."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = {
+        **{k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_TEST_URI")},
+        "APP_ENV": "development",
+        "SEED_DEMO": "true",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "TELEGRAM_API_BASE": f"{base}/sandbox/bot-api",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+                break
+        except requests.RequestException:
+            pass  # not listening yet, or still starting
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.1)
+    yield base, process
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    process.stdout.close()
+
+
+def test_a_sent_campaign_is_delivered_on_the_embedded_store(service):
+    base, _ = service
+    api = f"{base}/api/v1"
+    signup = requests.post(
+        f"{api}/tenants/signup",
+        json={
+            "tenant": {"name": "Initech"},
+            "user": {"email": "bill@initech.example.com", "password": "tps-reports-1", "name": "Bill"},
+            "plan": "starter",
+        },
+        timeout=30,
+    )
+    assert signup.status_code == 201, signup.text
+    auth = {"Authorization": f"Bearer {signup.json()['accessToken']}"}
+    bot = requests.post(
+        f"{api}/telegram-accounts",
+        json={"name": "News", "token": bot_token(7000001)},
+        headers=auth,
+        timeout=30,
+    )
+    assert bot.status_code == 201, bot.text
+    targets = ["1001", "1002", "-1001234567890", "@initech_news"]
+    campaign = requests.post(
+        f"{api}/campaigns",
+        json={
+            "name": "Launch",
+            "message": {"text": "Initech launches TPS 2.0"},
+            "targets": targets,
+            "telegramAccountId": bot.json()["id"],
+        },
+        headers=auth,
+        timeout=30,
+    ).json()
+    assert (
+        requests.post(f"{api}/campaigns/{campaign['id']}/send", headers=auth, timeout=30).status_code == 202
+    )
+
+    deadline = time.monotonic() + 30
+    while (
+        requests.get(f"{api}/campaigns/{campaign['id']}", headers=auth, timeout=30).json()["status"]
+        != "completed"
+    ):
+        assert time.monotonic() < deadline, "the campaign was not delivered"
+        time.sleep(0.2)
+    sent = requests.get(
+        f"{api}/messages", params={"campaignId": campaign["id"]}, headers=auth, timeout=30
+    ).json()
+    assert sorted(m["chat"] for m in sent["items"]) == sorted(targets)
+    assert all(m["status"] == "sent" and m["telegramMessageId"] for m in sent["items"])
+    received = requests.get(f"{base}/sandbox/bot-api/messages", timeout=30).json()
+    assert sorted(m["chat"] for m in received if m["bot"] == "7000001") == sorted(targets)
+    assert {m["text"] for m in received if m["bot"] == "7000001"} == {"Initech launches TPS 2.0"}
+
+
+def test_the_service_stops_cleanly(service):
+    _, process = service
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    output = process.stdout.read()
+    assert "Traceback" not in output, output
