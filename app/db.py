@@ -10,11 +10,11 @@ condition of a quota's reservation. The embedded store therefore runs one operat
 process (`_serialize_embedded_store`), each atomic as a server applies a single-document write. A
 server needs none of this.
 
-mongomock also has no indexes: every query reads the whole collection, a lookup by `_id` included.
-`_embedded_id_lookups` gives it what a server's `_id` index gives: a filter that names its `_id`s
-(`{"_id": x}` or `{"_id": {"$in": [...]}}`, with any other conditions) reads only those documents.
-And its `bulk_write` breaks on the `sort` argument pymongo 4.11 passes to every update: the shim
-accepts it when it is unset, as it always is here.
+mongomock also has no indexes: every query reads the whole collection, a lookup by `_id` included,
+and one tenant's query reads every tenant's documents. `_embedded_indexes` gives it what a server's
+`_id` index and the tenantId prefix of every tenant index give: a filter that names its `_id`s or its
+tenants reads only those documents. And its `bulk_write` breaks on the `sort` argument pymongo 4.11
+passes to every update: the shim accepts it when it is unset, as it always is here.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import mongoengine as me
 from bson import ObjectId
 from mongoengine.connection import get_db
 
+from app.tenancy.collection import TENANT_FIELD, touches_tenant_field
 from config import EMBEDDED_SCHEME, is_embedded
 
 
@@ -42,7 +43,7 @@ def connect(uri: str, **options: Any) -> None:
         import mongomock
 
         _serialize_embedded_store()
-        _embedded_id_lookups()
+        _embedded_indexes()
         uri = "mongodb://" + uri[len(EMBEDDED_SCHEME) :]
         kwargs["mongo_client_class"] = mongomock.MongoClient
     else:
@@ -111,42 +112,99 @@ def ping() -> None:
     database().command("ping")
 
 
-# The _id values a lookup takes as they are (a regular expression, a list or a document is matched
+# The values a lookup takes as they are (a regular expression, a list or a document is matched
 # another way).
-PLAIN_IDS = (ObjectId, str, int, float, uuid.UUID)
+PLAIN_VALUES = (ObjectId, str, int, float, uuid.UUID)
 
 
-def _ids_named(filter_: Any) -> list[Any] | None:
-    """The `_id`s a filter names, or None when it names none (a plain value or a plain `$in` list)."""
-    if not isinstance(filter_, dict) or "_id" not in filter_:
+def _values_named(filter_: Any, field: str) -> list[Any] | None:
+    """The values of `field` a filter names, or None when it names none (a plain value or a plain
+    `$in` list at the top of the filter)."""
+    if not isinstance(filter_, dict) or field not in filter_:
         return None
-    value = filter_["_id"]
+    value = filter_[field]
     if isinstance(value, dict) and set(value) == {"$in"} and isinstance(value["$in"], list):
         values = value["$in"]
-        return list(dict.fromkeys(values)) if all(isinstance(v, PLAIN_IDS) for v in values) else None
-    return [value] if isinstance(value, PLAIN_IDS) else None
+        return list(dict.fromkeys(values)) if all(isinstance(v, PLAIN_VALUES) for v in values) else None
+    return [value] if isinstance(value, PLAIN_VALUES) else None
 
 
-def _embedded_id_lookups() -> None:
-    """Read only the named documents for filters on `_id`, and let bulk updates through (once)."""
+def _tenants_of(store: Any) -> dict[Any, dict[Any, None]]:
+    """The store's `_id`s by tenant (in insertion order), built when missing (None: a document
+    without a tenant)."""
+    if getattr(store, "by_tenant", None) is None:
+        by_tenant: dict[Any, dict[Any, None]] = {}
+        for key, document in store._documents.items():
+            by_tenant.setdefault(document.get(TENANT_FIELD), {})[key] = None
+        store.by_tenant = by_tenant
+    return store.by_tenant
+
+
+def _embedded_indexes() -> None:
+    """Give the embedded store what a server's indexes give (once per process): a filter naming its
+    `_id`s reads only those documents, and one naming its `tenantId`s only those tenants' documents
+    (every index of a tenant collection starts with tenantId). The documents of each tenant are kept
+    as they are written and deleted; an update that writes tenantId itself (the migration's
+    backfill) makes the store group them again when next asked. Bulk updates get past pymongo 4.11's
+    `sort` argument, which mongomock does not know."""
     import mongomock.collection
+    import mongomock.store
     from mongomock.filtering import filter_applies
 
     collection = mongomock.collection.Collection
     scan = collection._iter_documents
-    if getattr(scan, "id_lookups", False):
+    if getattr(scan, "indexed", False):
         return
 
     def iter_documents(self: Any, filter: Any) -> Any:
-        ids = _ids_named(filter)
-        if ids is None:
-            return scan(self, filter)
         store = self._store
+        ids = _values_named(filter, "_id")
+        if ids is None:
+            tenants = _values_named(filter, TENANT_FIELD)
+            if tenants is None:
+                return scan(self, filter)
+            by_tenant = _tenants_of(store)
+            ids = [key for tenant in [*tenants, None] for key in by_tenant.get(tenant, ())]
         found = [store[i] for i in ids if i in store]
         return iter([document for document in found if filter_applies(filter, document)])
 
-    iter_documents.id_lookups = True
+    iter_documents.indexed = True
     collection._iter_documents = iter_documents
+
+    update = collection._update
+
+    def update_keeping_tenants(self: Any, spec: Any, document: Any, *args: Any, **kwargs: Any) -> Any:
+        if touches_tenant_field(document):
+            self._store.by_tenant = None
+        return update(self, spec, document, *args, **kwargs)
+
+    collection._update = update_keeping_tenants
+
+    store_class = mongomock.store.CollectionStore
+    set_item, del_item, drop = store_class.__setitem__, store_class.__delitem__, store_class.drop
+
+    def set_document(self: Any, key: Any, document: Any) -> None:
+        by_tenant = getattr(self, "by_tenant", None)
+        tenant = document.get(TENANT_FIELD)
+        replaced = self._documents.get(key)
+        if by_tenant is not None and replaced is not None and replaced.get(TENANT_FIELD) != tenant:
+            by_tenant.get(replaced.get(TENANT_FIELD), {}).pop(key, None)
+        set_item(self, key, document)
+        if by_tenant is not None:
+            by_tenant.setdefault(tenant, {})[key] = None
+
+    def del_document(self: Any, key: Any) -> None:
+        if getattr(self, "by_tenant", None) is not None:
+            self.by_tenant.get(self._documents[key].get(TENANT_FIELD), {}).pop(key, None)
+        del_item(self, key)
+
+    def drop_documents(self: Any) -> None:
+        drop(self)
+        self.by_tenant = None
+
+    store_class.__setitem__ = set_document
+    store_class.__delitem__ = del_document
+    store_class.drop = drop_documents
 
     builder = mongomock.collection.BulkOperationBuilder
     add_update = builder.add_update

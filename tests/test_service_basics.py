@@ -7,6 +7,7 @@ import logging
 import re
 
 import pytest
+from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -110,8 +111,9 @@ def test_reads_racing_updates_in_other_threads_do_not_fail(app):
 
 
 @embedded_only
-class TestEmbeddedStoreIdLookups:
-    """Filters that name their _ids read only those documents, with the results a scan would give."""
+class TestEmbeddedStoreIndexes:
+    """Filters that name their _ids or their tenants read only those documents, with the results a
+    scan would give."""
 
     @pytest.fixture
     def collection(self, app):
@@ -174,6 +176,51 @@ class TestEmbeddedStoreIdLookups:
         assert collection.find_one({"_id": 7})["name"] == "seven"
         assert sorted(doc["_id"] for doc in collection.find({"tag": 1})) == [8, 10]
         assert collection.count_documents({}) == 199
+
+    @pytest.fixture
+    def tenants(self, app):
+        collection = database()["by_tenant"]
+        first, second = ObjectId(), ObjectId()
+        collection.insert_many(
+            [{"_id": n, "tenantId": first if n % 2 else second, "n": n} for n in range(100)]
+        )
+        return collection, first, second
+
+    def test_a_tenants_documents_are_found_without_a_scan(self, tenants, scans):
+        collection, first, second = tenants
+        assert [doc["n"] for doc in collection.find({"tenantId": first})] == list(range(1, 100, 2))
+        assert collection.count_documents({"tenantId": second, "n": {"$lt": 10}}) == 5
+        assert collection.count_documents({"tenantId": {"$in": [first, second]}}) == 100
+        assert collection.count_documents({"tenantId": ObjectId()}) == 0
+        assert scans["documents"] == 0
+
+    def test_writes_keep_each_tenant_in_step(self, tenants, scans):
+        collection, first, second = tenants
+        collection.insert_one({"_id": 500, "tenantId": first, "n": 500})
+        collection.delete_many({"tenantId": first, "n": {"$lt": 50}})
+        collection.replace_one({"_id": 51}, {"tenantId": first, "n": 5100})
+        collection.update_one({"_id": 53, "tenantId": first}, {"$set": {"n": 5300}})
+        assert [doc["n"] for doc in collection.find({"tenantId": first})][:3] == [5100, 5300, 55]
+        assert collection.count_documents({"tenantId": first}) == 26
+        assert collection.count_documents({"tenantId": second}) == 50
+        assert scans["documents"] == 0
+
+    def test_an_update_that_writes_the_tenant_is_seen(self, tenants):
+        collection, first, second = tenants
+        collection.insert_many([{"_id": 1000 + n, "n": n} for n in range(3)])  # the migration's input
+        assert collection.count_documents({"tenantId": first}) == 50
+        collection.update_many({"tenantId": {"$exists": False}}, {"$set": {"tenantId": first}})
+        assert collection.count_documents({"tenantId": first}) == 53
+        collection.update_one({"_id": 1000}, {"$set": {"tenantId": second}})
+        assert collection.count_documents({"tenantId": first}) == 52
+        assert collection.count_documents({"tenantId": second}) == 51
+
+    def test_a_dropped_collection_forgets_its_tenants(self, tenants):
+        collection, first, _ = tenants
+        collection.drop()
+        assert collection.count_documents({"tenantId": first}) == 0
+        collection.insert_one({"_id": 1, "tenantId": first})
+        assert collection.count_documents({"tenantId": first}) == 1
 
     def test_bulk_updates_work(self, collection):
         result = collection.bulk_write(

@@ -67,10 +67,10 @@ def _binds_tenant(filter_: Mapping[str, Any] | None, tenant_id: Any) -> bool:
     return isinstance(clauses, list) and any(_binds_tenant(c, tenant_id) for c in clauses)
 
 
-def _touches_tenant_field(update: Any) -> bool:
+def touches_tenant_field(update: Any) -> bool:
     """Tell whether an update document or pipeline would write `tenantId`."""
     if isinstance(update, list):
-        return any(_touches_tenant_field(stage) for stage in update)
+        return any(touches_tenant_field(stage) for stage in update)
     if not isinstance(update, Mapping):
         return False
     for operator, fields in update.items():
@@ -155,7 +155,7 @@ class GuardedCollection:
             )
 
     def _check_update(self, operation: str, update: Any) -> None:
-        if _touches_tenant_field(update) and current_state().unscoped_reason is None:
+        if touches_tenant_field(update) and current_state().unscoped_reason is None:
             raise TenantViolation(f"{self._owner}.{operation}: tenantId is write-once")
 
     def _check_document(self, operation: str, document: Mapping[str, Any]) -> None:
