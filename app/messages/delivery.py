@@ -64,7 +64,7 @@ DEFER = 1.0  # a message whose chat is busy longer than this goes back to the qu
 FLUSH_EVERY = 0.25  # seconds an outcome may wait to be written with others
 SUSPENDED_RECHECK = timedelta(minutes=1)  # a suspended tenant's lanes look again after this
 UNKNOWN = "delivery outcome unknown"
-FIELDS = ("id", "campaign_id", "chat", "text", "parse_mode", "media_id", "attempts", "queued_at")
+FIELDS = ("id", "position", "campaign_id", "chat", "text", "parse_mode", "media_id", "attempts", "queued_at")
 
 
 @dataclass(slots=True)
@@ -72,6 +72,7 @@ class Outgoing:
     """A claimed message, as the sender needs it."""
 
     id: ObjectId
+    position: int
     campaign_id: ObjectId
     chat: str
     text: str
@@ -84,6 +85,7 @@ class Outgoing:
     def from_stored(cls, raw: dict[str, Any]) -> Outgoing:
         return cls(
             raw["_id"],
+            raw.get("position", 0),
             raw["campaignId"],
             raw["chat"],
             raw["text"],
@@ -213,6 +215,7 @@ class _BotTurn:
         self.sending_campaigns: set[ObjectId] = set()
         self.media: dict[ObjectId, Media | None] = {}
         self.pool: ThreadPoolExecutor | None = None
+        self.cursor: int | None = None  # where the next claim starts (None: from the start)
 
     # -- the turn -----------------------------------------------------------------------------------
 
@@ -242,11 +245,12 @@ class _BotTurn:
                 if not (self._tenant_active() and self.sender.refresh()):
                     return
                 throttle.prune(now)
+                self.cursor = None
                 checked = now
             if throttle.paused_until - now > HOLD:
                 return
             size = self.sender.claim_size
-            if not exhausted and len(self.buffer) <= size // 2:
+            if not exhausted and len(self.buffer) <= min(size // 2, self.sender.concurrency):
                 wanted = size - len(self.buffer)
                 exhausted = self._claim(wanted) < wanted
             wait = self._start_sends(now)
@@ -264,19 +268,31 @@ class _BotTurn:
 
     # -- claims -------------------------------------------------------------------------------------
 
-    def _claim(self, wanted: int) -> int:
-        """Claim up to `wanted` due messages of the bot, in order; return how many were claimed."""
-        now = utcnow()
-        candidates = [
+    def _due(self, wanted: int, since: int | None) -> list[Outgoing]:
+        """The first `wanted` due messages of the bot in order, from position `since` on when given."""
+        due = Message.objects(
+            telegram_account_id=self.sender.account_id, status="queued", not_before__lte=utcnow()
+        )
+        if since is not None:
+            due = due.filter(position__gte=since, position__lte=since + wanted)
+        return [
             Outgoing.from_stored(raw)
-            for raw in Message.objects(
-                telegram_account_id=self.sender.account_id, status="queued", not_before__lte=now
-            )
-            .order_by("position")
-            .limit(wanted)
-            .only(*FIELDS)
-            .as_pymongo()
+            for raw in due.order_by("position").limit(wanted).only(*FIELDS).as_pymongo()
         ]
+
+    def _claim(self, wanted: int) -> int:
+        """Claim up to `wanted` due messages of the bot, in order; return how many were due.
+
+        After a claim, what is due next starts at the position where it stopped: the next claim looks
+        at the positions from there (a bounded read however long the queue), and at the whole queue
+        when that falls short or when the cursor was reset (every RECHECK seconds, and after messages
+        went back to the queue), so that a new campaign or a retry, lower in position, gets its turn.
+        """
+        candidates = self._due(wanted, self.cursor) if self.cursor is not None else []
+        if len(candidates) < wanted:
+            candidates = self._due(wanted, None)
+        self.cursor = candidates[-1].position if len(candidates) == wanted else None
+        now = utcnow()
         if not candidates:
             return 0
         ids = [message.id for message in candidates]
@@ -441,6 +457,7 @@ class _BotTurn:
             self._flush()
 
     def _requeue(self, message: Outgoing, not_before: datetime, error: str | None) -> None:
+        self.cursor = None
         changes: dict[str, Any] = {"status": "queued", "notBefore": not_before}
         update: dict[str, Any] = {"$set": changes, "$inc": {"attempts": 1}}
         if error is None:
@@ -451,6 +468,7 @@ class _BotTurn:
 
     def _release(self, messages: list[Outgoing], not_before: datetime) -> None:
         """Give claimed messages that were never sent back to the queue (no attempt counted)."""
+        self.cursor = None
         for message in messages:
             self.writes.append(
                 UpdateOne(self._mine(message.id), {"$set": {"status": "queued", "notBefore": not_before}})
