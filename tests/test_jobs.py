@@ -922,7 +922,10 @@ def test_a_job_failing_midway_leaves_no_tenant_in_context(
 def owned_by(tenant_id) -> dict[str, int]:
     """How many documents of each kind name `tenant_id`, the email directory included."""
     with unscoped("test: count a tenant's documents"):
-        counts = {"email_directory": EmailDirectory.objects(tenant_id=tenant_id).count()}
+        counts = {
+            "email_directory": EmailDirectory.objects(tenant_id=tenant_id).count(),
+            "leases": Lease.objects(tenant_id=tenant_id).count(),
+        }
         for document_class in tenant_document_classes():
             counts[document_class._get_collection_name()] = document_class.objects(
                 tenant_id=tenant_id
@@ -931,17 +934,20 @@ def owned_by(tenant_id) -> dict[str, int]:
 
 
 def test_documents_written_for_a_deleted_tenant_are_removed(app, tenant, other_tenant, make_user):
+    assert leases.acquire(SCHEDULER, "host-a", 60)
     for owner in (tenant, other_tenant):
         make_user(owner, "member")
         with tenant_scope(owner):
             message("queued", utcnow())
+        leases.wake(leases.lane_name("bot", ObjectId()), owner.id)
     others = owned_by(other_tenant.id)
     Tenant.objects(id=tenant.id).delete()  # as if a late request wrote after the purge
-    assert owned_by(tenant.id) == {"email_directory": 1, "users": 1, "messages": 1}
+    assert owned_by(tenant.id) == {"email_directory": 1, "users": 1, "messages": 1, "leases": 1}
 
-    assert deletion_sweep.run() == {"deletionsFinished": 0, "orphansRemoved": 3}
+    assert deletion_sweep.run() == {"deletionsFinished": 0, "orphansRemoved": 4}
     assert owned_by(tenant.id) == {}
     assert owned_by(other_tenant.id) == others
+    assert leases.holds(SCHEDULER, "host-a")  # the platform's own lease names no tenant: it stays
     assert deletion_sweep.run() == {"deletionsFinished": 0, "orphansRemoved": 0}
 
 

@@ -152,3 +152,8 @@ class TestPlans:
         assert plans["enterprise"]["price"] is None
         assert plans["enterprise"]["limits"]["users"] is None
         assert plans["free"]["limits"]["storage"] == 100 * 1024 * 1024
+
+
+def test_a_tenant_written_by_an_older_version_still_loads(app, tenant):
+    Tenant._get_collection().update_one({"_id": tenant.id}, {"$set": {"pending": ["messages"]}})
+    assert Tenant.objects.get(id=tenant.id).slug == tenant.slug

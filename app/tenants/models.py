@@ -122,6 +122,9 @@ class Tenant(me.Document):
     meta = {
         "collection": "tenants",
         "auto_create_index": False,
+        # A tenant written by an older version (fields this one no longer has, such as the scheduler's
+        # former "pending" flags) still loads: every request needs its tenant.
+        "strict": False,
         "indexes": [
             {"fields": ["slug"], "unique": True},
             {"fields": ["domain"], "unique": True, "sparse": True},
