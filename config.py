@@ -147,7 +147,9 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "TELEGRAM_API_BASE": (get("TELEGRAM_API_BASE", "https://api.telegram.org") or "").rstrip("/"),
         "TELEGRAM_RATE_PER_BOT": _rate("TELEGRAM_RATE_PER_BOT", get("TELEGRAM_RATE_PER_BOT", "30/second")),
         "TELEGRAM_RATE_PER_CHAT": _rate("TELEGRAM_RATE_PER_CHAT", get("TELEGRAM_RATE_PER_CHAT", "1/second")),
-        "TELEGRAM_RATE_PER_GROUP": _rate("TELEGRAM_RATE_PER_GROUP", get("TELEGRAM_RATE_PER_GROUP", "20/minute")),
+        "TELEGRAM_RATE_PER_GROUP": _rate(
+            "TELEGRAM_RATE_PER_GROUP", get("TELEGRAM_RATE_PER_GROUP", "20/minute")
+        ),
         "TELEGRAM_RATE_PAID_BROADCAST": _rate(
             "TELEGRAM_RATE_PAID_BROADCAST", get("TELEGRAM_RATE_PAID_BROADCAST", "1000/second")
         ),
