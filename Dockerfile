@@ -1,4 +1,4 @@
-# One image, three processes (web, scheduler, migrate): see README.md "Processes".
+# One image, four processes (web, scheduler, dispatcher, migrate): see README.md "Processes".
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
