@@ -55,11 +55,19 @@ def fake_telegram(telegram_server):
 
 
 @pytest.fixture
-def dispatcher(app):
-    """A dispatcher of this test's app, as `flask dispatcher run` makes it (stopped afterwards)."""
-    from app.workers import dispatcher
+def senders():
+    """The lanes a test's dispatcher sends for (a module may override this fixture)."""
+    from app.workers import SENDERS
 
-    running = dispatcher(app, holder="test-dispatcher")
+    return SENDERS
+
+
+@pytest.fixture
+def dispatcher(app, senders):
+    """A dispatcher of this test's app, as `flask dispatcher run` makes it (stopped afterwards)."""
+    from app.dispatcher.runner import Dispatcher
+
+    running = Dispatcher(app, senders, holder="test-dispatcher")
     yield running
     running.stop()
 
