@@ -166,7 +166,7 @@ def error_code(response) -> str:
 
 
 def error_of(response, status: int, *, mimetype: str | None = None) -> dict:
-    """The error of a response in the one envelope of API.md, with this status (and media type)."""
+    """The error of a response in the one error envelope, with this status (and media type)."""
     assert response.status_code == status, response.get_data(as_text=True)
     if mimetype is not None:
         assert response.mimetype == mimetype

@@ -1,4 +1,4 @@
-"""API keys (API.md "Routes", "Credentials"): created by owners and admins, shown once, stored as a
+"""API keys (README "Accounts and credentials"): created by owners and admins, shown once, stored as a
 hash, authenticating as the tenant with the key's role, revoked at once, and isolated per tenant."""
 
 from __future__ import annotations

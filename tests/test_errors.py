@@ -1,4 +1,4 @@
-"""Every error source answers in the one envelope of API.md."""
+"""Every error source answers in the one error envelope (docs/design.md "Errors")."""
 
 from __future__ import annotations
 

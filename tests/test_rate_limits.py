@@ -1,4 +1,4 @@
-"""Rate limits (DESIGN.md "Quotas and metering", API.md "Errors"): apiCallsPerHour per tenant, read from
+"""Rate limits (docs/design.md "Quotas and metering" and "Errors"): apiCallsPerHour per tenant, read from
 its plan and overrides, and a stricter limit on login attempts per client address and per email."""
 
 from __future__ import annotations

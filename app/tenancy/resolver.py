@@ -1,7 +1,7 @@
 """The resolver chain: which tenant a request names.
 
 The credential (access token or API key) is the authority and is read by the middleware; this module
-reads the hints, in API.md's order of precedence: `X-Tenant-Id` (id or slug), `?tenant=` (slug or id),
+reads the hints, in this order of precedence: `X-Tenant-Id` (id or slug), `?tenant=` (slug or id),
 custom domain (Host equal to a tenant's `domain`), subdomain (`<slug>.<BASE_DOMAIN>`).
 """
 

@@ -1,4 +1,4 @@
-"""The plan catalog (API.md "Plans") and the effective limits and features of a tenant.
+"""The plan catalog (GET /api/v1/plans) and the effective limits and features of a tenant.
 
 A limit of None means unlimited. A tenant's own overrides (`tenant.limits`, `tenant.features`) win over
 its plan's values; an override of None makes that limit unlimited for the tenant.
