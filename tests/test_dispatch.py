@@ -759,6 +759,35 @@ class TestClientRetries:
         assert len(fake_telegram.sent) == 1
 
 
+class TestCancelled:
+    @pytest.mark.parametrize("how", ["cancelled", "deleted"])
+    def test_a_campaign_stopped_while_sending_sends_nothing_more(
+        self, app, client, tenant, auth_headers, bot, fake_telegram, dispatcher, how
+    ):
+        account, bot_id = bot
+        fake_telegram.delays[bot_id] = 0.2
+        campaign_id = sent_campaign(client, auth_headers, account, chats(200))
+        running(dispatcher)
+        wait_until(lambda: len(sent_to(fake_telegram, bot_id)) >= 10)
+        if how == "cancelled":
+            response = client.patch(
+                f"{CAMPAIGNS}/{campaign_id}", json={"status": "cancelled"}, headers=auth_headers
+            )
+            assert response.status_code == 200, response.json
+        else:
+            assert client.delete(f"{CAMPAIGNS}/{campaign_id}", headers=auth_headers).status_code == 204
+        wait_until(lambda: unfinished() == 0 and not dispatcher.busy)
+        dispatcher.stop()
+
+        sent = len(sent_to(fake_telegram, bot_id))
+        assert sent < 60  # what was in flight, and at most one claim's worth: not the 200
+        assert messages_used(tenant) == sent  # every unit not sent went back
+        if how == "cancelled":
+            final = statuses(tenant, campaign_id)
+            assert final == {"sent": sent, "cancelled": 200 - sent}
+            assert campaign_status(tenant, campaign_id) == "cancelled"
+
+
 # -- tenants, bots, schedules, media ----------------------------------------------------------------
 
 

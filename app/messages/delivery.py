@@ -13,7 +13,8 @@ allows and no faster, while its dispatcher holds the bot's lane (app.dispatcher.
   MESSAGE_MAX_ATTEMPTS); failed, when Telegram refuses for good (the unit goes back to its month
   and `message.failed` is emitted) or when a send's outcome is unknown (no answer came back, or
   the dispatcher died while sending: no refund, and never sent again).
-- A campaign with nothing left to send is completed (or failed) and emits its event.
+- A campaign with nothing left to send is completed (or failed) and emits its event; one cancelled
+  or deleted meanwhile sends nothing more than what was already in flight.
 - A suspended tenant's messages wait; the due messages of a bot that is deleted or deactivated fail.
 - A media file goes up once per bot; later sends name the file id Telegram gave it.
 """
@@ -59,6 +60,7 @@ from .models import Message
 log = logging.getLogger("app.dispatch")
 
 RECHECK = 5.0  # seconds between looks at the tenant's status and the bot's settings during a turn
+CAMPAIGNS_RECHECK = 1.0  # seconds between looks for campaigns cancelled or deleted while being sent
 HOLD = 2.0  # a bot told to wait longer than this gives its lane up until then
 DEFER = 1.0  # a message whose chat is busy longer than this goes back to the queue until then
 FLUSH_EVERY = 0.25  # seconds an outcome may wait to be written with others
@@ -231,6 +233,7 @@ class _BotTurn:
             finally:
                 while self.in_flight:
                     self._collect(timeout=1.0)
+                self._drop_stopped()
                 self._release(list(self.buffer), utcnow())
                 self._flush()
         return self._next_due()
@@ -238,9 +241,12 @@ class _BotTurn:
     def _loop(self) -> None:
         throttle = self.sender.throttle
         exhausted = False
-        checked = time.monotonic()
+        checked = looked = time.monotonic()
         while not self.turn.ending():
             now = time.monotonic()
+            if now - looked > CAMPAIGNS_RECHECK:
+                self._drop_stopped()
+                looked = now
             if now - checked > RECHECK:
                 if not (self._tenant_active() and self.sender.refresh()):
                     return
@@ -312,6 +318,33 @@ class _BotTurn:
         self.buffer.extend(candidates)
         self.held.update(message.campaign_id for message in candidates)
         return len(ids)
+
+    def _drop_stopped(self) -> None:
+        """Send nothing more of a campaign cancelled or deleted meanwhile: the messages claimed for it
+        are cancelled and their units go back to the month they were reserved in."""
+        held = {message.campaign_id for message in self.buffer}
+        if not held:
+            return
+        status = {
+            row["_id"]: row["status"]
+            for row in Campaign.objects(id__in=list(held)).only("status").as_pymongo()
+        }
+        stopped = {campaign for campaign in held if status.get(campaign) not in ("scheduled", "sending")}
+        if not stopped:
+            return
+        dropped: dict[tuple[str, bool], list[ObjectId]] = defaultdict(list)
+        for message in [message for message in self.buffer if message.campaign_id in stopped]:
+            dropped[(usage.period_of(message.queued_at), message.campaign_id not in status)].append(
+                message.id
+            )
+            self.held[message.campaign_id] -= 1
+        self.buffer = deque(message for message in self.buffer if message.campaign_id not in stopped)
+        for (period, deleted), ids in dropped.items():
+            cancelled = Message.objects(id__in=ids, status="sending", claimed_by=self.turn.holder).update(
+                set__status="cancelled", set__failed_at=utcnow()
+            )
+            # A deleted campaign took its messages along: only this dispatcher knows these were not sent.
+            usage.refund("messagesPerMonth", len(ids) if deleted else cancelled, period=period)
 
     # -- sending ------------------------------------------------------------------------------------
 
