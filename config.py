@@ -133,7 +133,7 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "LOGIN_RATE_LIMIT_PER_EMAIL": _rate(
             "LOGIN_RATE_LIMIT_PER_EMAIL", get("LOGIN_RATE_LIMIT_PER_EMAIL", "10/minute")
         ),
-        "TRIAL_DAYS": _int("TRIAL_DAYS", get("TRIAL_DAYS", "14")),
+        "TRIAL_DAYS": _int("TRIAL_DAYS", get("TRIAL_DAYS", "14"), minimum=1),
         "RETENTION_DEFAULT_DAYS": _int(
             "RETENTION_DEFAULT_DAYS", get("RETENTION_DEFAULT_DAYS", "365"), minimum=1
         ),

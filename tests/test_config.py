@@ -81,6 +81,7 @@ def test_malformed_encryption_keys_are_refused(keys):
         ("TENANT_CACHE_TTL", "-1"),
         ("TENANT_CACHE_TTL", "soon"),
         ("MAX_CONTENT_LENGTH", "10"),
+        ("TRIAL_DAYS", "0"),
         ("APP_ENV", "staging"),
     ],
 )

@@ -102,6 +102,14 @@ PLANS: dict[str, dict[str, Any]] = {
 }
 PLAN_NAMES = tuple(PLANS)
 DEFAULT_PLAN = "free"
+# What a signup may choose; enterprise (unlimited, priced per tenant) is set by a superadmin only.
+SELF_SERVICE_PLANS = ("free", "starter", "professional")
+SELF_SERVICE_ONLY = "Choose one of {choices}: other plans are set up by the platform, not signed up for."
+
+
+def has_trial(plan: str) -> bool:
+    """Tell whether a signup for `plan` starts as a trial: a self-service plan with a price."""
+    return plan in SELF_SERVICE_PLANS and bool(PLANS[plan]["price"]["amount"])
 
 
 def effective_limits(plan: str, overrides: dict[str, Any] | None) -> dict[str, int | None]:

@@ -10,7 +10,16 @@ from app.users.schemas import PASSWORD, UserSchema
 
 from .billing import billing_summary
 from .models import BILLING_STATUSES, SSO_ROLES, STATUSES
-from .plans import DEFAULT_PLAN, FEATURE_NAMES, LIMIT_NAMES, PLAN_NAMES, effective_features, effective_limits
+from .plans import (
+    DEFAULT_PLAN,
+    FEATURE_NAMES,
+    LIMIT_NAMES,
+    PLAN_NAMES,
+    SELF_SERVICE_ONLY,
+    SELF_SERVICE_PLANS,
+    effective_features,
+    effective_limits,
+)
 from .slugs import SLUG_RE
 
 LIMITS_DOC = {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}}
@@ -152,6 +161,12 @@ class PlanSchema(Schema):
     support = fields.String()
     limits = fields.Dict(metadata=LIMITS_DOC)
     features = fields.Dict(metadata=FEATURES_DOC)
+    self_service = fields.Boolean(
+        data_key="selfService", metadata={"description": "a signup may choose it (else a superadmin sets it)"}
+    )
+    trial_days = fields.Integer(
+        data_key="trialDays", allow_none=True, metadata={"description": "a signup's trial; null: none"}
+    )
 
 
 class PlanListSchema(Schema):
@@ -181,7 +196,11 @@ class SignupUserSchema(Schema):
 class SignupSchema(Schema):
     tenant = fields.Nested(SignupTenantSchema, required=True)
     user = fields.Nested(SignupUserSchema, required=True)
-    plan = fields.String(load_default=DEFAULT_PLAN, validate=validate.OneOf(PLAN_NAMES))
+    plan = fields.String(
+        load_default=DEFAULT_PLAN,
+        validate=validate.OneOf(SELF_SERVICE_PLANS, error=SELF_SERVICE_ONLY),
+        metadata={"description": "a paid plan starts as a trial; enterprise is set up by the platform"},
+    )
 
 
 class SignupResponseSchema(Schema):

@@ -21,8 +21,8 @@ from app.tenancy.middleware import address_allowed
 from app.users.service import create_user, forget_tenant
 from app.validators import normalize_cidrs
 
-from .models import SsoSettings, Tenant
-from .plans import DEFAULT_PLAN, PLANS, effective_features
+from .models import Billing, SsoSettings, Tenant
+from .plans import DEFAULT_PLAN, PLANS, SELF_SERVICE_ONLY, SELF_SERVICE_PLANS, effective_features, has_trial
 from .schemas import BrandingPatchSchema, SettingsPatchSchema
 from .slugs import slug_problem, slugify
 
@@ -48,12 +48,15 @@ def create_tenant(
     *,
     plan: str = DEFAULT_PLAN,
     domain: str | None = None,
+    billing: Billing | None = None,
 ) -> Tenant:
     """Create a tenant; derive the slug from the name when none is given."""
     if plan not in PLANS:
         raise ValidationFailed(details={"plan": [f"Unknown plan {plan!r}."]})
     slug = check_slug(slug if slug is not None else slugify(name))
-    tenant = Tenant(name=name.strip(), slug=slug, plan=plan, domain=domain or None)
+    tenant = Tenant(
+        name=name.strip(), slug=slug, plan=plan, domain=domain or None, billing=billing or Billing()
+    )
     try:
         return tenant.save(force_insert=True)
     except me.NotUniqueError:
@@ -62,8 +65,19 @@ def create_tenant(
 
 
 def plan_catalog() -> dict:
-    """Return the plan catalog as the API lists it."""
-    return {"items": [{"id": plan_id, **plan} for plan_id, plan in PLANS.items()]}
+    """Return the plan catalog as the API lists it: which plans a signup may choose, with their trial."""
+    trial_days = current_app.config["TRIAL_DAYS"]
+    return {
+        "items": [
+            {
+                "id": plan_id,
+                **plan,
+                "self_service": plan_id in SELF_SERVICE_PLANS,
+                "trial_days": trial_days if has_trial(plan_id) else None,
+            }
+            for plan_id, plan in PLANS.items()
+        ]
+    }
 
 
 def require_feature(tenant: Tenant, feature: str) -> None:
@@ -73,21 +87,27 @@ def require_feature(tenant: Tenant, feature: str) -> None:
 
 
 def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: str) -> dict[str, Any]:
-    """Create a tenant and its owner and log the owner in: all or nothing."""
+    """Create a tenant and its owner and log the owner in: all or nothing. Only self-service plans;
+    a paid one starts as a trial of TRIAL_DAYS days."""
     if not current_app.config["ENABLE_MULTI_TENANT"]:
         raise Forbidden("This installation serves one tenant: signing up new tenants is off")
-    tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan)
+    if plan not in SELF_SERVICE_PLANS:
+        choices = ", ".join(SELF_SERVICE_PLANS)
+        raise ValidationFailed(details={"plan": [SELF_SERVICE_ONLY.format(choices=choices)]})
+    billing = Billing()
+    if has_trial(plan):
+        billing.status = "trialing"
+        billing.trial_ends_at = utcnow() + timedelta(days=current_app.config["TRIAL_DAYS"])
+    tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan, billing=billing)
     try:
-        if PLANS[plan]["price"] != PLANS[DEFAULT_PLAN]["price"]:
-            trial_days = current_app.config["TRIAL_DAYS"]
-            tenant.billing.status = "trialing"
-            tenant.billing.trial_ends_at = utcnow() + timedelta(days=trial_days)
-            tenant.save()
         with tenant_scope(tenant):
             owner = create_user(
                 owner_fields["email"], owner_fields["name"], owner_fields["password"], "owner"
             )
-            record("tenant.created", target_type="tenant", target_id=tenant.id, summary={"plan": plan})
+            summary = {"plan": plan, "billingStatus": billing.status}
+            if billing.trial_ends_at is not None:
+                summary["trialEndsAt"] = billing.trial_ends_at.isoformat()
+            record("tenant.created", target_type="tenant", target_id=tenant.id, summary=summary)
     except BaseException:
         purge_tenant(tenant)
         raise
