@@ -16,6 +16,10 @@ class Invoice(TenantDocument):
     number = me.IntField(required=True, min_value=1)
     period = me.StringField(required=True, regex=r"^\d{4}-\d{2}$")
     plan = me.StringField(required=True)
+    # The monthly price at the close, and where the billed part of the period starts (its end when
+    # nothing is billed): the amount is the price pro rata from there, so trial days cost nothing.
+    price_cents = me.IntField(db_field="priceCents", min_value=0)
+    billed_from = me.DateTimeField(db_field="billedFrom")
     amount_cents = me.IntField(db_field="amountCents", required=True, min_value=0)
     currency = me.StringField(required=True, default="USD", max_length=3)
     status = me.StringField(required=True, choices=INVOICE_STATUSES, default="open")

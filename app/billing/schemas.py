@@ -14,7 +14,15 @@ class InvoiceSchema(Schema):
     number = fields.Integer()
     period = fields.String()
     plan = fields.String()
-    amount_cents = fields.Integer(data_key="amountCents")
+    price_cents = fields.Integer(
+        data_key="priceCents", allow_none=True, metadata={"description": "the monthly price at the close"}
+    )
+    billed_from = fields.AwareDateTime(
+        data_key="billedFrom",
+        allow_none=True,
+        metadata={"description": "the billed part of the period starts here (trial days are not billed)"},
+    )
+    amount_cents = fields.Integer(data_key="amountCents", metadata={"description": "the price pro rata"})
     currency = fields.String()
     status = fields.String()
     usage = fields.Dict(metadata={"description": "used and limit of every limit in the period"})

@@ -24,6 +24,7 @@ from app.tenancy.context import tenant_scope
 from app.tenants.admin import activate_tenant, suspend_tenant
 from app.tenants.billing import CURRENCY, price_cents
 from app.tenants.models import Tenant
+from app.usage.service import period_bounds
 from app.webhooks.events import emit
 
 from .models import Invoice
@@ -39,6 +40,8 @@ def _describe(invoice: Invoice) -> dict[str, Any]:
         "invoiceId": str(invoice.id),
         "number": invoice.number,
         "period": invoice.period,
+        "priceCents": invoice.price_cents,
+        "billedFrom": invoice.billed_from.isoformat() if invoice.billed_from else None,
         "amountCents": invoice.amount_cents,
         "currency": invoice.currency,
         "status": invoice.status,
@@ -63,6 +66,19 @@ def _allocate_number(tenant: Tenant, period: str) -> int | None:
     return None
 
 
+def billed_part(tenant: Tenant, period: str) -> tuple[datetime, int]:
+    """Return where the billed part of `period` starts and what it costs in cents (pro rata, rounded
+    down): trial days are never billed, and neither is a tenant still trialing at the close, whose trial
+    runs on or ended unconverted (the trial-end job moves it to free)."""
+    start, end = period_bounds(period)
+    if tenant.billing.status == "trialing":
+        since = end
+    else:
+        since = min(max(start, tenant.billing.trial_ends_at or start), end)
+    billed = int((end - since).total_seconds())
+    return since, (price_cents(tenant) or 0) * billed // int((end - start).total_seconds())
+
+
 def issue_invoice(
     tenant: Tenant, period: str, usage: dict[str, Any], now: datetime | None = None
 ) -> Invoice | None:
@@ -75,12 +91,14 @@ def issue_invoice(
         if number is None:
             log.warning("period older than the last invoiced one; not billed", extra={"period": period})
             return None
-        amount = price_cents(tenant) or 0
+        billed_from, amount = billed_part(tenant, period)
         now = now or utcnow()
         invoice = Invoice(
             number=number,
             period=period,
             plan=tenant.plan,
+            price_cents=price_cents(tenant) or 0,
+            billed_from=billed_from,
             amount_cents=amount,
             currency=CURRENCY,
             status="open" if amount else "paid",
