@@ -33,6 +33,7 @@ from app.jobs import (
     retention,
     run_job,
     run_scheduler,
+    trial_end,
     wait_for_lease,
 )
 from app.leases import SCHEDULER, Lease
@@ -98,8 +99,10 @@ def test_the_schedule_names_every_job(app):
         "usage-reconcile",
         "deletion-sweep",
         "billing-overdue",
+        "trial-end",
     ]
     assert job_named("monthly-close").func is monthly_close.run
+    assert job_named("trial-end").func is trial_end.run
     assert job_named("retention-purge").func is retention.run
     assert job_named("usage-reconcile").func is reconcile.run
     with pytest.raises(KeyError):

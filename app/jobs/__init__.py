@@ -21,7 +21,7 @@ from flask import Flask
 
 from app import leases
 
-from . import billing_overdue, deletion_sweep, monthly_close, reconcile, retention
+from . import billing_overdue, deletion_sweep, monthly_close, reconcile, retention, trial_end
 
 log = logging.getLogger("app.jobs")
 
@@ -64,6 +64,12 @@ SCHEDULE = (
         billing_overdue.run,
         lambda config: {"trigger": "cron", "hour": 4, "minute": 0},
         "Suspend tenants whose invoices stay unpaid past the grace period (payment reactivates them).",
+    ),
+    Job(
+        "trial-end",
+        trial_end.run,
+        lambda config: {"trigger": "cron", "minute": 29},
+        "Move tenants whose trial ended without a payment method to the free plan (audited, trial.ended).",
     ),
 )
 

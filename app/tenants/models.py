@@ -130,6 +130,8 @@ class Tenant(me.Document):
             {"fields": ["domain"], "unique": True, "sparse": True},
             {"fields": ["status", "plan"]},
             {"fields": ["-created_at"]},
+            # The trial-end job's question: whose trial has run out?
+            {"fields": ["billing.status", "billing.trial_ends_at"]},
         ],
     }
 

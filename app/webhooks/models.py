@@ -18,6 +18,7 @@ WEBHOOK_EVENTS = (
     "invoice.created",
     "invoice.paid",
     "invoice.overdue",
+    "trial.ended",
 )
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
