@@ -17,25 +17,41 @@ from app.errors import BadRequest, NotFound
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 
-from . import service
+from . import service, trials
 from .models import Invoice, ProcessedEvent
 
 KEEP_EVENTS = timedelta(days=90)
 PAID_EVENTS = ("invoice.paid", "invoice.payment_succeeded")
 CLOSING_EVENTS = {"invoice.voided": "void", "invoice.marked_uncollectible": "uncollectible"}
+# A Checkout Session (subscription or setup mode) whose metadata names the tenant: its customer has a
+# payment method on file, which converts a running trial.
+CUSTOMER_EVENTS = ("checkout.session.completed",)
+
+
+def _our_tenant(obj: dict[str, Any]) -> Tenant | None:
+    """Find the tenant a provider object names in its metadata (tenantId), or None."""
+    tenant_id = (obj.get("metadata") or {}).get("tenantId")
+    if not ObjectId.is_valid(tenant_id):
+        return None
+    return Tenant.objects(id=tenant_id).first()
 
 
 def _our_invoice(obj: dict[str, Any]) -> Invoice | None:
     """Find the invoice a provider object names in its metadata (tenantId, invoiceId), or None."""
-    metadata = obj.get("metadata") or {}
-    tenant_id, invoice_id = metadata.get("tenantId"), metadata.get("invoiceId")
-    if not (ObjectId.is_valid(tenant_id) and ObjectId.is_valid(invoice_id)):
-        return None
-    tenant = Tenant.objects(id=tenant_id).first()
+    invoice_id = (obj.get("metadata") or {}).get("invoiceId")
+    tenant = _our_tenant(obj) if ObjectId.is_valid(invoice_id) else None
     if tenant is None:
         return None
     with tenant_scope(tenant):
         return Invoice.objects(id=invoice_id).first()
+
+
+def _add_customer(obj: dict[str, Any]) -> bool:
+    """Record the customer of a completed checkout for the tenant it names; False when it names none."""
+    tenant, customer = _our_tenant(obj), obj.get("customer")
+    if tenant is None or not isinstance(customer, str) or not 0 < len(customer) <= 200:
+        return False
+    return trials.add_customer(tenant, customer)
 
 
 def handle_stripe(payload: bytes, signature: str | None) -> dict[str, Any]:
@@ -58,7 +74,7 @@ def handle_stripe(payload: bytes, signature: str | None) -> dict[str, Any]:
         else event["data"]["object"]
     )
     invoice = _our_invoice(obj) if kind in PAID_EVENTS or kind in CLOSING_EVENTS else None
-    applied = False
+    applied = _add_customer(obj) if kind in CUSTOMER_EVENTS else False
     if invoice is not None:
         with tenant_scope(Tenant.objects.get(id=invoice.tenant_id)):
             if kind in PAID_EVENTS:

@@ -73,3 +73,20 @@ def end_trial(tenant: Tenant, now: datetime) -> bool:
         )
     return True
 
+
+def add_customer(tenant: Tenant, customer_ref: str) -> bool:
+    """Record the tenant's customer at the payment provider (a payment method on file): a running
+    trial converts, keeping its plan (its days stay unbilled). False when nothing changed."""
+    now = utcnow()
+    converted = Tenant.objects(id=tenant.id, billing__status="trialing").update_one(
+        set__billing__customer_ref=customer_ref, set__billing__status="active", set__updated_at=now
+    )
+    if not converted and not Tenant.objects(id=tenant.id, billing__customer_ref__ne=customer_ref).update_one(
+        set__billing__customer_ref=customer_ref, set__updated_at=now
+    ):
+        return False
+    tenant_cache.clear()
+    action = "trial.converted" if converted else "billing.customer_updated"
+    summary = {"customerRef": customer_ref, "plan": tenant.plan}
+    record(action, tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary, actor=SYSTEM)
+    return True
