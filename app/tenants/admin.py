@@ -20,7 +20,7 @@ from app.usage.service import GAUGES
 from app.webhooks.events import emit
 
 from .models import Tenant
-from .plans import LIMIT_NAMES
+from .plans import DEFAULT_PLAN, LIMIT_NAMES
 from .service import purge_tenant
 
 # The suspension reason of a tenant being deleted.
@@ -52,10 +52,38 @@ def _audit_both(action: str, tenant: Tenant, summary: dict[str, Any]) -> None:
     record_platform(action, tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary)
 
 
+def _described(tenant: Tenant) -> dict[str, Any]:
+    """What a superadmin's change is audited by: plan, overrides and billing, before and after."""
+    billing = tenant.billing
+    return {
+        "plan": tenant.plan,
+        "limits": dict(tenant.limits),
+        "features": dict(tenant.features),
+        "billing": {
+            "status": billing.status,
+            "trialEndsAt": billing.trial_ends_at.isoformat() if billing.trial_ends_at else None,
+            "priceCents": billing.price_cents,
+            "email": billing.email,
+        },
+    }
+
+
+def _check_trial(tenant: Tenant) -> None:
+    """A trial (billing status trialing) needs its end, and a plan to try other than free."""
+    if tenant.billing.status != "trialing":
+        return
+    if tenant.billing.trial_ends_at is None:
+        raise ValidationFailed(details={"billing": {"trialEndsAt": ["A trial needs its end."]}})
+    if tenant.plan == DEFAULT_PLAN:
+        raise ValidationFailed(details={"billing": {"status": ["The free plan has no trial."]}})
+
+
 def update_tenant(tenant_id: ObjectId, changes: dict[str, Any]) -> Tenant:
-    """Change a tenant's name, domain, plan, overrides of limits and features, or billing."""
+    """Change a tenant's name, domain, plan, overrides of limits and features, or billing (its trial
+    included: a later trialEndsAt extends it). Changing the plan of a trialing tenant ends its trial,
+    unless the same change sets the billing status."""
     tenant = get_tenant(tenant_id)
-    before = {"plan": tenant.plan, "limits": dict(tenant.limits), "features": dict(tenant.features)}
+    before = _described(tenant)
     domain = changes.get("domain")
     base = current_app.config["BASE_DOMAIN"]
     if domain and base and (domain == base or domain.endswith("." + base)):
@@ -67,13 +95,18 @@ def update_tenant(tenant_id: ObjectId, changes: dict[str, Any]) -> Tenant:
         tenant.limits = {k: changes["limits"][k] for k in LIMIT_NAMES if k in changes["limits"]}
     if "features" in changes:
         tenant.features = dict(changes["features"])
-    for name, value in changes.get("billing", {}).items():
+    billing = changes.get("billing", {})
+    for name, value in billing.items():
         setattr(tenant.billing, name, value)
+    if tenant.plan != before["plan"] and tenant.billing.status == "trialing" and "status" not in billing:
+        # The platform chose the plan: the trial-end job must not move the tenant to free.
+        tenant.billing.status = "active"
+    _check_trial(tenant)
     try:
         tenant.save()
     except me.NotUniqueError:
         raise Conflict("Another tenant uses this domain", details={"domain": domain}) from None
-    after = {"plan": tenant.plan, "limits": dict(tenant.limits), "features": dict(tenant.features)}
+    after = _described(tenant)
     changed = {k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]}
     others = sorted(set(changes) - set(before))
     _audit_both("tenant.updated", tenant, {"changed": changed, "fields": others})
