@@ -14,6 +14,7 @@ from app.billing.trials import end_trial
 from app.errors import ValidationFailed
 from app.jobs import billing_overdue, monthly_close, trial_end
 from app.tenancy.context import tenant_scope, unscoped
+from app.tenants import admin
 from app.tenants.models import Tenant
 from app.tenants.plans import PLANS, effective_features, effective_limits
 from app.tenants.service import create_tenant
@@ -660,3 +661,61 @@ class TestMassAssignment:
         )
         assert response.status_code == 403
         assert stored(tenant).to_mongo().to_dict() == before
+
+
+class TestSuperadminRaces:
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"billing": {"trialEndsAt": (TRIAL_ENDS + timedelta(days=7)).isoformat()}},
+            {"plan": "professional"},
+            {"name": "Initech Renamed"},
+        ],
+        ids=["extend", "plan", "rename"],
+    )
+    def test_a_change_racing_the_end_of_the_trial_is_a_conflict(
+        self, client, superadmin_headers, monkeypatch, change
+    ):
+        tenant = trialing(client)
+        read = admin.get_tenant
+
+        def read_then_the_trial_ends(tenant_id):
+            found = read(tenant_id)
+            assert trial_end.run(now=TRIAL_ENDS) == {"ended": 1}
+            return found
+
+        monkeypatch.setattr(admin, "get_tenant", read_then_the_trial_ends)
+        response = client.patch(f"/api/v1/tenants/{tenant.id}", headers=superadmin_headers, json=change)
+        assert response.status_code == 409 and error_code(response) == "conflict"
+        after = stored(tenant)
+        assert after.plan == "free" and after.billing.status == "active" and after.name == "Initech"
+        assert after.billing.trial_ends_at == TRIAL_ENDS
+        assert audit_entries(tenant, "tenant.updated") == []
+
+    def test_a_change_racing_a_conversion_is_a_conflict(self, client, superadmin_headers, monkeypatch):
+        tenant = trialing(client)
+        read = admin.get_tenant
+
+        def read_then_converted(tenant_id):
+            found = read(tenant_id)
+            assert post_event(client, checkout_completed(tenant.id)).json["applied"] is True
+            return found
+
+        monkeypatch.setattr(admin, "get_tenant", read_then_converted)
+        change = {"plan": "professional", "billing": {"status": "trialing"}}
+        response = client.patch(f"/api/v1/tenants/{tenant.id}", headers=superadmin_headers, json=change)
+        assert response.status_code == 409
+        assert stored(tenant).plan == "starter" and stored(tenant).billing.status == "active"
+
+    def test_a_tenant_without_a_trial_is_changed_as_before(self, client, superadmin_headers):
+        tenant = trialing(client, plan="free")
+        response = client.patch(
+            f"/api/v1/tenants/{tenant.id}",
+            headers=superadmin_headers,
+            json={"plan": "enterprise", "billing": {"priceCents": 250_000}},
+        )
+        assert response.status_code == 200
+        assert (
+            response.json["billing"]["status"] == "active"
+            and response.json["billing"]["priceCents"] == 250_000
+        )

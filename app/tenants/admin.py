@@ -84,6 +84,15 @@ def update_tenant(tenant_id: ObjectId, changes: dict[str, Any]) -> Tenant:
     unless the same change sets the billing status."""
     tenant = get_tenant(tenant_id)
     before = _described(tenant)
+    # What the trial rules below read: the save applies only while it is still so (the trial-end job
+    # or a conversion may change it meanwhile).
+    read: dict[str, Any] = {"plan": tenant.plan, "billing__status__ne": "trialing"}
+    if tenant.billing.status == "trialing":
+        read = {
+            "plan": tenant.plan,
+            "billing__status": "trialing",
+            "billing__trial_ends_at": tenant.billing.trial_ends_at,
+        }
     domain = changes.get("domain")
     base = current_app.config["BASE_DOMAIN"]
     if domain and base and (domain == base or domain.endswith("." + base)):
@@ -103,9 +112,11 @@ def update_tenant(tenant_id: ObjectId, changes: dict[str, Any]) -> Tenant:
         tenant.billing.status = "active"
     _check_trial(tenant)
     try:
-        tenant.save()
+        tenant.save(save_condition=read)
     except me.NotUniqueError:
         raise Conflict("Another tenant uses this domain", details={"domain": domain}) from None
+    except me.errors.SaveConditionError:
+        raise Conflict("The tenant's plan or trial changed meanwhile: look again, then retry") from None
     after = _described(tenant)
     changed = {k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]}
     others = sorted(set(changes) - set(before))
