@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
+from app.jobs import trial_end
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
-from app.tenants.service import create_tenant
+from app.tenants.service import create_tenant, signup
 
 from .conftest import PASSWORD
 
@@ -246,3 +248,48 @@ def test_a_content_security_policy_forbids_inline_scripts(live, page):
     blocked = [e for e in page.console_errors if "Content Security Policy" in e]
     assert blocked, "the browser should report the blocked inline script"
     page.console_errors.clear()  # expected here; any other page must have none
+
+
+def test_the_usage_tab_shows_the_trial_and_its_end(live, page):
+    app, base = live
+    owner = {"email": "owner@hooli.example.com", "name": "Gavin", "password": PASSWORD}
+    with app.app_context():
+        signup({"name": "Hooli", "slug": "hooli"}, owner, "professional")
+    log_in(page, base, owner["email"])
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=usage]")
+    note = page.locator("#trial-note")
+    expect(note).to_have_attribute("data-status", "trialing")
+    assert page.inner_text("#plan-name") == "professional"
+    assert "Trial until" in note.inner_text() and "(14 days left)" in note.inner_text()
+    assert "free plan" in note.inner_text()
+    shoot(page, "tenant-settings-trial")
+
+    with app.app_context():  # the trial's time runs out; the trial-end job has not run yet
+        Tenant.objects(slug="hooli").update(
+            set__billing__trial_ends_at=datetime.now(UTC) - timedelta(minutes=1)
+        )
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=usage]")
+    expect(note).to_have_attribute("data-status", "ending")
+    assert "moving to the free plan" in note.inner_text()
+
+    with app.app_context():
+        assert trial_end.run() == {"ended": 1}
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=usage]")
+    expect(note).to_have_attribute("data-status", "ended")
+    assert page.inner_text("#plan-name") == "free"
+    assert "The trial ended on" in note.inner_text()
+    assert "users: 1 / 5" in page.inner_text("[data-resource=users]")
+
+
+def test_a_tenant_without_a_trial_shows_none(live, page):
+    _app, base = live
+    log_in(page, base, "owner@acme.example.com")
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=usage]")
+    assert page.inner_text("#plan-name") == "enterprise"
+    assert not page.is_visible("#trial-note")

@@ -39,6 +39,37 @@
     if (/^#([0-9a-f]{3}|[0-9a-f]{6})$/i.test(secondary)) box.setProperty("--secondary", secondary);
   }
 
+  const DAY = 24 * 60 * 60 * 1000;
+
+  // The plan, and the trial: running (and what follows it), or over.
+  function renderPlan() {
+    const billing = tenant.billing || {};
+    const ends = billing.trialEndsAt ? new Date(billing.trialEndsAt) : null;
+    document.getElementById("plan-name").textContent = tenant.plan;
+    const note = document.getElementById("trial-note");
+    note.dataset.status = "";
+    note.textContent = "";
+    if (ends) {
+      const when = ends.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
+      const left = Math.ceil((ends.getTime() - Date.now()) / DAY);
+      if (billing.status === "trialing" && left > 0) {
+        note.dataset.status = "trialing";
+        note.textContent = "Trial until " + when + " (" + left + (left === 1 ? " day" : " days") +
+          " left). Without a payment method the tenant then moves to the free plan; what it holds is kept.";
+      } else if (billing.status === "trialing") {
+        note.dataset.status = "ending";
+        note.textContent = "The trial ended on " + when + ": the tenant is moving to the free plan.";
+      } else if (left > 0) {
+        note.dataset.status = "converted";
+        note.textContent = "Trial until " + when + "; billing starts then.";
+      } else if (tenant.plan === "free") {
+        note.dataset.status = "ended";
+        note.textContent = "The trial ended on " + when + ".";
+      }
+    }
+    note.hidden = !note.textContent;
+  }
+
   function render() {
     document.getElementById("tenant-name").textContent = tenant.name;
     fill(document.getElementById("tab-general"), tenant.settings.general);
@@ -49,6 +80,7 @@
     document.getElementById("white-label").disabled = !(whiteLabel && canEdit);
     document.getElementById("white-label-note").textContent = whiteLabel ? "" : "(needs the whiteLabel feature)";
     Dash.applyBranding(tenant);
+    renderPlan();
     preview();
   }
 
