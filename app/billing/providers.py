@@ -1,5 +1,6 @@
-"""Payments from payment providers' signed webhooks. Stripe: the signature is checked offline with the
-`stripe` package; each event is handled once (providers deliver at least once)."""
+"""Payments, and payment methods on file, from payment providers' signed webhooks. Stripe: the signature
+is checked offline with the `stripe` package; each event is handled once (providers deliver at least
+once)."""
 
 from __future__ import annotations
 
