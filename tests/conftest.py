@@ -99,6 +99,8 @@ def app_factory(fake_telegram):
             "MONGODB_URI": _test_uri(names[-1]),
             "TELEGRAM_API_BASE": fake_telegram.url,
             "TELEGRAM_RETRY_BACKOFF_MS": 0,
+            # The fakes (Bot API, webhook receivers, identity provider) listen on 127.0.0.1.
+            "EGRESS_ALLOW_PRIVATE_TARGETS": True,
         }
         return create_app({**settings, **overrides})
 
