@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 ENVIRONMENTS = ("development", "testing", "production")
@@ -74,6 +74,15 @@ def _rate(name: str, raw: str) -> str:
     if not amount.strip().isdigit() or per.strip() not in ("second", "minute", "hour", "day"):
         raise ConfigError(f"{name} must look like 10/minute (second, minute, hour or day), not {raw!r}")
     return f"{int(amount)}/{per.strip()}"
+
+
+def _allow_private_targets(get: Callable[[str], str | None], env: str) -> bool:
+    """EGRESS_ALLOW_PRIVATE_TARGETS, or its former name WEBHOOK_ALLOW_PRIVATE_TARGETS; on in development."""
+    for name in ("EGRESS_ALLOW_PRIVATE_TARGETS", "WEBHOOK_ALLOW_PRIVATE_TARGETS"):
+        raw = get(name)
+        if raw is not None:
+            return _bool(name, raw)
+    return env == "development"
 
 
 def is_embedded(uri: str) -> bool:
@@ -176,10 +185,7 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "WEBHOOK_CONCURRENCY": _int("WEBHOOK_CONCURRENCY", get("WEBHOOK_CONCURRENCY", "4"), minimum=1),
         "BILLING_GRACE_DAYS": _int("BILLING_GRACE_DAYS", get("BILLING_GRACE_DAYS", "14")),
         "STRIPE_WEBHOOK_SECRET": get("STRIPE_WEBHOOK_SECRET"),
-        "WEBHOOK_ALLOW_PRIVATE_TARGETS": _bool(
-            "WEBHOOK_ALLOW_PRIVATE_TARGETS",
-            get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true" if env == "development" else "false"),
-        ),
+        "EGRESS_ALLOW_PRIVATE_TARGETS": _allow_private_targets(get, env),
         "SUPERADMIN_EMAIL": get("SUPERADMIN_EMAIL"),
         "SUPERADMIN_PASSWORD": get("SUPERADMIN_PASSWORD"),
     }

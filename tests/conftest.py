@@ -22,7 +22,7 @@ from app.tenancy import context  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
-from .support import create_bot  # noqa: E402
+from .support import configure_sso, create_bot, sso_body  # noqa: E402
 
 
 def _test_uri(name: str) -> str:
@@ -42,6 +42,32 @@ def telegram_server():
     server = FakeTelegram().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_server():
+    """The fake OpenID provider of this test run (its RSA keys are made once per run)."""
+    from .fake_oidc import FakeProvider
+
+    server = FakeProvider().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def provider(oidc_server):
+    """The fake provider, emptied for this test."""
+    oidc_server.reset()
+    return oidc_server
+
+
+@pytest.fixture
+def acme_sso(client, auth_headers, provider):
+    """Single sign-on of acme, configured by its owner with the acme realm; returns the group sent."""
+    body = sso_body(provider)
+    response = configure_sso(client, auth_headers, body)
+    assert response.status_code == 200, response.json
+    return body
 
 
 @pytest.fixture
@@ -99,6 +125,8 @@ def app_factory(fake_telegram):
             "MONGODB_URI": _test_uri(names[-1]),
             "TELEGRAM_API_BASE": fake_telegram.url,
             "TELEGRAM_RETRY_BACKOFF_MS": 0,
+            # The fakes (Bot API, webhook receivers, identity provider) listen on 127.0.0.1.
+            "EGRESS_ALLOW_PRIVATE_TARGETS": True,
         }
         return create_app({**settings, **overrides})
 

@@ -71,6 +71,10 @@ class FakeProvider(LoopbackServer):
             self.sign_with: RSAKey | None = None
             self.authorize_error: str | None = None
             self.discovery_issuer: str | None = None
+            self.discovery_changes: dict[str, Any] = {}  # fields of the discovery document replaced
+            # endpoint ("token", "jwks", ".well-known/openid-configuration") -> (status, body) answered
+            # instead, as it is
+            self.raw_answers: dict[str, tuple[int, bytes]] = {}
             self.token_requests: list[dict[str, Any]] = []
 
     def register_client(self, client_id: str) -> str:
@@ -105,6 +109,7 @@ class FakeProvider(LoopbackServer):
             "id_token_signing_alg_values_supported": ["RS256"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            **self.discovery_changes,
         }
 
     def _authorize(self, realm: str, query: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -200,6 +205,13 @@ class FakeProvider(LoopbackServer):
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _send_raw(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _route(self) -> tuple[str, str, dict[str, str]]:
                 parts = urlsplit(self.path)
                 realm, _, rest = parts.path.lstrip("/").partition("/")
@@ -210,6 +222,8 @@ class FakeProvider(LoopbackServer):
                 with provider.lock:
                     if realm not in provider.keys:
                         self._send(404, {"error": "no such realm"})
+                    elif rest in provider.raw_answers:
+                        self._send_raw(*provider.raw_answers[rest])
                     elif rest == ".well-known/openid-configuration":
                         provider.fetches[(realm, "discovery")] += 1
                         self._send(200, provider._discovery(realm))
@@ -227,7 +241,9 @@ class FakeProvider(LoopbackServer):
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
                 with provider.lock:
-                    if realm in provider.keys and rest == "token":
+                    if realm in provider.keys and rest in provider.raw_answers:
+                        self._send_raw(*provider.raw_answers[rest])
+                    elif realm in provider.keys and rest == "token":
                         self._send(*provider._token(realm, self.headers, form))
                     else:
                         self._send(404, {"error": "not found"})

@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mongoengine as me
 import pytest
+import requests
 from bson import ObjectId
 from flask import jsonify
 from flask.views import MethodView
@@ -97,6 +99,7 @@ def register_probe(app) -> None:
 
 
 # -- helpers shared by the test modules --------------------------------------------------------------
+
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
@@ -221,6 +224,42 @@ def impersonation_headers(client, superadmin_headers, tenant, user_id=None) -> d
 
 
 # -- bots and campaigns through the API
+
+
+def sso_body(provider, realm="acme", client_id="acme-app", **changes) -> dict:
+    """A complete `sso` settings group for a client registered at the fake provider's realm."""
+    return {
+        "issuer": provider.issuer(realm),
+        "clientId": client_id,
+        "clientSecret": provider.register_client(client_id),
+        "allowedDomains": ["acme.example.com"],
+        **changes,
+    }
+
+
+def configure_sso(client, headers, sso, enabled=True):
+    """PATCH the tenant's single sign-on settings group."""
+    return client.patch(
+        f"{API}/tenants/current/settings",
+        headers=headers,
+        json={"security": {"sso": sso, "ssoEnabled": enabled}},
+    )
+
+
+def sso_start(client, slug="acme"):
+    """GET /auth/sso/start for the tenant `slug`."""
+    return client.get(f"{API}/auth/sso/start", query_string={"tenant": slug})
+
+
+def sso_callback_url(client, slug="acme") -> str:
+    """Start a single sign-on and go where it sends the browser; return where the provider sends it
+    back (path and query)."""
+    response = sso_start(client, slug)
+    assert response.status_code == 302, response.json
+    answer = requests.get(response.headers["Location"], allow_redirects=False, timeout=5)
+    assert answer.status_code == 302, answer.text
+    back = urlsplit(answer.headers["Location"])
+    return f"{back.path}?{back.query}"
 
 
 def bot_token(bot_id: int | str = 123456789) -> str:

@@ -56,6 +56,32 @@ def test_production_refuses_the_telegram_sandbox():
         config.validate(config.load({**PRODUCTION, "TELEGRAM_SANDBOX": "true"}))
 
 
+@pytest.mark.parametrize(
+    ("environ", "allowed"),
+    [
+        (PRODUCTION, False),
+        ({"APP_ENV": "testing"}, False),
+        ({"APP_ENV": "development"}, True),
+        ({**PRODUCTION, "EGRESS_ALLOW_PRIVATE_TARGETS": "true"}, True),
+        ({"APP_ENV": "development", "EGRESS_ALLOW_PRIVATE_TARGETS": "false"}, False),
+        ({**PRODUCTION, "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}, True),  # its former name
+        ({"APP_ENV": "development", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "false"}, False),
+        (
+            {**PRODUCTION, "EGRESS_ALLOW_PRIVATE_TARGETS": "false", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"},
+            False,
+        ),
+    ],
+)
+def test_private_egress_targets_are_for_development(environ, allowed):
+    assert config.load(environ)["EGRESS_ALLOW_PRIVATE_TARGETS"] is allowed
+
+
+@pytest.mark.parametrize("name", ["EGRESS_ALLOW_PRIVATE_TARGETS", "WEBHOOK_ALLOW_PRIVATE_TARGETS"])
+def test_a_malformed_egress_setting_is_refused_by_its_name(name):
+    with pytest.raises(config.ConfigError, match=name):
+        config.load({**PRODUCTION, name: "sometimes"})
+
+
 def test_production_refuses_demo_seeding():
     with pytest.raises(config.ConfigError, match="SEED_DEMO"):
         config.load({**PRODUCTION, "SEED_DEMO": "true"})

@@ -8,7 +8,6 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from app import crypto
 from app.audit.models import AuditLog
@@ -23,8 +22,8 @@ from app.users.models import EmailDirectory, User
 from app.validators import provider_url_problem
 
 from .conftest import PASSWORD
-from .fake_oidc import FakeProvider, s256
-from .support import bearer, impersonation_headers
+from .fake_oidc import s256
+from .support import bearer, configure_sso, impersonation_headers, sso_body, sso_callback_url, sso_start
 
 SETTINGS = "/api/v1/tenants/current/settings"
 START = "/api/v1/auth/sso/start"
@@ -33,65 +32,8 @@ CURRENT = "/api/v1/tenants/current"
 REFRESH = "/api/v1/auth/refresh"
 
 
-@pytest.fixture(scope="session")
-def oidc_server():
-    """The fake OpenID provider of this test run (its RSA keys are made once per run)."""
-    server = FakeProvider().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def provider(oidc_server):
-    """The fake provider, emptied for this test."""
-    oidc_server.reset()
-    return oidc_server
-
-
-def sso_body(provider, realm="acme", client_id="acme-app", **changes):
-    """A complete `sso` settings group for a client registered at the realm."""
-    return {
-        "issuer": provider.issuer(realm),
-        "clientId": client_id,
-        "clientSecret": provider.register_client(client_id),
-        "allowedDomains": ["acme.example.com"],
-        **changes,
-    }
-
-
-def configure(client, headers, sso, enabled=True):
-    return client.patch(SETTINGS, headers=headers, json={"security": {"sso": sso, "ssoEnabled": enabled}})
-
-
-@pytest.fixture
-def acme_sso(client, auth_headers, provider):
-    """Single sign-on of acme, configured by its owner with the acme realm; returns the group sent."""
-    body = sso_body(provider)
-    response = configure(client, auth_headers, body)
-    assert response.status_code == 200, response.json
-    return body
-
-
-def start(client, slug="acme"):
-    return client.get(START, query_string={"tenant": slug})
-
-
-def at_provider(location: str) -> str:
-    """Go where the start sent the browser; return where the provider sends it back (path and query)."""
-    answer = requests.get(location, allow_redirects=False, timeout=5)
-    assert answer.status_code == 302, answer.text
-    back = urlsplit(answer.headers["Location"])
-    return f"{back.path}?{back.query}"
-
-
-def callback_url(client, slug="acme") -> str:
-    response = start(client, slug)
-    assert response.status_code == 302, response.json
-    return at_provider(response.headers["Location"])
-
-
 def sso_login(client, slug="acme"):
-    return client.get(callback_url(client, slug))
+    return client.get(sso_callback_url(client, slug))
 
 
 def password_login(client, email, slug="acme"):
@@ -133,7 +75,7 @@ class TestConfigure:
     def test_the_owner_configures_it_and_the_secret_is_never_returned(self, client, auth_headers, provider):
         body = sso_body(provider, defaultRole="admin", passwordLoginAllowed=False)
         secret = body["clientSecret"]
-        response = configure(client, auth_headers, body)
+        response = configure_sso(client, auth_headers, body)
         assert response.status_code == 200
         expected = {
             "configured": True,
@@ -173,7 +115,7 @@ class TestConfigure:
 
     def test_admins_and_members_may_not_change_it(self, client, tenant, make_user, headers_for, provider):
         for role in ("admin", "member"):
-            response = configure(client, headers_for(make_user(tenant, role)), sso_body(provider))
+            response = configure_sso(client, headers_for(make_user(tenant, role)), sso_body(provider))
             assert response.status_code == 403 and response.json["error"]["code"] == "forbidden"
         assert not stored_tenant().settings.security.sso.configured
 
@@ -181,7 +123,7 @@ class TestConfigure:
         self, client, tenant, owner, superadmin_headers, provider
     ):
         as_superadmin = {**superadmin_headers, "X-Tenant-Id": "acme"}
-        response = configure(client, as_superadmin, sso_body(provider))
+        response = configure_sso(client, as_superadmin, sso_body(provider))
         assert response.status_code == 403 and response.json["error"]["code"] == "forbidden"
         impersonation = client.post(
             f"/api/v1/tenants/{tenant.id}/impersonate",
@@ -189,7 +131,7 @@ class TestConfigure:
             json={"reason": "support ticket 42", "userId": str(owner.id)},
         )
         token = impersonation.json["accessToken"]
-        response = configure(client, {"Authorization": f"Bearer {token}"}, sso_body(provider))
+        response = configure_sso(client, {"Authorization": f"Bearer {token}"}, sso_body(provider))
         assert response.status_code == 403 and response.json["error"]["code"] == "forbidden"
         assert not stored_tenant().settings.security.sso.configured
 
@@ -199,7 +141,7 @@ class TestConfigure:
         assert response.status_code == 200
 
     def test_it_needs_the_sso_feature(self, client, other_headers, provider):
-        response = configure(client, other_headers, sso_body(provider))  # globex is on the starter plan
+        response = configure_sso(client, other_headers, sso_body(provider))  # globex is on the starter plan
         assert response.status_code == 403 and response.json["error"]["code"] == "feature_not_available"
         assert not stored_tenant("globex").settings.security.sso.configured
 
@@ -225,19 +167,19 @@ class TestConfigure:
     )
     def test_bad_values_are_422_and_nothing_changes(self, client, auth_headers, provider, changes, field):
         before = stored_tenant().to_mongo().to_dict()
-        response = configure(client, auth_headers, sso_body(provider, **changes))
+        response = configure_sso(client, auth_headers, sso_body(provider, **changes))
         assert response.status_code == 422
         assert field in response.json["error"]["details"]["security"]["sso"]
         assert stored_tenant().to_mongo().to_dict() == before
 
     def test_a_first_configuration_must_be_complete(self, client, auth_headers, provider):
-        response = configure(
+        response = configure_sso(
             client, auth_headers, {"issuer": provider.issuer("acme"), "clientId": "acme-app"}
         )
         assert response.status_code == 422
         details = response.json["error"]["details"]["security"]["sso"]
         assert set(details) == {"clientSecret"}
-        response = configure(client, auth_headers, {**sso_body(provider), "allowedDomains": None})
+        response = configure_sso(client, auth_headers, {**sso_body(provider), "allowedDomains": None})
         assert response.status_code == 422
         assert not stored_tenant().settings.security.sso.configured
 
@@ -245,7 +187,7 @@ class TestConfigure:
         self, client, auth_headers, provider, acme_sso
     ):
         encrypted = stored_tenant().settings.security.sso.client_secret_encrypted
-        response = configure(
+        response = configure_sso(
             client, auth_headers, {"allowedDomains": ["acme.example.com", "acme.example.org"]}
         )
         assert response.status_code == 200
@@ -255,17 +197,17 @@ class TestConfigure:
             "acme.example.org",
         ]
         for change in ({"issuer": provider.issuer("globex")}, {"clientId": "another-app"}):
-            response = configure(client, auth_headers, change)
+            response = configure_sso(client, auth_headers, change)
             assert response.status_code == 422
             assert "clientSecret" in response.json["error"]["details"]["security"]["sso"]
         assert stored_tenant().settings.security.sso.issuer == provider.issuer("acme")
 
     def test_null_removes_it(self, client, auth_headers, acme_sso):
-        response = configure(client, auth_headers, None)
+        response = configure_sso(client, auth_headers, None)
         assert response.status_code == 200
         assert response.json["settings"]["security"]["sso"]["configured"] is False
         assert stored_tenant().settings.security.sso.client_secret_encrypted is None
-        assert start(client).status_code == 404
+        assert sso_start(client).status_code == 404
 
     def test_http_issuers_are_for_this_machine_outside_production(self):
         assert provider_url_problem("http://127.0.0.1:8080/realm", production=False) is None
@@ -283,7 +225,7 @@ class TestLogin:
     def test_start_redirects_to_the_provider_with_state_nonce_and_pkce(
         self, client, tenant, provider, acme_sso
     ):
-        response = start(client)
+        response = sso_start(client)
         assert response.status_code == 302
         location = urlsplit(response.headers["Location"])
         assert (
@@ -323,7 +265,7 @@ class TestLogin:
         assert EmailDirectory.objects(email="dana@acme.example.com").count() == 1
 
     def test_the_default_role_is_the_configured_one(self, client, auth_headers, provider, acme_sso):
-        assert configure(client, auth_headers, {"defaultRole": "admin"}).status_code == 200
+        assert configure_sso(client, auth_headers, {"defaultRole": "admin"}).status_code == 200
         assert sso_login(client).json["user"]["role"] == "admin"
 
     def test_an_existing_user_keeps_its_account_and_role(self, client, owner, provider, acme_sso):
@@ -346,13 +288,13 @@ class TestLogin:
         assert response.status_code == 409 and response.json["error"]["code"] == "tenant_required"
 
     def test_a_tenant_without_it_is_404(self, client, tenant, provider):
-        assert_refused(start(client), tenant, "not_configured", status=404, code="sso_not_configured")
+        assert_refused(sso_start(client), tenant, "not_configured", status=404, code="sso_not_configured")
 
     def test_a_plan_without_it_is_403(self, client, tenant, provider, acme_sso):
-        url = callback_url(client)
+        url = sso_callback_url(client)
         update_tenant(tenant, set__features={"sso": False})
         assert_refused(
-            start(client), tenant, "feature_not_available", status=403, code="feature_not_available"
+            sso_start(client), tenant, "feature_not_available", status=403, code="feature_not_available"
         )
         assert_refused(
             client.get(url), tenant, "feature_not_available", status=403, code="feature_not_available"
@@ -369,7 +311,7 @@ class TestLogin:
 
 class TestRefusals:
     def test_a_replayed_state(self, client, tenant, provider, acme_sso):
-        url = callback_url(client)
+        url = sso_callback_url(client)
         assert client.get(url).status_code == 200
         assert_refused(client.get(url), tenant, "state_replayed")
 
@@ -380,7 +322,7 @@ class TestRefusals:
         assert_refused(hinted, tenant, "state_unknown")
 
     def test_an_expired_state(self, client, tenant, owner, provider, acme_sso):
-        url = callback_url(client)
+        url = sso_callback_url(client)
         state = parse_qs(urlsplit(url).query)["state"][0]
         SsoLoginState.objects(state=state).update(set__expires_at=utcnow() - timedelta(seconds=1))
         assert_refused(client.get(url), tenant, "state_expired")
@@ -403,15 +345,15 @@ class TestRefusals:
     ):
         initech = create_tenant("Initech", "initech", plan="professional")
         body = sso_body(provider, client_id="initech-app", allowedDomains=["initech.example.com"])
-        assert configure(client, headers_for(make_user(initech, "owner")), body).status_code == 200
-        ours = parse_qs(urlsplit(callback_url(client, "acme")).query)
-        theirs = parse_qs(urlsplit(callback_url(client, "initech")).query)
+        assert configure_sso(client, headers_for(make_user(initech, "owner")), body).status_code == 200
+        ours = parse_qs(urlsplit(sso_callback_url(client, "acme")).query)
+        theirs = parse_qs(urlsplit(sso_callback_url(client, "initech")).query)
         response = client.get(CALLBACK, query_string={"state": ours["state"][0], "code": theirs["code"][0]})
         assert_refused(response, tenant, "code_refused")
         assert response.json["error"]["details"]["error"] == "invalid_grant"
 
     def test_a_callback_naming_another_tenant(self, client, tenant, other_tenant, provider, acme_sso):
-        url = callback_url(client)
+        url = sso_callback_url(client)
         assert_refused(client.get(url + "&tenant=globex"), tenant, "tenant_mismatch")
 
     def test_a_signature_by_another_key(self, client, tenant, provider, acme_sso):
@@ -469,17 +411,17 @@ class TestRefusals:
             closed.bind(("127.0.0.1", 0))
             port = closed.getsockname()[1]
         body = {**sso_body(provider), "issuer": f"http://127.0.0.1:{port}/acme"}
-        assert configure(client, auth_headers, body).status_code == 200
-        response = start(client)
+        assert configure_sso(client, auth_headers, body).status_code == 200
+        response = sso_start(client)
         assert_refused(response, tenant, "provider_unreachable", status=503, code="sso_provider_unavailable")
 
     def test_a_discovery_document_of_another_issuer(self, client, tenant, provider, acme_sso):
         provider.discovery_issuer = provider.issuer("globex")
-        response = start(client)
+        response = sso_start(client)
         assert_refused(response, tenant, "discovery_issuer_mismatch", status=502, code="sso_provider_error")
 
     def test_a_suspended_tenant(self, client, tenant, provider, acme_sso):
-        url = callback_url(client)
+        url = sso_callback_url(client)
         update_tenant(tenant, set__status="suspended")
         assert_refused(client.get(url), tenant, "tenant_suspended", status=403, code="tenant_suspended")
 
@@ -527,7 +469,7 @@ class TestSubjects:
     ):
         first = sso_login(client).json["user"]["id"]
         body = sso_body(provider, realm="globex", client_id="acme-new")
-        assert configure(client, auth_headers, body).status_code == 200
+        assert configure_sso(client, auth_headers, body).status_code == 200
         provider.sign_in_as(sub="globex-person-1")
         response = sso_login(client)
         assert response.status_code == 200 and response.json["user"]["id"] == first
@@ -563,8 +505,8 @@ class TestSsoRateLimit:
 
     def test_starts_and_callbacks_are_counted_per_address(self, client, provider, acme_sso):
         for _ in range(3):
-            assert start(client).status_code == 302
-        refused = start(client)
+            assert sso_start(client).status_code == 302
+        refused = sso_start(client)
         assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
         assert int(refused.headers["Retry-After"]) >= 1
         callback = client.get(CALLBACK, query_string={"state": "s", "code": "c"})
@@ -575,7 +517,7 @@ class TestSsoRateLimit:
 class TestPasswordLogin:
     @pytest.fixture
     def sso_only(self, client, auth_headers, acme_sso):
-        response = configure(client, auth_headers, {"passwordLoginAllowed": False})
+        response = configure_sso(client, auth_headers, {"passwordLoginAllowed": False})
         assert response.status_code == 200
 
     def test_members_and_admins_are_sent_to_single_sign_on(self, client, tenant, make_user, sso_only):
@@ -598,7 +540,7 @@ class TestPasswordLogin:
     ):
         member = make_user(tenant, "member")
         assert password_login(client, member.email).status_code == 200
-        assert configure(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
+        assert configure_sso(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
         assert password_login(client, member.email).status_code == 403
         update_tenant(tenant, set__features={"sso": False})
         assert password_login(client, member.email).status_code == 200
@@ -611,12 +553,12 @@ class TestPasswordLogin:
         issued = password_login(client, member.email).json
         session = bearer(issued["accessToken"])
         assert client.get(CURRENT, headers=session).status_code == 200
-        assert configure(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
+        assert configure_sso(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
         response = client.get(CURRENT, headers=session)
         assert response.status_code == 401 and "single sign-on" in response.json["error"]["message"]
         assert client.post(REFRESH, headers=bearer(issued["refreshToken"])).status_code == 401
         assert client.get(CURRENT, headers=auth_headers).status_code == 200  # the owner's password
-        assert configure(client, auth_headers, {"passwordLoginAllowed": True}).status_code == 200
+        assert configure_sso(client, auth_headers, {"passwordLoginAllowed": True}).status_code == 200
         assert client.get(CURRENT, headers=session).status_code == 200
 
     def test_a_superadmin_may_still_log_in_as_a_member(
@@ -628,7 +570,7 @@ class TestPasswordLogin:
 
     def test_single_sign_on_sessions_go_on(self, client, auth_headers, provider, acme_sso):
         issued = sso_login(client).json
-        assert configure(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
+        assert configure_sso(client, auth_headers, {"passwordLoginAllowed": False}).status_code == 200
         assert client.get(CURRENT, headers=bearer(issued["accessToken"])).status_code == 200
         refreshed = client.post(REFRESH, headers=bearer(issued["refreshToken"]))
         assert refreshed.status_code == 200
@@ -636,14 +578,14 @@ class TestPasswordLogin:
 
     def test_removing_it_brings_passwords_back(self, client, tenant, auth_headers, make_user, sso_only):
         member = make_user(tenant, "member")
-        assert configure(client, auth_headers, None).status_code == 200
+        assert configure_sso(client, auth_headers, None).status_code == 200
         assert password_login(client, member.email).status_code == 200
 
 
 def test_sso_is_off_while_sso_enabled_is_false(client, auth_headers, provider):
     """The ssoEnabled switch of the security settings turns a complete configuration on and off."""
-    assert configure(client, auth_headers, sso_body(provider), enabled=False).status_code == 200
-    response = start(client)
+    assert configure_sso(client, auth_headers, sso_body(provider), enabled=False).status_code == 200
+    response = sso_start(client)
     assert response.status_code == 404 and response.json["error"]["code"] == "sso_not_configured"
-    assert configure(client, auth_headers, {}, enabled=True).status_code == 200
-    assert start(client).status_code == 302
+    assert configure_sso(client, auth_headers, {}, enabled=True).status_code == 200
+    assert sso_start(client).status_code == 302

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from app.audit.models import AuditLog
+from app.egress import OPERATOR
 from app.telegram.client import (
     OutcomeUnknown,
     PermanentError,
@@ -73,7 +74,7 @@ def bot_token() -> str:
 @pytest.fixture
 def tg(fake_telegram, bot_token, sleeps) -> TelegramClient:
     """A client of the fake Bot API with the default retry policy (3 retries, 0.5 s backoff)."""
-    return TelegramClient(bot_token, fake_telegram.url, timeout=5)
+    return TelegramClient(bot_token, fake_telegram.url, policy=OPERATOR, timeout=5)
 
 
 def backoffs(base: float, retries: int) -> list[tuple[float, float]]:
@@ -134,7 +135,7 @@ class TestAnswers:
 
 class TestFailures:
     def test_ok_false_carries_error_code_and_description(self, fake_telegram, sleeps):
-        refused = TelegramClient(new_token(999999123), fake_telegram.url)
+        refused = TelegramClient(new_token(999999123), fake_telegram.url, policy=OPERATOR)
         with pytest.raises(PermanentError) as raised:
             refused.get_me()
         assert raised.value.error_code == 401
@@ -195,7 +196,7 @@ class TestFailures:
         assert sleeps == []
 
     def test_the_jitter_spreads_the_retries(self, fake_telegram, sleeps):
-        client = TelegramClient(new_token(), fake_telegram.url, max_retries=2, backoff=0.2)
+        client = TelegramClient(new_token(), fake_telegram.url, policy=OPERATOR, max_retries=2, backoff=0.2)
         for _ in range(8):
             fake_telegram.script({"status": 500}, {"status": 500}, {"status": 500})
             with pytest.raises(TransientError):
@@ -205,7 +206,7 @@ class TestFailures:
         assert len(set(sleeps)) > 1
 
     def test_the_number_of_retries_and_the_backoff_are_settings(self, fake_telegram, sleeps):
-        client = TelegramClient(new_token(), fake_telegram.url, max_retries=2, backoff=0.25)
+        client = TelegramClient(new_token(), fake_telegram.url, policy=OPERATOR, max_retries=2, backoff=0.25)
         fake_telegram.script(*[{"status": 503}] * 5)
         with pytest.raises(TransientError):
             client.send_message("1", "hi")
@@ -213,7 +214,7 @@ class TestFailures:
         assert within(sleeps, backoffs(0.25, 2))
 
     def test_no_retries_at_all(self, fake_telegram, sleeps):
-        client = TelegramClient(new_token(), fake_telegram.url, max_retries=0)
+        client = TelegramClient(new_token(), fake_telegram.url, policy=OPERATOR, max_retries=0)
         fake_telegram.script({"status": 500})
         with pytest.raises(TransientError):
             client.send_message("1", "hi")
@@ -230,14 +231,16 @@ class TestFailures:
         assert fake_telegram.sent[0]["message_id"] == result["message_id"]
 
     def test_a_closed_port_is_a_transient_error_tried_again(self, sleeps, unused_port):
-        client = TelegramClient(new_token(), f"http://127.0.0.1:{unused_port}", max_retries=2)
+        client = TelegramClient(
+            new_token(), f"http://127.0.0.1:{unused_port}", policy=OPERATOR, max_retries=2
+        )
         with pytest.raises(TransientError) as raised:
             client.get_me()
         assert "could not connect" in raised.value.description
         assert within(sleeps, backoffs(0.5, 2))
 
     def test_a_redirect_is_not_followed(self, fake_telegram, sleeps):
-        client = TelegramClient(new_token(), f"{fake_telegram.url}/redirect")
+        client = TelegramClient(new_token(), f"{fake_telegram.url}/redirect", policy=OPERATOR)
         with pytest.raises(PermanentError):
             client.get_me()
 
@@ -262,7 +265,7 @@ class TestFiles:
         ],
     )
     def test_files_are_sent_as_multipart(self, fake_telegram, bot_token, method, field, call):
-        client = TelegramClient(bot_token, fake_telegram.url)
+        client = TelegramClient(bot_token, fake_telegram.url, policy=OPERATOR)
         content = b"\x89PNG\r\n" + bytes(range(256)) * 4
         result = getattr(client, call)(
             "-100777", content, "picture.png", caption="Look at <b>this</b>", parse_mode="HTML"
@@ -279,13 +282,13 @@ class TestFiles:
 
     @pytest.mark.parametrize("field, call", [("photo", "send_photo"), ("document", "send_document")])
     def test_a_file_sent_before_is_named_by_its_file_id(self, fake_telegram, bot_token, field, call):
-        client = TelegramClient(bot_token, fake_telegram.url)
+        client = TelegramClient(bot_token, fake_telegram.url, policy=OPERATOR)
         getattr(client, call)("1", "AgACAgIAAx0", "picture.png", caption="Again")
         [sent] = fake_telegram.sent
         assert sent["params"] == {"chat_id": "1", "caption": "Again", field: "AgACAgIAAx0"}
 
     def test_a_file_without_caption_sends_no_caption(self, fake_telegram, bot_token):
-        client = TelegramClient(bot_token, fake_telegram.url)
+        client = TelegramClient(bot_token, fake_telegram.url, policy=OPERATOR)
         client.send_document("1", b"%PDF-1.4", "terms.pdf")
         [sent] = fake_telegram.sent
         assert sent["method"] == "sendDocument"

@@ -1,7 +1,10 @@
 """Talking to a tenant's OpenID provider (Authlib for OAuth 2.0, joserfc for the ID token's signature):
 discovery, the authorization URL with nonce and PKCE (S256), the code exchange, and the checks of the ID
-token. Refusals are 401 sso_failed with a `reason`; a provider that cannot be reached is 503, one whose
-answer cannot be used 502.
+token. Refusals are 401 sso_failed with a `reason`; a provider that cannot be reached (or that the egress
+policy refuses) is 503, one whose answer cannot be used 502. Every request to the provider follows the
+egress policy (app.egress), and its endpoints must be on the issuer's host (same scheme, host and port):
+a discovery document cannot send the browser, the code or the secret elsewhere. What the provider
+answered is never repeated beyond its HTTP status and the error codes of RFC 6749.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, Inv
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
-from app import crypto
+from app import crypto, egress
 from app.errors import AppError
 from app.tenancy.cache import TTLCache
 from app.tenants.models import SsoSettings
@@ -32,6 +35,18 @@ HTTP_TIMEOUT = 10  # seconds, for each call to the provider
 ID_TOKEN_LEEWAY = 60  # seconds of clock difference tolerated between the provider and us
 # Asymmetric algorithms only: with HS256 the key would be the client secret, and "none" signs nothing.
 SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+# The errors a token endpoint may answer (RFC 6749, 5.2): any other text is not repeated.
+TOKEN_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    }
+)
 CLAIM_REASONS = {
     "iss": "issuer_mismatch",
     "aud": "audience_mismatch",
@@ -65,9 +80,10 @@ def refused(reason: str, message: str, **details: Any) -> SsoFailed:
 
 
 def _session(sso: SsoSettings, redirect_uri: str, with_secret: bool = False) -> OAuth2Session:
-    """An OAuth 2.0 client of the tenant's provider; the secret is decrypted only for the code exchange."""
+    """An OAuth 2.0 client of the tenant's provider, under the egress policy; the secret is decrypted
+    only for the code exchange."""
     secret = crypto.decrypt(sso.client_secret_encrypted) if with_secret else None
-    return OAuth2Session(
+    session = OAuth2Session(
         client_id=sso.client_id,
         client_secret=secret,
         scope=SCOPE,
@@ -75,22 +91,29 @@ def _session(sso: SsoSettings, redirect_uri: str, with_secret: bool = False) -> 
         code_challenge_method="S256",
         default_timeout=HTTP_TIMEOUT,
     )
+    return egress.guard(session, egress.Policy.for_tenants(current_app.config))
 
 
 @contextmanager
-def _calling(url: str) -> Iterator[None]:
-    """Turn the failures of a call to the provider into 503 (unreachable) or 502 (unusable answer)."""
+def _calling(endpoint: str) -> Iterator[None]:
+    """Turn the failures of a call to the provider's `endpoint` into 503 (unreachable, or refused by the
+    egress policy) or 502 (unusable answer)."""
     try:
         yield
-    except (requests.ConnectionError, requests.Timeout):
-        raise ProviderUnavailable(details={"reason": "provider_unreachable", "url": url}) from None
-    except requests.RequestException:
-        raise ProviderError(details={"reason": "provider_bad_answer", "url": url}) from None
+    except (requests.ConnectionError, requests.Timeout, egress.Unresolved):
+        raise ProviderUnavailable(details={"reason": "provider_unreachable", "endpoint": endpoint}) from None
+    except egress.Refused:
+        raise ProviderUnavailable(
+            "The egress policy refuses the identity provider's address",
+            details={"reason": "provider_refused", "endpoint": endpoint},
+        ) from None
+    except (requests.RequestException, ValueError):
+        raise ProviderError(details={"reason": "provider_bad_answer", "endpoint": endpoint}) from None
 
 
-def _get_json(session: OAuth2Session, url: str) -> dict[str, Any]:
-    """GET a JSON object from the provider, following no redirect (it could lead anywhere)."""
-    with _calling(url):
+def _get_json(session: OAuth2Session, url: str, endpoint: str) -> dict[str, Any]:
+    """GET a JSON object from the provider's `endpoint`, following no redirect (it could lead anywhere)."""
+    with _calling(endpoint):
         response = session.get(url, withhold_token=True, allow_redirects=False)
     try:
         body = response.json() if response.status_code == 200 else None
@@ -98,7 +121,7 @@ def _get_json(session: OAuth2Session, url: str) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise ProviderError(
-            details={"reason": "provider_bad_answer", "url": url, "status": response.status_code}
+            details={"reason": "provider_bad_answer", "endpoint": endpoint, "status": response.status_code}
         )
     return body
 
@@ -110,25 +133,39 @@ def _discover(session: OAuth2Session, sso: SsoSettings) -> dict[str, Any]:
 
 def _key_set(session: OAuth2Session, jwks_uri: str) -> dict[str, Any]:
     """The provider's signing keys (cached)."""
-    return provider_documents.get(("jwks", jwks_uri), lambda: _get_json(session, jwks_uri))
+    return provider_documents.get(("jwks", jwks_uri), lambda: _get_json(session, jwks_uri, "jwks_uri"))
 
 
 def _fetch_discovery(session: OAuth2Session, sso: SsoSettings) -> dict[str, Any]:
-    """Read the provider's discovery document and check that it is the configured issuer's."""
-    metadata = _get_json(session, sso.issuer.rstrip("/") + DISCOVERY_PATH)
+    """Read the provider's discovery document and check that it is the configured issuer's, with its
+    endpoints on the issuer's host."""
+    metadata = _get_json(session, sso.issuer.rstrip("/") + DISCOVERY_PATH, "discovery")
     if metadata.get("issuer") != sso.issuer:
         raise ProviderError(
             "The discovery document names another issuer", details={"reason": "discovery_issuer_mismatch"}
         )
     production = current_app.config["APP_ENV"] == "production"
-    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+    for name in ENDPOINTS:
         url = metadata.get(name)
         if not isinstance(url, str) or provider_url_problem(url, production):
             raise ProviderError(
                 f"The discovery document has no usable {name}",
                 details={"reason": "discovery_incomplete", "field": name},
             )
+        if not _same_origin(url, sso.issuer):
+            raise ProviderError(
+                f"The discovery document's {name} is not on the issuer's host",
+                details={"reason": "discovery_foreign_endpoint", "field": name},
+            )
     return metadata
+
+
+def _same_origin(url: str, issuer: str) -> bool:
+    """Tell whether `url` has the issuer's scheme, host and port."""
+    try:
+        return egress.origin(url) == egress.origin(issuer)
+    except egress.Refused:
+        return False
 
 
 def authorization_url(sso: SsoSettings, redirect_uri: str, state: str, nonce: str, code_verifier: str) -> str:
@@ -194,14 +231,13 @@ def verified_claims(
     with _session(sso, redirect_uri, with_secret=True) as session:
         metadata = _discover(session, sso)
         try:
-            with _calling(metadata["token_endpoint"]):
+            with _calling("token_endpoint"):
                 token = session.fetch_token(
                     metadata["token_endpoint"], code=code, code_verifier=code_verifier, allow_redirects=False
                 )
         except OAuthError as error:
-            raise refused(
-                "code_refused", "The identity provider refused the code", error=error.error
-            ) from None
+            known = error.error if isinstance(error.error, str) and error.error in TOKEN_ERRORS else None
+            raise refused("code_refused", "The identity provider refused the code", error=known) from None
         if not isinstance(token.get("id_token"), str):
             raise ProviderError(
                 "The identity provider sent no ID token", details={"reason": "id_token_missing"}

@@ -48,6 +48,7 @@ from app.telegram.client import (
     TelegramClient,
     TelegramError,
     TransientError,
+    bot_client,
 )
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import tenant_scope
@@ -168,12 +169,11 @@ class BotSender:
             account = TelegramAccount.objects(id=self.account_id).first()
             config = self.app.config
             self.close()
-            self.client = TelegramClient(
+            self.client = bot_client(
                 crypto.decrypt(account.token_encrypted),
-                account.api_base_url or config["TELEGRAM_API_BASE"],
-                timeout=config["TELEGRAM_TIMEOUT"],
+                account.api_base_url,
+                config,
                 max_retries=config["TELEGRAM_RETRIES"],
-                backoff=config["TELEGRAM_RETRY_BACKOFF_MS"] / 1000,
                 connections=self.concurrency,
             )
             self.paid_broadcast = account.paid_broadcast
@@ -461,11 +461,12 @@ class _BotTurn:
     def _remember_file(self, media_id: ObjectId, media: Media, result: dict[str, Any]) -> None:
         """Keep the id Telegram gave the uploaded file: later sends of this bot name it instead."""
         if media.kind == "photo":
-            sizes = result.get("photo") or [{}]
-            file_id = sizes[-1].get("file_id")
+            sizes = result.get("photo")
+            file = sizes[-1] if isinstance(sizes, list) and sizes else None
         else:
-            file_id = (result.get("document") or {}).get("file_id")
-        if file_id:
+            file = result.get("document")
+        file_id = file.get("file_id") if isinstance(file, dict) else None
+        if isinstance(file_id, str) and file_id:
             self.sender.file_ids[media_id] = file_id
             self.media[media_id] = Media(media.kind, media.filename, file_id)
 

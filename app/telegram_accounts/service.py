@@ -8,11 +8,11 @@ import mongoengine as me
 from bson import ObjectId
 from flask import current_app
 
-from app import crypto
+from app import crypto, egress
 from app.audit.service import record
 from app.errors import Conflict, ServiceUnavailable, ValidationFailed, found
 from app.pagination import paginate
-from app.telegram.client import PermanentError, TelegramClient, TelegramError
+from app.telegram.client import PermanentError, ServerRefused, TelegramError, bot_client
 from app.tenancy.context import current_tenant
 from app.tenants.service import require_feature
 from app.usage import service as usage
@@ -21,12 +21,18 @@ from .models import TelegramAccount
 
 
 def _check_api_base_url(url: str | None) -> None:
-    """A self-hosted Bot API server is a customIntegrations feature; https outside development."""
+    """A self-hosted Bot API server is a customIntegrations feature; https outside development, and a
+    URL the egress policy allows."""
     if not url:
         return
     require_feature(current_tenant(), "customIntegrations")
-    if not url.startswith("https://") and current_app.config["APP_ENV"] == "production":
+    config = current_app.config
+    if not url.startswith("https://") and config["APP_ENV"] == "production":
         raise ValidationFailed(details={"apiBaseUrl": ["Use an https:// URL."]})
+    try:
+        egress.Policy.for_tenants(config).check(url)
+    except egress.Refused as exc:
+        raise ValidationFailed(details={"apiBaseUrl": [str(exc)]}) from None
 
 
 def _check_paid_broadcast(paid: bool | None) -> None:
@@ -36,23 +42,22 @@ def _check_paid_broadcast(paid: bool | None) -> None:
 
 
 def _check_with_telegram(token: str, api_base_url: str | None) -> dict:
-    """Ask Telegram (getMe) whether the token is a bot's; return the bot, or raise 422 / 503."""
-    config = current_app.config
-    client = TelegramClient(
-        token,
-        api_base_url or config["TELEGRAM_API_BASE"],
-        timeout=config["TELEGRAM_TIMEOUT"],
-        max_retries=1,
-        backoff=config["TELEGRAM_RETRY_BACKOFF_MS"] / 1000,
-    )
+    """Ask the bot's Bot API server (getMe) whether the token is a bot's; return the bot, or raise 422 /
+    503. A bot's own server is a tenant's choice: what it answered is not repeated (the client says
+    only its status)."""
+    client = bot_client(token, api_base_url, current_app.config, max_retries=1)
     try:
         return client.get_me()
+    except ServerRefused as exc:
+        raise ValidationFailed(details={"apiBaseUrl": [exc.reason]}) from None
     except PermanentError as exc:
         raise ValidationFailed(
-            details={"token": [f"Telegram refused this token: {exc.description}"]}
+            details={"token": [f"The Bot API server refused this token: {exc.description}"]}
         ) from None
     except TelegramError:
         raise ServiceUnavailable("Telegram did not answer; try again in a moment") from None
+    finally:
+        client.close()
 
 
 def _set_token(account: TelegramAccount, token: str) -> None:

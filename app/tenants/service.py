@@ -8,7 +8,7 @@ from typing import Any
 import mongoengine as me
 from flask import current_app
 
-from app import crypto, leases
+from app import crypto, egress, leases
 from app.audit.service import record
 from app.auth import tokens
 from app.auth.models import ImpersonationSession, SsoLoginState
@@ -180,6 +180,11 @@ def _update_sso(tenant: Tenant, values: dict[str, Any] | None, principal: Princi
         tenant.settings.security.sso = SsoSettings()
         return
     require_feature(tenant, "sso")
+    if values.get("issuer") is not None:
+        try:
+            egress.Policy.for_tenants(current_app.config).check(values["issuer"])
+        except egress.Refused as exc:
+            raise _sso_invalid({"issuer": [str(exc)]}) from None
     sso = tenant.settings.security.sso
     moved = any(name in values and values[name] != getattr(sso, name) for name in ("issuer", "client_id"))
     if moved and "client_secret" not in values:

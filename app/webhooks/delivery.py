@@ -8,10 +8,9 @@ Each delivery is a POST of the event as JSON with
     X-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>." + body under the webhook's secret>
 A receiver recomputes the HMAC and rejects old timestamps. Every attempt is recorded on the delivery;
 a failure is retried with exponential backoff up to WEBHOOK_MAX_ATTEMPTS; a webhook whose last
-WEBHOOK_DISABLE_AFTER deliveries all failed is disabled, and an audit entry says so. Outside
-development, addresses that resolve to loopback, private, link-local or other reserved networks are
-refused, checked after DNS resolution, and the request goes to the address that was checked (no
-second lookup for a rebinding name to change); redirects are not followed.
+WEBHOOK_DISABLE_AFTER deliveries all failed is disabled, and an audit entry says so. Every request
+follows the egress policy (app.egress: checked after DNS resolution and sent to the address checked,
+no redirect followed); an attempt records the answer's HTTP status, never its body.
 """
 
 from __future__ import annotations
@@ -19,23 +18,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from bson import ObjectId
 from flask import Flask, current_app
 from pymongo import UpdateOne
-from requests.adapters import HTTPAdapter
 
-from app import crypto
+from app import crypto, egress
 from app.audit.models import Actor
 from app.audit.service import record
 from app.clock import utcnow
@@ -52,58 +47,10 @@ MAX_BACKOFF = timedelta(hours=1)
 LOG_KEEP = 20
 
 
-class TargetRefused(Exception):
-    """The webhook URL resolves to an address the service must not call."""
-
-
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """Return the X-Signature header value for a body sent at `timestamp`."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
-
-
-def check_target(url: str, allow_private: bool) -> str:
-    """Resolve the URL's host once and return the address to connect to; refuse non-public addresses
-    (unless `allow_private`: WEBHOOK_ALLOW_PRIVATE_TARGETS). The caller connects to this very address,
-    so a name that resolves differently a moment later (DNS rebinding) cannot redirect the request."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise TargetRefused(f"cannot resolve {parts.hostname}") from exc
-    addresses = [info[4][0].split("%", 1)[0] for info in infos]
-    if not allow_private:
-        for address in addresses:
-            ip = ipaddress.ip_address(address)
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-                ip = ip.ipv4_mapped
-            if not ip.is_global or ip.is_multicast:
-                raise TargetRefused(f"{parts.hostname} resolves to a non-public address ({ip})")
-    return addresses[0]
-
-
-class PinnedAdapter(HTTPAdapter):
-    """Connects to an address given in the URL while TLS still checks the certificate of the name."""
-
-    def __init__(self, hostname: str):
-        super().__init__(max_retries=0)
-        self.hostname = hostname
-
-    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = self.hostname
-            pool_kwargs["assert_hostname"] = self.hostname
-        return host_params, pool_kwargs
-
-
-def pinned(url: str, address: str) -> tuple[str, str]:
-    """Return the URL with its host replaced by `address`, and the Host header of the original."""
-    parts = urlsplit(url)
-    host = f"[{address}]" if ":" in address else address
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc)), parts.netloc.rsplit("@", 1)[-1]
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -111,12 +58,7 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def attempt(
-    url: str,
-    secret: str,
-    delivery: dict[str, Any],
-    session: requests.Session,
-    timeout: float,
-    allow_private: bool,
+    url: str, secret: str, delivery: dict[str, Any], session: requests.Session, timeout: float
 ) -> tuple[bool, dict[str, Any]]:
     """POST one delivery (a stored document); return whether it was accepted, and the attempt's log entry."""
     body = json.dumps(delivery["payload"], separators=(",", ":"), sort_keys=True).encode()
@@ -131,15 +73,12 @@ def attempt(
     started = time.perf_counter()
     entry: dict[str, Any] = {"at": utcnow()}
     try:
-        target, headers["Host"] = pinned(url, check_target(url, allow_private))
-        if isinstance(session, requests.Session) and target.startswith("https://"):
-            session.mount(target, PinnedAdapter(urlsplit(url).hostname))
-        response = session.post(target, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        response = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
         entry["status"] = response.status_code
         ok = 200 <= response.status_code < 300
         if not ok:
             entry["error"] = f"HTTP {response.status_code}"
-    except TargetRefused as exc:
+    except egress.Refused as exc:
         ok, entry["error"] = False, f"refused: {exc}"
     except requests.RequestException as exc:
         ok, entry["error"] = False, f"network error: {type(exc).__name__}"
@@ -175,9 +114,8 @@ class WebhookSender:
         self.tenant_id = lane.tenant_id
         self.concurrency = config["WEBHOOK_CONCURRENCY"]
         self.timeout = config["WEBHOOK_TIMEOUT"]
-        self.allow_private = config["WEBHOOK_ALLOW_PRIVATE_TARGETS"]
         self.max_attempts = config["WEBHOOK_MAX_ATTEMPTS"]
-        self.session = requests.Session()
+        self.session = egress.guard(requests.Session(), egress.Policy.for_tenants(config))
 
     def close(self) -> None:
         self.session.close()
@@ -203,7 +141,6 @@ class WebhookSender:
                         crypto.decrypt(webhook.secret_encrypted),
                         session=self.session,
                         timeout=self.timeout,
-                        allow_private=self.allow_private,
                     )
                     answers = pool.map(send, batch)
                     self._record(webhook, batch, list(answers))

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 from flask import current_app
 
-from app import crypto
+from app import crypto, egress
 from app.audit.service import record
 from app.errors import ValidationFailed, found
 from app.pagination import paginate
@@ -20,11 +20,14 @@ SECRET_PREFIX = "whsec_"
 
 
 def _check_url(url: str) -> None:
-    """Deliveries go over https, except to a development receiver."""
-    if not url.startswith("https://") and current_app.config["APP_ENV"] == "production":
+    """Deliveries go over https, except to a development receiver, to a URL the egress policy allows."""
+    config = current_app.config
+    if not url.startswith("https://") and config["APP_ENV"] == "production":
         raise ValidationFailed(details={"url": ["Use an https:// URL."]})
-    if "@" in url.split("/")[2]:
-        raise ValidationFailed(details={"url": ["Credentials in the URL are not allowed."]})
+    try:
+        egress.Policy.for_tenants(config).check(url)
+    except egress.Refused as exc:
+        raise ValidationFailed(details={"url": [str(exc)]}) from None
 
 
 def _new_secret(webhook: Webhook) -> None:
