@@ -1,13 +1,15 @@
 """Anonymous load: what a request without a valid credential may cost, counted in work, not time.
 
 A tenant's apiCallsPerHour is spent only by its own credentials; requests without a valid one count per
-client address; signups per address."""
+client address; signups per address; a login costs one password check whatever the email."""
 
 from __future__ import annotations
 
 import pytest
+from argon2 import PasswordHasher
 
 from app.tenants.models import Tenant
+from app.tenants.service import create_tenant
 
 from .conftest import PASSWORD
 from .support import bearer, set_limits
@@ -217,3 +219,72 @@ class TestSignupLimit:
         client = app_factory().test_client()
         statuses = [client.post(SIGNUP, json=signup_body(number)).status_code for number in range(60)]
         assert statuses.count(201) == 10 and statuses[10:] == [429] * 50
+
+
+# -- password checks per login ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def verifications(monkeypatch):
+    """Count argon2 verifications (every password check of the service goes through PasswordHasher)."""
+    counted = []
+    verify = PasswordHasher.verify
+
+    def counting(self, hash, password):
+        counted.append(hash)
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting)
+    return counted
+
+
+@pytest.fixture
+def many_tenants(app, make_user):
+    """shared@example.com is a user of twelve tenants, each with its own password."""
+    tenants = [create_tenant(f"Tenant {number}", f"tenant-{number}") for number in range(12)]
+    for number, tenant in enumerate(tenants):
+        make_user(tenant, "owner", email="shared@example.com", password=f"password {number}")
+    return tenants
+
+
+def login(client, email, password, **kwargs):
+    return client.post(LOGIN, json={"email": email, "password": password}, **kwargs)
+
+
+class TestPasswordChecksPerLogin:
+    @pytest.mark.parametrize(
+        ("email", "password", "hint", "status"),
+        [
+            ("nobody@example.com", "password 0", None, 401),
+            ("nobody@example.com", "password 0", "tenant-3", 401),
+            ("shared@example.com", "wrong password", None, 401),
+            ("shared@example.com", "password 0", None, 409),
+            ("shared@example.com", "password 7", None, 401),  # right, but for another tenant
+            ("shared@example.com", "password 7", "tenant-7", 200),
+            ("shared@example.com", "password 0", "tenant-7", 401),
+            ("single@example.com", PASSWORD, None, 200),
+            ("single@example.com", "wrong password", None, 401),
+            ("root@platform.example.com", PASSWORD, None, 200),
+            ("root@platform.example.com", "wrong password", None, 401),
+        ],
+    )
+    def test_one_check_per_login(
+        self, client, many_tenants, make_user, superadmin, verifications, email, password, hint, status
+    ):
+        make_user(many_tenants[0], "member", email="single@example.com")
+        response = login(client, email, password, query_string={"tenant": hint} if hint else {})
+        assert response.status_code == status, response.json
+        assert len(verifications) == 1
+
+    def test_unknown_and_existing_emails_cost_the_same(self, client, many_tenants, verifications):
+        costs = []
+        for email in ("shared@example.com", "nobody@example.com", "shared@example.com"):
+            verifications.clear()
+            assert login(client, email, "wrong password").status_code == 401
+            costs.append(len(verifications))
+        assert costs == [1, 1, 1]
+
+    def test_several_tenants_name_only_the_one_checked(self, client, many_tenants):
+        response = login(client, "shared@example.com", "password 0")
+        assert response.status_code == 409
+        assert response.json["error"]["details"]["tenants"] == ["tenant-0"]
