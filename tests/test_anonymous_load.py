@@ -1,15 +1,24 @@
 """Anonymous load: what a request without a valid credential may cost, counted in work, not time.
 
 A tenant's apiCallsPerHour is spent only by its own credentials; requests without a valid one count per
-client address; signups per address; a login costs one password check whatever the email."""
+client address; signups per address; a login costs one password check whatever the email; and the audit
+entries anyone can cause are bounded per tenant."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher
 
+from app.audit import service as audit
+from app.audit.models import AuditLog
+from app.auth.models import SsoLoginState
+from app.clock import utcnow
+from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
+from app.users.models import User
 
 from .conftest import PASSWORD
 from .support import bearer, set_limits
@@ -288,3 +297,82 @@ class TestPasswordChecksPerLogin:
         response = login(client, "shared@example.com", "password 0")
         assert response.status_code == 409
         assert response.json["error"]["details"]["tenants"] == ["tenant-0"]
+
+
+# -- audit entries anyone can cause -------------------------------------------------------------------
+
+
+def entries(tenant, action) -> list[AuditLog]:
+    with tenant_scope(tenant):
+        return list(AuditLog.objects(action=action))
+
+
+def issued_state(tenant) -> str:
+    """A single sign-on login this service started for `tenant`, as its start keeps it."""
+    state = SsoLoginState(
+        state=f"state-{SsoLoginState.objects.count()}",
+        tenant_id=tenant.id,
+        nonce="nonce",
+        code_verifier="verifier" * 8,
+        redirect_uri="http://localhost/api/v1/auth/sso/callback",
+        expires_at=utcnow() + timedelta(minutes=10),
+    )
+    return state.save(force_insert=True).state
+
+
+class TestAnonymousAuditEntries:
+    def test_one_refused_start_per_address_and_reason(self, client, tenant):
+        for number in range(3):
+            for _ in range(10):
+                response = client.get(
+                    SSO_START, query_string={"tenant": "acme"}, environ_base=address(number)
+                )
+                assert response.status_code == 404
+        refused = entries(tenant, "auth.sso_refused")
+        assert len(refused) == 3
+        assert {entry.ip for entry in refused} == {f"198.51.100.{number}" for number in range(3)}
+        assert {entry.summary["reason"] for entry in refused} == {"not_configured"}
+
+    def test_callbacks_with_made_up_states_write_nothing(self, client, tenant):
+        for number in range(20):
+            query = {"state": f"made-up-{number}", "code": "x", "tenant": "acme"}
+            response = client.get(SSO_CALLBACK, query_string=query, environ_base=address(number))
+            assert response.status_code == 401
+        assert entries(tenant, "auth.sso_refused") == []
+
+    def test_callbacks_with_issued_states_are_bounded_too(self, client, tenant):
+        for _ in range(10):
+            query = {"state": issued_state(tenant), "error": "access_denied"}
+            assert client.get(SSO_CALLBACK, query_string=query).status_code == 401
+        refused = entries(tenant, "auth.sso_refused")
+        assert [entry.summary["reason"] for entry in refused] == ["provider_error"]
+
+    def test_a_tenant_takes_at_most_so_many_in_all(self, client, tenant, monkeypatch):
+        monkeypatch.setattr(audit, "ANONYMOUS_ENTRIES", 5)
+        for number in range(20):
+            client.get(SSO_START, query_string={"tenant": "acme"}, environ_base=address(number))
+        assert len(entries(tenant, "auth.sso_refused")) == 5
+
+    def test_the_bound_is_per_tenant(self, client, tenant, other_tenant):
+        for slug in ("acme", "globex", "acme", "globex"):
+            client.get(SSO_START, query_string={"tenant": slug})
+        assert len(entries(tenant, "auth.sso_refused")) == 1
+        assert len(entries(other_tenant, "auth.sso_refused")) == 1
+
+    def test_failed_logins_are_bounded_per_user_and_address(self, client, tenant, make_user):
+        users = [make_user(tenant, "member") for _ in range(3)]
+        for user in users:
+            for number in range(2):
+                for _ in range(4):
+                    body = {"email": user.email, "password": "wrong password"}
+                    response = client.post(
+                        LOGIN, json=body, query_string={"tenant": "acme"}, environ_base=address(number)
+                    )
+                    assert response.status_code == 401
+        failed = entries(tenant, "auth.login_failed")
+        assert len(failed) == 6
+        assert {(entry.target_id, entry.ip) for entry in failed} == {
+            (str(user.id), f"198.51.100.{number}") for user in users for number in range(2)
+        }
+        with tenant_scope(tenant):
+            assert User.objects.count() == 3

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from app.audit.service import record, record_platform
+from app.audit.service import record, record_anonymous, record_platform
 from app.clock import utcnow
 from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
 from app.tenancy.access import SUPERADMIN, Principal
@@ -39,7 +39,10 @@ def _user_login(
     """Check a tenant user's password, state, single sign-on rule and second factor; issue tokens."""
     if not verify_password(user.password_hash if user else None, password) or not user.active:
         if user is not None:
-            record("auth.login_failed", tenant=tenant, target_type="user", target_id=user.id)
+            subject = str(user.id)
+            record_anonymous(
+                "auth.login_failed", tenant=tenant, subject=subject, target_type="user", target_id=subject
+            )
         raise InvalidCredentials()
     if not tenant.is_active:
         raise TenantSuspended()
