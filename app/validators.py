@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import tinycss2
 from flask import current_app
 from marshmallow import ValidationError, validate
 
@@ -73,20 +74,30 @@ def whole(pattern: str, error: str) -> validate.Regexp:
 # An id in a body or query string (ids in paths go through the objectid URL converter).
 object_id = whole("[0-9a-fA-F]{24}", "Use a 24-character hexadecimal id.")
 
-# CSS that can run script, load other documents, or break out of the <style> element.
+# Custom CSS is tokenized (tinycss2) within these bounds, so that checking it is linear in its length.
+MAX_CSS_CHARS = 50_000
+MAX_CSS_RULES = 2_000  # {} blocks: rules, at-rules with a body, nested rules
+MAX_CSS_DEPTH = 12  # blocks and functions nested in one another
+# CSS that can run script, load other documents, or break out of the <style> element, looked for in the
+# text (with and without its comments, which can split a word in two). Every quantifier is possessive:
+# a failed match never backtracks, so each search is linear.
 CSS_FORBIDDEN = (
     (re.compile(r"<"), "HTML (such as </style>) is not allowed in CSS"),
     (re.compile(r"\\"), "CSS escapes are not allowed"),
     (re.compile(r"@import", re.IGNORECASE), "@import is not allowed"),
     (re.compile(r"javascript:|vbscript:", re.IGNORECASE), "script URLs are not allowed"),
-    (re.compile(r"expression\s*\(", re.IGNORECASE), "expression() is not allowed"),
-    (re.compile(r"behavior\s*:|-moz-binding", re.IGNORECASE), "behaviors and bindings are not allowed"),
+    (re.compile(r"expression\s*+\(", re.IGNORECASE), "expression() is not allowed"),
+    (re.compile(r"behavior\s*+:|-moz-binding", re.IGNORECASE), "behaviors and bindings are not allowed"),
     (re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]"), "control characters are not allowed"),
+    # No style needs more; Python refuses to read an integer of thousands of digits.
+    (re.compile(r"[0-9]{51}"), "numbers of more than 50 digits are not allowed"),
 )
-CSS_URL_RE = re.compile(r"url\(\s*['\"]?\s*([^'\")\s]*)", re.IGNORECASE)
+CSS_URL_RE = re.compile(r"url\(\s*+['\"]?+\s*+([^'\")\s]*+)", re.IGNORECASE)
 CSS_URL_ALLOWED = re.compile(r"https://|data:image/(?:png|gif|jpeg|webp);", re.IGNORECASE)
-CSS_COMMENT_RE = re.compile(r"/\*.*?\*/", re.DOTALL)
 CSS_URL_PROBLEM = "only https: and data:image URLs are allowed in url()"
+# Functions whose string arguments are URLs the browser loads, as url()'s are.
+CSS_URL_FUNCTIONS = frozenset({"src", "image", "image-set", "-webkit-image-set"})
+CSS_NESTING = ("function", "() block", "[] block", "{} block")
 
 
 @publishes({"pattern": r"\S"})
@@ -163,19 +174,65 @@ def host_name(value: str) -> None:
         raise ValidationError("Use a lowercase domain name, such as marketing.example.com.")
 
 
-def css_problems(css: str) -> list[str]:
-    """Return why `css` is not safe to put in a tenant's <style> element (empty when it is)."""
+def _without_comments(css: str) -> str:
+    """Return `css` without its comments (an unclosed one runs to the end, as in a browser)."""
+    parts, position = [], 0
+    while (start := css.find("/*", position)) != -1:
+        parts.append(css[position:start])
+        end = css.find("*/", start + 2)
+        position = len(css) if end == -1 else end + 2
+    parts.append(css[position:])
+    return "".join(parts)
+
+
+def _css_url_allowed(url: str) -> bool:
+    return not url or CSS_URL_ALLOWED.match(url) is not None
+
+
+def _css_token_problems(css: str) -> list[str]:
+    """Return what the tokens of `css` load that the text does not show as a url(), or the bound it
+    goes past."""
     problems = []
-    for text in (css, CSS_COMMENT_RE.sub("", css)):
-        for pattern, problem in CSS_FORBIDDEN:
-            if pattern.search(text) and problem not in problems:
-                problems.append(problem)
-        for url in CSS_URL_RE.findall(text):
-            if url and not CSS_URL_ALLOWED.match(url) and CSS_URL_PROBLEM not in problems:
+    pending = [(tinycss2.parse_component_value_list(css, skip_comments=True), 0, None)]
+    rules = 0
+    while pending:
+        tokens, depth, function = pending.pop()
+        for token in tokens:
+            if token.type == "string" and function in CSS_URL_FUNCTIONS and not _css_url_allowed(token.value):
                 problems.append(CSS_URL_PROBLEM)
+            if token.type not in CSS_NESTING:
+                continue
+            if depth == MAX_CSS_DEPTH:
+                return [f"Blocks and functions may be nested at most {MAX_CSS_DEPTH} deep."]
+            rules += token.type == "{} block"
+            if rules > MAX_CSS_RULES:
+                return [f"At most {MAX_CSS_RULES:,} rules."]
+            if token.type == "function":
+                pending.append((token.arguments, depth + 1, token.lower_name))
+            else:
+                pending.append((token.content, depth + 1, None))
     return problems
 
 
+def css_problems(css: str) -> list[str]:
+    """Return why `css` is not safe to put in a tenant's <style> element (empty when it is). The work is
+    linear in the length of `css`, which is refused past MAX_CSS_CHARS before anything else."""
+    if len(css) > MAX_CSS_CHARS:
+        return [f"At most {MAX_CSS_CHARS:,} characters."]
+    problems = []
+    for text in (css, _without_comments(css)):
+        for pattern, problem in CSS_FORBIDDEN:
+            if pattern.search(text):
+                problems.append(problem)
+        if not all(_css_url_allowed(url) for url in CSS_URL_RE.findall(text)):
+            problems.append(CSS_URL_PROBLEM)
+    if problems:
+        return list(dict.fromkeys(problems))
+    # Only text that passed the checks above is tokenized.
+    return list(dict.fromkeys(_css_token_problems(css)))
+
+
+@publishes({"maxLength": MAX_CSS_CHARS})
 def safe_css(value: str) -> None:
     problems = css_problems(value)
     if problems:

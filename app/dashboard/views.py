@@ -7,12 +7,11 @@ served from here, and a Content-Security-Policy forbids inline scripts and style
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, render_template, request
 
 from app.tenancy.access import infra, public
 from app.tenancy.context import current_tenant
-from app.tenants.plans import effective_features
-from app.validators import css_problems
+from app.tenants.stylesheet import tenant_stylesheet
 
 blp = Blueprint(
     "dashboard",
@@ -23,6 +22,8 @@ blp = Blueprint(
     static_url_path="/static",
 )
 
+# Seconds a browser or proxy keeps a tenant's stylesheet before asking again (with its ETag).
+STYLESHEET_MAX_AGE = 60
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -64,11 +65,15 @@ def tenants_page():
 @blp.get("/tenant.css")
 @public
 def tenant_css():
-    """The custom CSS of the tenant the request names (white-label plans only), checked again."""
+    """The custom CSS of the tenant the request names (white-label plans only), checked when saved."""
     tenant = current_tenant()
     if tenant is None:
         abort(404)
-    css = tenant.branding.custom_css or ""
-    if not effective_features(tenant.plan, tenant.features).get("whiteLabel") or css_problems(css):
-        css = ""
-    return Response(css, mimetype="text/css", headers={"Cache-Control": "no-cache"})
+    css, etag = tenant_stylesheet(tenant)
+    response = Response(css, mimetype="text/css")
+    response.set_etag(etag)
+    response.cache_control.public = True
+    response.cache_control.max_age = STYLESHEET_MAX_AGE
+    # The tenant is named by the host, a header or the query string.
+    response.vary.update(("Host", "X-Tenant-Id"))
+    return response.make_conditional(request)

@@ -254,9 +254,7 @@ class BrandingPatchSchema(Schema):
     )
     primary_color = fields.String(data_key="primaryColor", allow_none=True, validate=validators.color)
     secondary_color = fields.String(data_key="secondaryColor", allow_none=True, validate=validators.color)
-    custom_css = fields.String(
-        data_key="customCss", allow_none=True, validate=[validate.Length(max=50_000), validators.safe_css]
-    )
+    custom_css = fields.String(data_key="customCss", allow_none=True, validate=validators.safe_css)
     hide_powered_by = fields.Boolean(data_key="hidePoweredBy")
 
 
