@@ -1,5 +1,9 @@
 """Field validators shared by the schemas: time zones, currencies, language tags, CIDRs, colours, CSS,
-identity provider URLs.
+identity provider URLs; and the email and URL fields, whose length is capped before their patterns run.
+
+Every validator of tenant-controlled text runs in time linear in its input: a cap on the length comes
+before any costly work, and every pattern's unbounded quantifiers are possessive, with no quantifier
+nested in another (tests/test_linear_validators.py checks both).
 
 A validator that can say what it accepts in JSON Schema carries that as `json_schema` (`publishes`),
 and the OpenAPI document shows it on every field the validator checks (`openapi_properties`), so that
@@ -18,7 +22,7 @@ from urllib.parse import urlsplit
 
 import tinycss2
 from flask import current_app
-from marshmallow import ValidationError, validate
+from marshmallow import ValidationError, fields, validate
 
 # ISO 4217 codes of currencies in use (funds and precious metals left out).
 CURRENCIES = frozenset(
@@ -37,6 +41,9 @@ LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|\d{3}))?
 HOST_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 COLOR_RE = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", re.ASCII)
 MAX_CIDRS = 100
+MAX_CIDR_LENGTH = 64  # the longest network, IPv6 with an IPv4 tail and a prefix, has 49 characters
+MAX_HOST_NAME = 253
+MAX_URL = 2048
 # Where an identity provider may answer over plain http: this machine (tests, local development).
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -139,16 +146,25 @@ def color(value: str) -> None:
         raise ValidationError("Use a hex colour, such as #1a2b3c.")
 
 
+def _is_network(value: str) -> bool:
+    if len(value) > MAX_CIDR_LENGTH:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 @publishes({"maxItems": MAX_CIDRS})
 def cidr_list(values: list[str]) -> None:
     if len(values) > MAX_CIDRS:
         raise ValidationError(f"At most {MAX_CIDRS} entries.")
-    errors = {}
-    for index, value in enumerate(values):
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            errors[index] = ["Use an IPv4 or IPv6 address or CIDR, such as 203.0.113.0/24."]
+    errors = {
+        index: ["Use an IPv4 or IPv6 address or CIDR, such as 203.0.113.0/24."]
+        for index, value in enumerate(values)
+        if not _is_network(value)
+    }
     if errors:
         raise ValidationError(errors)
 
@@ -161,16 +177,13 @@ def normalize_cidrs(values: list[str]) -> list[str]:
     return list(seen)
 
 
-@publishes({"maxLength": 253, "pattern": f"^{HOST_LABEL_RE.pattern}(?:\\.{HOST_LABEL_RE.pattern})+$"})
+@publishes(
+    {"maxLength": MAX_HOST_NAME, "pattern": f"^{HOST_LABEL_RE.pattern}(?:\\.{HOST_LABEL_RE.pattern})+$"}
+)
 def host_name(value: str) -> None:
     """A custom domain: a lowercase DNS name with at least two labels."""
-    labels = value.split(".")
-    if (
-        not value.isascii()
-        or len(value) > 253
-        or len(labels) < 2
-        or not all(HOST_LABEL_RE.fullmatch(label) for label in labels)
-    ):
+    labels = value.split(".") if len(value) <= MAX_HOST_NAME else []
+    if not value.isascii() or len(labels) < 2 or not all(HOST_LABEL_RE.fullmatch(label) for label in labels):
         raise ValidationError("Use a lowercase domain name, such as marketing.example.com.")
 
 
@@ -256,11 +269,43 @@ def provider_url_problem(url: str, production: bool) -> str | None:
     return "Use an https:// URL (http:// only to localhost, and never in production)."
 
 
+@publishes({"maxLength": MAX_URL})
 def oidc_issuer(value: str) -> None:
     """An OpenID Connect issuer: a provider URL (see provider_url_problem) without query or fragment."""
+    if len(value) > MAX_URL:
+        raise ValidationError(f"Longer than maximum length {MAX_URL}.")
     problem = provider_url_problem(value, current_app.config["APP_ENV"] == "production")
     if problem:
         raise ValidationError(problem)
     parts = urlsplit(value)
     if parts.query or parts.fragment:
         raise ValidationError("An issuer URL has no query and no fragment.")
+
+
+class _LengthFirst:
+    """A field whose value is refused past `max_length` characters before its validators run, such as
+    the patterns of marshmallow's Email and URL: their work stays bounded by the cap."""
+
+    def __init__(self, *args: Any, max_length: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_length = max_length
+        self.json_schema = {"maxLength": max_length}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and len(value) > self.max_length:
+            raise ValidationError(f"Longer than maximum length {self.max_length}.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Email(_LengthFirst, fields.Email):
+    """An email address: at most 254 characters (RFC 5321), counted before its pattern runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, max_length=254, **kwargs)
+
+
+class URL(_LengthFirst, fields.URL):
+    """A URL: at most MAX_URL characters, counted before its pattern runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, max_length=MAX_URL, **kwargs)
