@@ -142,6 +142,12 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "LOGIN_RATE_LIMIT_PER_EMAIL": _rate(
             "LOGIN_RATE_LIMIT_PER_EMAIL", get("LOGIN_RATE_LIMIT_PER_EMAIL", "10/minute")
         ),
+        "ANONYMOUS_RATE_LIMIT_PER_IP": _rate(
+            "ANONYMOUS_RATE_LIMIT_PER_IP", get("ANONYMOUS_RATE_LIMIT_PER_IP", "300/minute")
+        ),
+        "SIGNUP_RATE_LIMIT_PER_IP": _rate(
+            "SIGNUP_RATE_LIMIT_PER_IP", get("SIGNUP_RATE_LIMIT_PER_IP", "10/hour")
+        ),
         "TRIAL_DAYS": _int("TRIAL_DAYS", get("TRIAL_DAYS", "14"), minimum=1),
         "RETENTION_DEFAULT_DAYS": _int(
             "RETENTION_DEFAULT_DAYS", get("RETENTION_DEFAULT_DAYS", "365"), minimum=1

@@ -89,7 +89,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     api.ma_plugin.converter.add_attribute_function(validators.openapi_properties)
     converters.init_app(app, api)
     request_hooks.init_app(app)
-    middleware.init_app(app, credentials.authenticate)
+    middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate))
     rate_limits.init_app(app)
     impersonation.init_app(app)
 

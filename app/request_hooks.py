@@ -17,7 +17,7 @@ log = logging.getLogger("app.access")
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A Bot API path carries the bot's token (the development sandbox's routes): never log it.
-BOT_TOKEN_IN_PATH = re.compile(r"/bot(\d+):[^/]+")
+BOT_TOKEN_IN_PATH = re.compile(r"/bot(\d++):[^/]++")
 
 
 class UnsupportedMediaType(AppError):

@@ -189,6 +189,7 @@ def main() -> None:
         "TELEGRAM_API_BASE": telegram.url,
         "LOGIN_RATE_LIMIT_PER_IP": NO_LIMIT,
         "LOGIN_RATE_LIMIT_PER_EMAIL": NO_LIMIT,
+        "ANONYMOUS_RATE_LIMIT_PER_IP": NO_LIMIT,
     }
     process, service, secrets = serve_service(workdir, empty, env)
     try:

@@ -59,10 +59,39 @@ class TestLogin:
         response = login(client, "shared@example.com")
         assert response.status_code == 409
         assert response.json["error"]["code"] == "tenant_required"
-        assert sorted(response.json["error"]["details"]["tenants"]) == ["acme", "globex"]
+        # Neither account signed in yet: the password was checked against the older one only.
+        assert response.json["error"]["details"]["tenants"] == ["acme"]
         assert login(client, "shared@example.com", "wrong password").status_code == 401
         chosen = login(client, "shared@example.com", query_string={"tenant": "globex"})
         assert chosen.status_code == 200 and chosen.json["tenant"]["slug"] == "globex"
+        # The account signed in with last is the one checked from now on.
+        again = login(client, "shared@example.com")
+        assert again.status_code == 409 and again.json["error"]["details"]["tenants"] == ["globex"]
+
+    def test_without_a_hint_other_tenants_of_the_email_are_never_revealed(
+        self, client, tenant, other_tenant, make_user
+    ):
+        make_user(tenant, email="shared@example.com", password="password of acme")
+        make_user(other_tenant, email="shared@example.com", password="password of globex")
+        named = login(client, "shared@example.com", "password of acme")
+        assert named.status_code == 409 and named.json["error"]["details"]["tenants"] == ["acme"]
+        # globex's password is right there, but only the account checked counts: the same answer as a
+        # wrong password, which tells nothing about globex.
+        other = login(client, "shared@example.com", "password of globex")
+        unknown = login(client, "nobody@example.com", "password of globex")
+        assert other.status_code == unknown.status_code == 401
+        assert other.json == unknown.json
+        hinted = login(client, "shared@example.com", "password of globex", query_string={"tenant": "globex"})
+        assert hinted.status_code == 200
+
+    def test_inactive_accounts_are_not_the_one_checked(self, client, tenant, other_tenant, make_user):
+        make_user(tenant, email="shared@example.com")
+        retired = make_user(other_tenant, email="shared@example.com")
+        assert login(client, "shared@example.com", query_string={"tenant": "globex"}).status_code == 200
+        with tenant_scope(other_tenant):
+            User.objects(id=retired.id).update(set__active=False)
+        response = login(client, "shared@example.com")
+        assert response.status_code == 409 and response.json["error"]["details"]["tenants"] == ["acme"]
 
     def test_failures_look_the_same(self, client, owner):
         unknown = login(client, "nobody@example.com")

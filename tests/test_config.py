@@ -109,11 +109,28 @@ def test_malformed_encryption_keys_are_refused(keys):
         ("MAX_CONTENT_LENGTH", "10"),
         ("TRIAL_DAYS", "0"),
         ("APP_ENV", "staging"),
+        ("ANONYMOUS_RATE_LIMIT_PER_IP", "lots"),
+        ("SIGNUP_RATE_LIMIT_PER_IP", "5/fortnight"),
     ],
 )
 def test_malformed_settings_are_refused(name, value):
     with pytest.raises(config.ConfigError, match=name):
         config.load({"APP_ENV": "development", name: value})
+
+
+def test_anonymous_rate_limits_have_defaults_and_are_read():
+    settings = config.load({"APP_ENV": "development"})
+    assert settings["ANONYMOUS_RATE_LIMIT_PER_IP"] == "300/minute"
+    assert settings["SIGNUP_RATE_LIMIT_PER_IP"] == "10/hour"
+    changed = config.load(
+        {
+            "APP_ENV": "development",
+            "ANONYMOUS_RATE_LIMIT_PER_IP": " 50 / second",
+            "SIGNUP_RATE_LIMIT_PER_IP": "2/day",
+        }
+    )
+    assert changed["ANONYMOUS_RATE_LIMIT_PER_IP"] == "50/second"
+    assert changed["SIGNUP_RATE_LIMIT_PER_IP"] == "2/day"
 
 
 def test_settings_are_read_from_the_environment(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,11 +11,19 @@ from flask import g, has_request_context, request
 from app.logs import request_id_var
 from app.pagination import paginate
 from app.tenancy.context import tenant_scope
+from app.usage.rate_limits import within
 
 from .models import Actor, AuditLog, PlatformAuditLog
 
+log = logging.getLogger("app.audit")
+
 SECRET_KEY_RE = re.compile(r"password|secret|token|hash|apikey|api_key|^key$", re.IGNORECASE)
 REDACTED = "[redacted]"
+# Entries that a request without a credential causes (a failed login, a refused single sign-on) are
+# anyone's to cause: a tenant's log takes one per action, subject and client address in this window,
+# and at most ANONYMOUS_ENTRIES of them in all per window; the others are only logged.
+ANONYMOUS_WINDOW = "hour"
+ANONYMOUS_ENTRIES = 100
 
 
 def redact(value: Any) -> Any:
@@ -74,6 +83,29 @@ def record(
         return entry.save()
     with tenant_scope(tenant):
         return entry.save()
+
+
+def record_anonymous(
+    action: str,
+    *,
+    tenant: Any,
+    subject: str,
+    target_type: str | None = None,
+    target_id: Any = None,
+    summary: dict[str, Any] | None = None,
+) -> AuditLog | None:
+    """Append an entry caused without a credential to the audit log of `tenant` when it is the first of
+    its action, subject and client address in the window and the tenant's log has room; else log it."""
+    address = request.remote_addr if has_request_context() else None
+    tenant_key = str(tenant.id)
+    if within(f"1/{ANONYMOUS_WINDOW}", "audit", tenant_key, action, subject, str(address)) and within(
+        f"{ANONYMOUS_ENTRIES}/{ANONYMOUS_WINDOW}", "audit", tenant_key
+    ):
+        return record(action, tenant=tenant, target_type=target_type, target_id=target_id, summary=summary)
+    log.warning(
+        action, extra={"auditedTenant": tenant_key, "auditSkipped": True, "summary": redact(summary or {})}
+    )
+    return None
 
 
 def record_platform(

@@ -12,7 +12,7 @@ from .models import API_KEY_ROLES
 
 
 class LoginSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = validators.Email(required=True)
     password = fields.String(required=True, validate=validate.Length(min=1, max=128))
     code = fields.String(
         validate=validate.Length(min=6, max=32), metadata={"description": "TOTP or recovery code (2FA)"}

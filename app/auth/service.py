@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
 
-from app.audit.service import record, record_platform
+from app.audit.service import record, record_anonymous, record_platform
 from app.clock import utcnow
 from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
 from app.tenancy.access import SUPERADMIN, Principal
@@ -22,8 +23,9 @@ from .credentials import fresh_account
 from .models import ImpersonationSession
 from .passwords import verify_password
 
-# A login without a tenant hint tries at most this many tenants of one email.
+# A login without a tenant hint looks at most this many tenants of one email.
 MAX_TENANTS_PER_EMAIL = 20
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def _tenant_user(tenant: Tenant, email: str) -> User | None:
@@ -37,7 +39,10 @@ def _user_login(
     """Check a tenant user's password, state, single sign-on rule and second factor; issue tokens."""
     if not verify_password(user.password_hash if user else None, password) or not user.active:
         if user is not None:
-            record("auth.login_failed", tenant=tenant, target_type="user", target_id=user.id)
+            subject = str(user.id)
+            record_anonymous(
+                "auth.login_failed", tenant=tenant, subject=subject, target_type="user", target_id=subject
+            )
         raise InvalidCredentials()
     if not tenant.is_active:
         raise TenantSuspended()
@@ -69,12 +74,30 @@ def _superadmin_login(admin: PlatformUser, password: str) -> dict[str, Any]:
     return {**tokens.issue(admin.id, None, SUPERADMIN), "user": admin, "tenant": None}
 
 
+def _last_signed_in(tenants: list[Tenant], email: str) -> tuple[Tenant, User] | None:
+    """Return the active account of `email` in `tenants` that signed in last (of those that never did,
+    the oldest)."""
+    accounts = []
+    for tenant in tenants:
+        user = _tenant_user(tenant, email)
+        if user is not None and user.active:
+            accounts.append((tenant, user))
+
+    def recency(account: tuple[Tenant, User]) -> tuple[datetime, float]:
+        user = account[1]
+        return user.last_login_at or NEVER, -user.created_at.timestamp()
+
+    return max(accounts, key=recency, default=None)
+
+
 def login(email: str, password: str, address: str | None, code: str | None = None) -> dict[str, Any]:
     """Log in with a tenant hint (the tenant in context) or, without one, by the email alone.
 
     Without a hint: a superadmin's email logs in as the superadmin; an email with one tenant logs into
-    it; an email in several tenants is 409 tenant_required (listing the tenants whose password
-    matched). Every failure looks the same and costs one password check or more.
+    it; an email in several tenants is checked against the account it signed in with last, and when the
+    password is right there, answered 409 tenant_required naming that tenant (and no other). Every
+    request costs exactly one password check, whether the email exists or not and however many tenants
+    it belongs to, and every failure looks the same.
     """
     email = normalize_email(email)
     tenant = current_tenant()
@@ -92,16 +115,14 @@ def login(email: str, password: str, address: str | None, code: str | None = Non
             verify_password(None, password)
             raise InvalidCredentials()
         return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
-    matching = []
-    for candidate in tenants:
-        user = _tenant_user(candidate, email)
-        if user is not None and user.active and verify_password(user.password_hash, password):
-            matching.append(candidate.slug)
-    if not matching:
+    account = _last_signed_in(tenants, email)
+    tenant, user = account if account is not None else (None, None)
+    if not verify_password(user.password_hash if user else None, password):
         raise InvalidCredentials()
     raise TenantRequired(
-        "This email belongs to several tenants: say which (X-Tenant-Id or ?tenant=)",
-        details={"tenants": matching},
+        "This email belongs to several tenants: say which (X-Tenant-Id or ?tenant=); "
+        "the password is right for the one listed",
+        details={"tenants": [tenant.slug]},
     )
 
 

@@ -8,7 +8,9 @@ A tenant owner configures the provider in `settings.security.sso` (app.tenants.s
    JWKS, issuer, audience, expiry, nonce) and logs in the tenant's user the token is about: the one bound
    to its subject, or at a first single sign-on the one with its email (then bound), creating it within
    the `users` limit.
-Every refusal is audited as auth.sso_refused with its reason, in the tenant's log when one is known.
+Every refusal is audited as auth.sso_refused with its reason, in the tenant's log when one is known (the
+tenant of the start, or of the server-side state of the callback), within the bounds of
+app.audit.service.record_anonymous.
 The conversation with the provider itself is app.auth.oidc.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 import mongoengine as me
 from authlib.common.security import generate_token
 
-from app.audit.service import record
+from app.audit.service import record, record_anonymous
 from app.clock import utcnow
 from app.errors import AppError, NotFound, TenantRequired, TenantSuspended
 from app.tenancy.context import current_tenant, tenant_scope
@@ -52,7 +54,8 @@ class SsoRequired(AppError):
 
 @contextmanager
 def _audited(tenant: Tenant | None) -> Iterator[None]:
-    """Record every refusal of the block as auth.sso_refused (only logged when no tenant is known)."""
+    """Record every refusal of the block as auth.sso_refused in the tenant's log, within the bounds of
+    record_anonymous (anyone can cause one), or only log it when no tenant is known."""
     try:
         yield
     except AppError as error:
@@ -61,7 +64,7 @@ def _audited(tenant: Tenant | None) -> Iterator[None]:
         if tenant is None:
             log.warning("auth.sso_refused", extra=summary)
         else:
-            record("auth.sso_refused", tenant=tenant, summary=summary)
+            record_anonymous("auth.sso_refused", tenant=tenant, subject=summary["reason"], summary=summary)
         raise
 
 
@@ -177,7 +180,9 @@ def finish_login(callback: dict[str, Any], address: str | None) -> dict[str, Any
     flow, problem = _claim(callback["state"])
     tenant = tenant_by_id(flow.tenant_id) if flow is not None else None
     hinted = current_tenant()
-    with _audited(tenant or hinted):
+    # Only a state this service issued names the tenant whose log takes a refusal: a hint is anyone's
+    # to send, with any made-up state.
+    with _audited(tenant):
         if problem is not None:
             raise refused(problem, "This sign-on is not valid (any more): start again")
         if tenant is None:

@@ -7,12 +7,11 @@ served from here, and a Content-Security-Policy forbids inline scripts and style
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, render_template, request
 
 from app.tenancy.access import infra, public
 from app.tenancy.context import current_tenant
-from app.tenants.plans import effective_features
-from app.validators import css_problems
+from app.tenants.stylesheet import tenant_stylesheet
 
 blp = Blueprint(
     "dashboard",
@@ -64,11 +63,17 @@ def tenants_page():
 @blp.get("/tenant.css")
 @public
 def tenant_css():
-    """The custom CSS of the tenant the request names (white-label plans only), checked again."""
+    """The custom CSS of the tenant the request names (white-label plans only), checked when saved."""
     tenant = current_tenant()
     if tenant is None:
         abort(404)
-    css = tenant.branding.custom_css or ""
-    if not effective_features(tenant.plan, tenant.features).get("whiteLabel") or css_problems(css):
-        css = ""
-    return Response(css, mimetype="text/css", headers={"Cache-Control": "no-cache"})
+    css, etag = tenant_stylesheet(tenant)
+    response = Response(css, mimetype="text/css")
+    response.set_etag(etag)
+    # Kept by browsers and proxies, and asked for again each time with its ETag: a saved change shows on
+    # the next page, and an unchanged stylesheet costs a 304.
+    response.cache_control.public = True
+    response.cache_control.no_cache = True
+    # The tenant is named by the host, a header or the query string.
+    response.vary.update(("Host", "X-Tenant-Id"))
+    return response.make_conditional(request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from app import validators
 from app.pagination import PageArgs
@@ -10,7 +10,6 @@ from app.pagination import PageArgs
 BOT_TOKEN = validators.whole(
     "[0-9]{5,15}:[A-Za-z0-9_-]{30,64}", "Use the bot token BotFather gave, such as 123456789:AAE..."
 )
-API_BASE_URL = validate.Length(max=2048)
 
 
 class TelegramAccountSchema(Schema):
@@ -29,21 +28,15 @@ class TelegramAccountSchema(Schema):
 class TelegramAccountCreateSchema(Schema):
     name = fields.String(required=True, validate=validators.NAME)
     token = fields.String(required=True, validate=BOT_TOKEN, load_only=True)
-    api_base_url = fields.URL(
-        data_key="apiBaseUrl", schemes={"http", "https"}, require_tld=False, validate=API_BASE_URL
-    )
+    api_base_url = validators.URL(data_key="apiBaseUrl", schemes={"http", "https"}, require_tld=False)
     paid_broadcast = fields.Boolean(data_key="paidBroadcast")
 
 
 class TelegramAccountPatchSchema(Schema):
     name = fields.String(validate=validators.NAME)
     token = fields.String(validate=BOT_TOKEN, load_only=True)
-    api_base_url = fields.URL(
-        data_key="apiBaseUrl",
-        allow_none=True,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=API_BASE_URL,
+    api_base_url = validators.URL(
+        data_key="apiBaseUrl", allow_none=True, schemes={"http", "https"}, require_tld=False
     )
     active = fields.Boolean()
     paid_broadcast = fields.Boolean(data_key="paidBroadcast")

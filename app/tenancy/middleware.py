@@ -2,7 +2,8 @@
 
 Order of a request:
 1. the endpoint's access rule (INFRA endpoints skip tenancy entirely);
-2. the credential, read by the authenticator the app was given (None when there is none);
+2. the credential, read by the authenticator the app was given (None when there is none), before any
+   hint is resolved;
 3. the tenant: the credential's own; a hint naming another one is 403 tenant_mismatch, except for a
    superadmin, whose hint selects the tenant; with no credential, hints select it on PUBLIC routes only;
 4. the rule: PLATFORM needs a superadmin, TENANT a tenant and an allowed role;
@@ -114,6 +115,10 @@ def _before_request() -> None:
     rule = rule_for(app, request.endpoint, request.method)
     if rule.access is Access.INFRA:
         return
+    # The credential first: a request without a valid one is counted (per client address) before the
+    # tenants its hints name are looked up.
+    principal = app.extensions["tenancy_authenticate"](rule)
+    g.principal = principal
     if app.config["ENABLE_MULTI_TENANT"]:
         hints = request_hints(request.headers, request.args, request.host, app.config["BASE_DOMAIN"])
     else:
@@ -121,8 +126,6 @@ def _before_request() -> None:
         hints = [Hint("default", app.config["DEFAULT_TENANT_SLUG"])]
     # Every hint must name a tenant (404 otherwise), whoever asks and whatever the route.
     named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint)) is not None]
-    principal = app.extensions["tenancy_authenticate"](rule)
-    g.principal = principal
     tenant = choose_tenant(rule, principal, named)
     if principal is not None and principal.impersonator and not rule.while_impersonating:
         raise Forbidden("Not while impersonating: credentials are the user's own to change")

@@ -188,7 +188,7 @@ class SignupTenantSchema(Schema):
 
 
 class SignupUserSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = validators.Email(required=True)
     password = fields.String(required=True, validate=PASSWORD)
     name = fields.String(required=True, validate=validators.NAME)
 
@@ -268,14 +268,10 @@ class SettingsPatchSchema(Schema):
 
 
 class BrandingPatchSchema(Schema):
-    logo_url = fields.URL(
-        data_key="logoUrl", allow_none=True, schemes={"https"}, validate=validate.Length(max=2048)
-    )
+    logo_url = validators.URL(data_key="logoUrl", allow_none=True, schemes={"https"})
     primary_color = fields.String(data_key="primaryColor", allow_none=True, validate=validators.color)
     secondary_color = fields.String(data_key="secondaryColor", allow_none=True, validate=validators.color)
-    custom_css = fields.String(
-        data_key="customCss", allow_none=True, validate=[validate.Length(max=50_000), validators.safe_css]
-    )
+    custom_css = fields.String(data_key="customCss", allow_none=True, validate=validators.safe_css)
     hide_powered_by = fields.Boolean(data_key="hidePoweredBy")
 
 
@@ -310,7 +306,7 @@ class BillingPatchSchema(Schema):
     price_cents = fields.Integer(
         data_key="priceCents", allow_none=True, strict=True, validate=validate.Range(min=0, max=10**9)
     )
-    email = fields.Email(allow_none=True)
+    email = validators.Email(allow_none=True)
     trial_ends_at = fields.AwareDateTime(data_key="trialEndsAt", allow_none=True)
     current_period_end = fields.AwareDateTime(data_key="currentPeriodEnd", allow_none=True)
 

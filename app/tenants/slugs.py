@@ -6,6 +6,8 @@ import re
 import unicodedata
 
 SLUG_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]", re.ASCII)
+NOT_SLUG_RUN = re.compile(r"[^a-z0-9]++")
+IDN_PREFIX_RE = re.compile(r"^(..)--")
 
 # Words that are part of the platform's own host names or URLs, never a tenant.
 RESERVED = frozenset(
@@ -70,8 +72,8 @@ def slug_problem(slug: str, *, allow_reserved: frozenset[str] = frozenset()) -> 
 def slugify(name: str) -> str:
     """Derive a slug candidate from a tenant name (the result still has to pass slug_problem)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:63].strip("-")
-    slug = re.sub(r"^(..)--", r"\1-", slug)
+    slug = NOT_SLUG_RUN.sub("-", ascii_name.lower()).strip("-")[:63].strip("-")
+    slug = IDN_PREFIX_RE.sub(r"\1-", slug)
     if len(slug) < 3:
         slug = f"{slug}-org" if slug else "org"
     return slug

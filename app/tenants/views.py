@@ -10,6 +10,7 @@ from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import platform, public, roles
 from app.tenancy.context import current_tenant
+from app.usage.rate_limits import check_signup_attempt
 from app.usage.service import snapshot
 
 from . import admin, service
@@ -42,6 +43,7 @@ class Signup(MethodView):
     @blp.response(201, SignupResponseSchema)
     def post(self, body):
         """Create a tenant and its owner; paid plans start with a trial."""
+        check_signup_attempt(request.remote_addr)
         return service.signup(body["tenant"], body["user"], body["plan"])
 
 

@@ -1,19 +1,27 @@
-"""Rate limits: `apiCallsPerHour` per tenant (read from its plan on each request) and login attempts.
+"""Rate limits: `apiCallsPerHour` per tenant (read from its plan on each request), anonymous requests per
+client address, and logins, single sign-ons and signups.
+
+A tenant's budget is spent only by requests that carry a valid credential of that tenant: a request
+that merely names a tenant (a hint) spends nothing of it, so that no stranger can exhaust it. Requests
+without a valid credential count per client address instead (ANONYMOUS_RATE_LIMIT_PER_IP, the address
+as TRUSTED_PROXIES lets the service read it), before any tenant they name is looked up.
 
 Flask-Limiter counts in RATELIMIT_STORAGE_URI: `memory://` counts per process (development, tests),
-a shared store (`mongodb://...`) counts across workers and hosts. Over the limit, the answer is
+a shared store (`mongodb://...`) counts across workers and hosts. Over a limit, the answer is
 429 rate_limited with Retry-After and X-RateLimit-Limit/Remaining/Reset.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter
 from limits import parse
 
-from app.errors import RateLimited
+from app.errors import AppError, RateLimited
+from app.tenancy.access import Principal, Rule
 from app.tenancy.context import current_tenant
 from app.tenants.models import Tenant
 from app.tenants.plans import effective_limits
@@ -21,8 +29,18 @@ from app.tenants.plans import effective_limits
 API_SCOPE = "global"
 
 
-def _tenant_key() -> str:
+def _metered_tenant() -> Tenant | None:
+    """The tenant whose budget this request spends: the tenant of its credential. A hint alone spends
+    nothing, nor does a platform superadmin naming a tenant."""
     tenant = current_tenant()
+    principal = g.get("principal")
+    if tenant is None or principal is None or principal.tenant_id != tenant.id:
+        return None
+    return tenant
+
+
+def _tenant_key() -> str:
+    tenant = _metered_tenant()
     return str(tenant.id) if tenant is not None else ""
 
 
@@ -31,19 +49,17 @@ def _hourly_limit(tenant: Tenant) -> int | None:
 
 
 def _tenant_limit() -> str:
-    tenant = current_tenant()
+    tenant = _metered_tenant()
     limit = _hourly_limit(tenant) if tenant is not None else None
     # Flask-Limiter reads the limit before asking _unmetered(); an unmetered request is exempt anyway.
     return f"{limit if limit is not None else 1}/hour"
 
 
 def _unmetered() -> bool:
-    """Requests without a tenant, by a platform superadmin, or of an unlimited plan are not counted."""
-    tenant = current_tenant()
-    if tenant is None or _hourly_limit(tenant) is None:
-        return True
-    principal = g.get("principal")
-    return principal is not None and principal.is_superadmin
+    """Requests without a credential of the tenant in context, and those of an unlimited plan, are not
+    counted against a tenant."""
+    tenant = _metered_tenant()
+    return tenant is None or _hourly_limit(tenant) is None
 
 
 limiter = Limiter(
@@ -69,21 +85,51 @@ def api_calls_this_hour(tenant: Tenant) -> int:
     return limit - remaining
 
 
+def within(limit: str, namespace: str, *keys: str) -> bool:
+    """Count one event of `keys` against `limit`; tell whether it stayed within it."""
+    return limiter.limiter.hit(parse(limit), namespace, *keys)
+
+
 def _count(limit: str, namespace: str, key: str, message: str) -> None:
     """Count one attempt of `key` against `limit`; raise 429 with Retry-After past it."""
+    if within(limit, namespace, key):
+        return
     item = parse(limit)
-    if not limiter.limiter.hit(item, namespace, key):
-        reset_at, _remaining = limiter.limiter.get_window_stats(item, namespace, key)
-        retry_after = max(1, int(reset_at - time.time()))
-        raise RateLimited(
-            message,
-            headers={
-                "Retry-After": str(retry_after),
-                "X-RateLimit-Limit": str(item.amount),
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(int(reset_at)),
-            },
-        )
+    reset_at, _remaining = limiter.limiter.get_window_stats(item, namespace, key)
+    raise RateLimited(
+        message,
+        headers={
+            "Retry-After": str(max(1, int(reset_at - time.time()))),
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(reset_at)),
+        },
+    )
+
+
+def check_anonymous_request(address: str | None) -> None:
+    """Count a request without a valid credential per client address; raise 429 past the limit."""
+    limit = current_app.config["ANONYMOUS_RATE_LIMIT_PER_IP"]
+    _count(limit, "anonymous", f"ip:{address}", "Too many requests from your address; try again later")
+
+
+def counting_anonymous(
+    authenticate: Callable[[Rule], Principal | None],
+) -> Callable[[Rule], Principal | None]:
+    """Wrap the tenancy core's authenticator so that a request without a valid credential (none, or one
+    that is refused) counts against ANONYMOUS_RATE_LIMIT_PER_IP for its client address."""
+
+    def authenticate_or_count(rule: Rule) -> Principal | None:
+        try:
+            principal = authenticate(rule)
+        except AppError:
+            check_anonymous_request(request.remote_addr)
+            raise
+        if principal is None:
+            check_anonymous_request(request.remote_addr)
+        return principal
+
+    return authenticate_or_count
 
 
 def check_login_attempt(address: str | None, email: str) -> None:
@@ -101,3 +147,9 @@ def check_sso_attempt(address: str | None) -> None:
     makes the service call the tenant's identity provider."""
     limit = current_app.config["LOGIN_RATE_LIMIT_PER_IP"]
     _count(limit, "sso", f"ip:{address}", "Too many single sign-on attempts; try again later")
+
+
+def check_signup_attempt(address: str | None) -> None:
+    """Count a signup per client address (SIGNUP_RATE_LIMIT_PER_IP); raise 429 past the limit."""
+    limit = current_app.config["SIGNUP_RATE_LIMIT_PER_IP"]
+    _count(limit, "signup", f"ip:{address}", "Too many signups from your address; try again later")

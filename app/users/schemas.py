@@ -28,7 +28,7 @@ class UserListArgs(PageArgs):
 
 
 class UserCreateSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = validators.Email(required=True)
     name = fields.String(required=True, validate=validators.NAME)
     role = fields.String(load_default="member", validate=validate.OneOf(TENANT_ROLES))
     password = fields.String(required=True, validate=PASSWORD)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app import validators
 from app.pagination import PageArgs
 
 from .models import DELIVERY_STATUSES, WEBHOOK_EVENTS
@@ -30,7 +31,7 @@ class WebhookWithSecretSchema(WebhookSchema):
 
 
 class WebhookCreateSchema(Schema):
-    url = fields.URL(required=True, schemes={"http", "https"}, validate=validate.Length(max=2048))
+    url = validators.URL(required=True, schemes={"http", "https"})
     events = fields.List(
         fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)),
         required=True,
@@ -39,7 +40,7 @@ class WebhookCreateSchema(Schema):
 
 
 class WebhookPatchSchema(Schema):
-    url = fields.URL(schemes={"http", "https"}, validate=validate.Length(max=2048))
+    url = validators.URL(schemes={"http", "https"})
     events = EVENTS
     active = fields.Boolean()
     rotate_secret = fields.Boolean(data_key="rotateSecret", load_only=True)
