@@ -43,7 +43,7 @@ NOT_PUBLIC = (
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # A host whose last label is a number is an IPv4 address to a browser (the WHATWG URL standard).
-ENDS_IN_NUMBER = re.compile(r"(?:\A|\.)(?:[0-9]+|0x[0-9a-f]*)\.?\Z")
+ENDS_IN_NUMBER = re.compile(r"(?:\A|\.)(?:[0-9]++|0x[0-9a-f]*+)\.?\Z")
 # Networks that are not public whatever the ipaddress module of this Python version says.
 NOT_PUBLIC_NETWORKS = tuple(
     ipaddress.ip_network(network)
