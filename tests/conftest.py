@@ -217,6 +217,15 @@ def superadmin_headers(superadmin, headers_for):
 
 
 @pytest.fixture
+def cache_clock(monkeypatch):
+    """The clock of the per-process caches (tenants, credentials) as a list of one number, which a
+    test moves by hand (cache_clock[0] += seconds). Ask for it before anything that fills a cache."""
+    now = [1000.0]
+    monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
+    return now
+
+
+@pytest.fixture
 def frequent_thread_switches():
     """Switch threads very often, so that the interleavings a check-then-write bug needs do happen.
 

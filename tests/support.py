@@ -28,6 +28,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from app.audit.models import AuditLog
+from app.auth.cache import auth_cache
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.access import public
 from app.tenancy.cache import tenant_cache
@@ -152,6 +153,17 @@ def log_records(name: str) -> Iterator[list[logging.LogRecord]]:
         yield records
     finally:
         logger.removeHandler(handler)
+
+
+@contextmanager
+def in_another_worker(monkeypatch) -> Iterator[None]:
+    """Make changes as another worker would: the database changes, but this process's caches of
+    credentials and tenants are not told (they see it when their entries expire)."""
+    with monkeypatch.context() as patch:
+        for cache in (auth_cache, tenant_cache):
+            patch.setattr(cache, "clear", lambda: None)
+            patch.setattr(cache, "discard", lambda _key: None)
+        yield
 
 
 # -- requests and responses

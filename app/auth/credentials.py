@@ -137,6 +137,28 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# A key acts with at most its creator's current rights: the creator's role must reach the key's.
+RANK = {"member": 0, "admin": 1, "owner": 2, SUPERADMIN: 3}
+
+
+def _creator(tenant: Any, creator_id: str | None) -> User | PlatformUser | None:
+    """The tenant user or the superadmin who created a key (None when neither exists any more)."""
+    if not ObjectId.is_valid(creator_id):
+        return None
+    return _user(tenant, creator_id) or PlatformUser.objects(id=creator_id).first()
+
+
+def _check_creator(tenant: Any, api_key: ApiKey) -> None:
+    """Refuse a key whose creator was deleted, is deactivated or no longer holds the key's role."""
+    creator_id = api_key.created_by
+    creator = auth_cache.get(("creator", tenant.id, creator_id), lambda: _creator(tenant, creator_id))
+    if creator is None or not creator.active or RANK[creator.role] < RANK[api_key.role]:
+        raise Unauthorized(
+            "This API key no longer works: the person who created it was removed, deactivated or "
+            "no longer holds its role"
+        )
+
+
 def _api_key_principal(key: str) -> Principal:
     """Keys look like tmk_<tenant id>_<secret>: the tenant id scopes the lookup of the key's hash."""
     parts = key.strip().split("_")
@@ -149,6 +171,7 @@ def _api_key_principal(key: str) -> Principal:
     api_key = auth_cache.get(("api_key", tenant.id, key_hash), lambda: _api_key(tenant, key_hash))
     if api_key is None:
         raise Unauthorized("The API key is not valid")
+    _check_creator(tenant, api_key)
     require_feature(tenant, "apiAccess")
     _note_use(tenant, api_key)
     return Principal(
