@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import uuid
+from contextlib import nullcontext
 
 import pytest
 
@@ -19,6 +20,7 @@ from app import create_app  # noqa: E402
 from app.auth import tokens  # noqa: E402
 from app.db import database  # noqa: E402
 from app.tenancy import context  # noqa: E402
+from app.tenants.models import Tenant  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
@@ -156,12 +158,14 @@ def make_user(app):
 
 @pytest.fixture
 def headers_for(app):
-    """Return Authorization headers with a fresh access token for a User or PlatformUser."""
+    """Return Authorization headers with a fresh access token for a User or PlatformUser as stored now
+    (signed in with a password, and with a one-time code when `methods` say so)."""
 
-    def headers(account):
+    def headers(account, methods=(tokens.PASSWORD,)):
         tenant_id = getattr(account, "tenant_id", None)
-        role = account.role
-        issued = tokens.issue(account.id, tenant_id, role)
+        with context.tenant_scope(Tenant.objects.get(id=tenant_id)) if tenant_id else nullcontext():
+            stored = type(account).objects.get(id=account.id)
+        issued = tokens.issue(stored, list(methods))
         return {"Authorization": f"Bearer {issued['access_token']}"}
 
     return headers

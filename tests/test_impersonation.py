@@ -146,7 +146,7 @@ class TestToken:
             with tenant_scope(tenant):
                 create_user("owner@long-lived.example.com", "Owner", PASSWORD, "owner")
             admin = create_superadmin("ops@platform.example.com", "Ops", PASSWORD)
-            normal = tokens.issue(admin.id, None, "superadmin")["access_token"]
+            normal = tokens.issue(admin, [tokens.PASSWORD])["access_token"]
             normal_claims = decode_token(normal)
             # The override took effect: ordinary access tokens of this app live an hour.
             assert normal_claims["exp"] - normal_claims["iat"] == 3600

@@ -17,7 +17,7 @@ from bson import ObjectId
 from flask import request
 
 from app.clock import utcnow
-from app.errors import Unauthorized
+from app.errors import TokenRevoked, Unauthorized
 from app.tenancy.access import SUPERADMIN, Principal, Rule
 from app.tenancy.context import tenant_scope
 from app.tenancy.resolver import tenant_by_id
@@ -31,6 +31,10 @@ from .sso import password_login_allowed
 from .two_factor import ENROLLMENT_SCOPE
 
 API_KEY_PREFIX = "tmk"
+SESSION_ENDED = (
+    "This session has ended (the account's password, two-factor authentication or status changed): "
+    "sign in again"
+)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -60,7 +64,7 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     subject = claims.get("sub")
     via = f"{claims['type']}_token"
     if claims.get("role") == SUPERADMIN:
-        admin = _active_superadmin(subject)
+        admin = _current_superadmin(subject, claims)
         return Principal(
             subject=subject, role=SUPERADMIN, tenant_id=None, via=via, account=admin, claims=claims
         )
@@ -70,12 +74,12 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     user = auth_cache.get(("user", tenant.id, subject), lambda: _user(tenant, subject))
     if user is None or not user.active:
         raise Unauthorized("The account of this token is no longer active")
-    password = tokens.PASSWORD in tokens.signed_in_by(claims)
-    if password and "act" not in claims and not password_login_allowed(tenant, user):
-        raise Unauthorized("This tenant signs in with single sign-on now: sign in again through it")
+    _check_version(user, claims)
     impersonator = None
     if "act" in claims:
-        impersonator = str(_active_superadmin(claims["act"].get("sub")).id)
+        impersonator = str(_current_superadmin(claims["act"].get("sub"), claims["act"]).id)
+    else:
+        _check_sign_in_rules(tenant, user, claims)
     return Principal(
         subject=subject,
         role=user.role,
@@ -85,6 +89,28 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
         impersonator=impersonator,
         claims=claims,
     )
+
+
+def _check_version(account: User | PlatformUser, claims: dict[str, Any]) -> None:
+    """Refuse a token issued before a change that ended its account's sessions (app.auth.tokens)."""
+    if tokens.version_of(claims) != account.token_version:
+        raise TokenRevoked(SESSION_ENDED)
+
+
+def _check_sign_in_rules(tenant: Any, user: User, claims: dict[str, Any]) -> None:
+    """Refuse a password session that the tenant's rules do not admit now: where single sign-on has
+    replaced passwords, or without a second factor where the tenant requires one. (Turning require2fa
+    on also ends the sessions of the users without 2FA for good: app.tenants.service.)"""
+    methods = tokens.signed_in_by(claims)
+    if tokens.PASSWORD not in methods:
+        return
+    if not password_login_allowed(tenant, user):
+        raise Unauthorized("This tenant signs in with single sign-on now: sign in again through it")
+    second_factor = tokens.ONE_TIME_CODE in methods or claims.get("scope") == ENROLLMENT_SCOPE
+    if tenant.settings.security.require_2fa and not second_factor:
+        raise Unauthorized(
+            "This tenant requires two-factor authentication: sign in again with your one-time code"
+        )
 
 
 def fresh_account(principal: Principal) -> User | PlatformUser:
@@ -104,12 +130,14 @@ def _user(tenant: Any, subject: str) -> User | None:
         return User.objects(id=subject).first()
 
 
-def _active_superadmin(subject: Any) -> PlatformUser:
+def _current_superadmin(subject: Any, claims: dict[str, Any]) -> PlatformUser:
+    """The active superadmin whose token (or whose impersonation's `act` claim) `claims` are."""
     admin = None
     if ObjectId.is_valid(subject):
         admin = auth_cache.get(("superadmin", subject), lambda: PlatformUser.objects(id=subject).first())
     if admin is None or not admin.active:
         raise Unauthorized("The account of this token is no longer active")
+    _check_version(admin, claims)
     return admin
 
 

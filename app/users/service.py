@@ -13,6 +13,7 @@ from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
 from app.auth.cache import forget as forget_credentials
 from app.auth.passwords import hash_password
+from app.auth.tokens import end_sessions
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, found
 from app.pagination import paginate
@@ -131,6 +132,10 @@ def update_user(actor: Principal, user_id: ObjectId, changes: dict[str, Any]) ->
         user.password_hash = hash_password(changes["password"])
         summary["password"] = "changed"
     user.save()
+    if "password" in summary or summary.get("active", {}).get("to") is False:
+        # Sessions begun with the old password, or before the deactivation, are over for good; a role
+        # change needs nothing of the kind: every request acts with the account's current role.
+        end_sessions(user)
     if summary:
         action = "user.role_changed" if "role" in summary else "user.updated"
         record(action, target_type="user", target_id=user.id, summary=summary)

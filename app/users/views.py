@@ -45,7 +45,8 @@ class UserById(MethodView):
     @blp.arguments(UserPatchSchema)
     @blp.response(200, UserSchema)
     def patch(self, body, user_id):
-        """Change a user's name, role, active flag or password; the last owner stays an owner."""
+        """Change a user's name, role, active flag or password (a new password or a deactivation ends
+        their sessions); the last owner stays an owner."""
         return service.update_user(g.principal, user_id, body)
 
     @roles("owner", "admin")
