@@ -1,8 +1,11 @@
 """Read the request's credential into a Principal, rechecking the account on every request.
 
 A token is only as good as the account behind it now: a deactivated user, a user moved out of the
-tenant, a deleted tenant or a revoked token stop working on the next request, not when the token
-expires. The role used for authorization is the account's current role. The answers come from the
+tenant, a deleted tenant, a revoked token, and a token issued before its account's sessions were ended
+(its `ver` is not the account's token version: a new password, 2FA turned on or off, a deactivation)
+stop working on the next request, not when the token expires; so does a password session the tenant's
+rules no longer admit (single sign-on only, 2FA required). The role used for authorization is the
+account's current role, and an API key acts with at most its creator's. The answers come from the
 per-process auth cache (app/auth/cache.py): a change made in another process counts there within
 AUTH_CACHE_TTL seconds.
 """
