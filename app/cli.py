@@ -37,6 +37,15 @@ def create_superadmin_command(email: str, name: str, password: str) -> None:
     click.echo(f"Created superadmin {admin.email} ({admin.id}).")
 
 
+@users_cli.command("key-recovery-codes")
+def key_recovery_codes_command() -> None:
+    """Key the two-factor recovery codes an older version stored unkeyed (once after upgrading;
+    running it again changes nothing)."""
+    from app.auth.two_factor import key_stored_recovery_codes
+
+    click.echo(f"Keyed the recovery codes of {key_stored_recovery_codes()} users.")
+
+
 jobs_cli = AppGroup("jobs", help="Scheduled jobs.")
 
 

@@ -41,7 +41,7 @@ def setup(app, items: int):
         owner = create_user(f"owner{items}@bench.example.com", "Owner", "bench password 1", "owner")
         principal = Principal(subject=str(owner.id), role="owner", tenant_id=tenant.id, via="access_token")
         key = create_api_key("bench", "admin", principal).key
-    token = tokens.issue(owner.id, tenant.id, "owner")["access_token"]
+    token = tokens.issue(owner, [tokens.PASSWORD])["access_token"]
     client = app.test_client()
     auth = {"Authorization": f"Bearer {token}"}
     bot = client.post(

@@ -26,7 +26,7 @@ with app.app_context():
         principal = Principal(subject=str(owner.id), role="owner", tenant_id=tenant.id, via="access_token")
         key = create_api_key("bench", "admin", principal).key
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = app.config["JWT_REFRESH_TOKEN_EXPIRES"]  # outlives the run
-    token = tokens.issue(owner.id, tenant.id, "owner")["access_token"]
+    token = tokens.issue(owner, [tokens.PASSWORD])["access_token"]
     client = app.test_client()
     for index in range(20):
         client.post(

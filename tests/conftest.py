@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import uuid
+from contextlib import nullcontext
 
 import pytest
 
@@ -19,6 +20,7 @@ from app import create_app  # noqa: E402
 from app.auth import tokens  # noqa: E402
 from app.db import database  # noqa: E402
 from app.tenancy import context  # noqa: E402
+from app.tenants.models import Tenant  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
@@ -184,12 +186,14 @@ def make_user(app):
 
 @pytest.fixture
 def headers_for(app):
-    """Return Authorization headers with a fresh access token for a User or PlatformUser."""
+    """Return Authorization headers with a fresh access token for a User or PlatformUser as stored now
+    (signed in with a password, and with a one-time code when `methods` say so)."""
 
-    def headers(account):
+    def headers(account, methods=(tokens.PASSWORD,)):
         tenant_id = getattr(account, "tenant_id", None)
-        role = account.role
-        issued = tokens.issue(account.id, tenant_id, role)
+        with context.tenant_scope(Tenant.objects.get(id=tenant_id)) if tenant_id else nullcontext():
+            stored = type(account).objects.get(id=account.id)
+        issued = tokens.issue(stored, list(methods))
         return {"Authorization": f"Bearer {issued['access_token']}"}
 
     return headers
@@ -242,6 +246,15 @@ def superadmin(app):
 @pytest.fixture
 def superadmin_headers(superadmin, headers_for):
     return headers_for(superadmin)
+
+
+@pytest.fixture
+def cache_clock(monkeypatch):
+    """The clock of the per-process caches (tenants, credentials) as a list of one number, which a
+    test moves by hand (cache_clock[0] += seconds). Ask for it before anything that fills a cache."""
+    now = [1000.0]
+    monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
+    return now
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import mongoengine as me
+import pyotp
 import pytest
 import requests
 from bson import ObjectId
@@ -30,6 +32,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from app.audit.models import AuditLog
+from app.auth.cache import auth_cache
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.access import public
 from app.tenancy.cache import tenant_cache
@@ -157,6 +160,17 @@ def log_records(name: str) -> Iterator[list[logging.LogRecord]]:
         logger.removeHandler(handler)
 
 
+@contextmanager
+def in_another_worker(monkeypatch) -> Iterator[None]:
+    """Make changes as another worker would: the database changes, but this process's caches of
+    credentials and tenants are not told (they see it when their entries expire)."""
+    with monkeypatch.context() as patch:
+        for cache in (auth_cache, tenant_cache):
+            patch.setattr(cache, "clear", lambda: None)
+            patch.setattr(cache, "discard", lambda _key: None)
+        yield
+
+
 # -- requests and responses
 
 
@@ -221,6 +235,32 @@ def impersonation_headers(client, superadmin_headers, tenant, user_id=None) -> d
     response = client.post(f"{API}/tenants/{tenant.id}/impersonate", headers=superadmin_headers, json=body)
     assert response.status_code == 201, response.get_data(as_text=True)
     return bearer(response.json["accessToken"])
+
+
+# -- two-factor authentication through the API
+
+
+def enrol(client, headers) -> tuple[str, list[str]]:
+    """Turn on 2FA for the caller through the API; return the TOTP secret and the recovery codes."""
+    setup = client.post(f"{API}/auth/2fa/setup", headers=headers)
+    assert setup.status_code == 200, setup.get_data(as_text=True)
+    secret = setup.json["secret"]
+    code = pyotp.TOTP(secret).now()
+    enabled = client.post(f"{API}/auth/2fa/enable", headers=headers, json={"code": code})
+    assert enabled.status_code == 200, enabled.get_data(as_text=True)
+    return secret, enabled.json["recoveryCodes"]
+
+
+def next_code(secret: str) -> str:
+    """The code of the next time step (the current one was used up by enable)."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
+def wrong_code(secret: str) -> str:
+    """A six-digit code that matches none of the steps the server could accept."""
+    totp, now = pyotp.TOTP(secret), time.time()
+    valid = {totp.at(now + offset) for offset in (-60, -30, 0, 30, 60)}
+    return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c not in valid)
 
 
 # -- bots and campaigns through the API

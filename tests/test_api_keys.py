@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from bson import ObjectId
@@ -13,8 +14,9 @@ from bson import ObjectId
 from app.auth.models import ApiKey
 from app.tenancy.context import tenant_scope
 from app.tenants.service import create_tenant
+from app.users.models import PlatformUser
 
-from .support import audit_entries, update_tenant
+from .support import audit_entries, in_another_worker, update_tenant
 
 KEYS = "/api/v1/api-keys"
 ME = "/api/v1/auth/me"
@@ -506,3 +508,102 @@ class TestAudit:
         assert len(audit_entries(tenant, "api_key.created")) == 1
         assert audit_entries(tenant, "api_key.revoked") == []
         assert audit_entries(other_tenant, "api_key.revoked") == []
+
+
+# -- a key acts with its creator's current rights -------------------------------------------------------
+
+USERS = "/api/v1/users"
+CURRENT = "/api/v1/tenants/current"
+
+
+def key_status(client, key) -> int:
+    return client.get(CURRENT, headers=with_key(key)).status_code
+
+
+@pytest.fixture
+def keys(client, tenant, make_user, headers_for):
+    """An admin, and an admin key and a member key they created."""
+    admin = make_user(tenant, "admin")
+    headers = headers_for(admin)
+    return SimpleNamespace(
+        creator=admin,
+        admin_key=new_key(client, headers, role="admin", name="admin key")["key"],
+        member_key=new_key(client, headers, role="member", name="member key")["key"],
+    )
+
+
+def change_user(client, user, headers, **changes):
+    response = client.patch(f"{USERS}/{user.id}", headers=headers, json=changes)
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def remove_user(client, user, headers, query=""):
+    response = client.delete(f"{USERS}/{user.id}{query}", headers=headers)
+    assert response.status_code == 204, response.get_data(as_text=True)
+
+
+CREATOR_GONE = {
+    "deleted": lambda client, keys, headers: remove_user(client, keys.creator, headers),
+    "erased": lambda client, keys, headers: remove_user(client, keys.creator, headers, "?erase=true"),
+    "deactivated": lambda client, keys, headers: change_user(client, keys.creator, headers, active=False),
+    "demoted": lambda client, keys, headers: change_user(client, keys.creator, headers, role="member"),
+}
+
+
+class TestCreatorsRights:
+    @pytest.mark.parametrize("change", CREATOR_GONE.values(), ids=CREATOR_GONE.keys())
+    def test_a_key_stops_when_its_creator_loses_its_role_at_once(self, client, keys, auth_headers, change):
+        assert key_status(client, keys.admin_key) == 200
+        change(client, keys, auth_headers)
+        response = client.get(CURRENT, headers=with_key(keys.admin_key))
+        assert_error(response, 401, "unauthorized")
+        assert "created it" in response.get_json()["error"]["message"]
+
+    @pytest.mark.parametrize("change", CREATOR_GONE.values(), ids=CREATOR_GONE.keys())
+    def test_within_the_cache_bound_in_another_worker(
+        self, cache_clock, app, client, keys, auth_headers, monkeypatch, change
+    ):
+        assert key_status(client, keys.admin_key) == 200
+        with in_another_worker(monkeypatch):
+            change(client, keys, auth_headers)
+        cache_clock[0] += app.config["AUTH_CACHE_TTL"] - 1
+        assert key_status(client, keys.admin_key) == 200
+        cache_clock[0] += 2
+        assert key_status(client, keys.admin_key) == 401
+
+    @pytest.mark.parametrize("change", ["deleted", "erased", "deactivated"])
+    def test_all_keys_of_a_creator_who_is_gone_stop(self, client, keys, auth_headers, change):
+        CREATOR_GONE[change](client, keys, auth_headers)
+        assert key_status(client, keys.member_key) == 401
+
+    def test_a_demoted_creator_keeps_the_keys_of_their_new_role(self, client, keys, auth_headers):
+        change_user(client, keys.creator, auth_headers, role="member")
+        assert key_status(client, keys.member_key) == 200
+        change_user(client, keys.creator, auth_headers, role="admin")
+        assert key_status(client, keys.admin_key) == 200  # never more than the creator may do now
+
+    def test_a_reactivated_creator_brings_their_keys_back(self, client, keys, auth_headers):
+        change_user(client, keys.creator, auth_headers, active=False)
+        change_user(client, keys.creator, auth_headers, active=True)
+        assert [key_status(client, k) for k in (keys.admin_key, keys.member_key)] == [200, 200]
+
+    def test_an_owner_demoted_to_admin_keeps_admin_keys(self, client, tenant, owner, make_user, headers_for):
+        second_owner = headers_for(make_user(tenant, "owner"))
+        key = new_key(client, headers_for(owner), role="admin")["key"]
+        change_user(client, owner, second_owner, role="admin")
+        assert key_status(client, key) == 200
+        change_user(client, owner, second_owner, role="member")
+        assert key_status(client, key) == 401
+
+    def test_a_superadmins_key_ends_with_the_superadmin(self, client, tenant, superadmin, headers_for):
+        key = new_key(client, {"X-Tenant-Id": "acme", **headers_for(superadmin)}, role="admin")["key"]
+        assert key_status(client, key) == 200
+        admin = PlatformUser.objects.get(id=superadmin.id)
+        admin.active = False
+        admin.save()
+        assert key_status(client, key) == 401
+
+    def test_a_key_cannot_create_keys(self, client, tenant, keys):
+        response = create_key(client, with_key(keys.admin_key), name="child", role="admin")
+        assert_error(response, 403, "forbidden")
+        assert sorted(doc["name"] for doc in stored_keys(tenant)) == ["admin key", "member key"]

@@ -4,7 +4,6 @@ behind a trusted proxy), the GDPR export and erasure, and two-factor authenticat
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -24,7 +23,17 @@ from app.users.models import EmailDirectory, User
 from app.users.service import create_user, pseudonym_of
 
 from .conftest import PASSWORD
-from .support import all_tenant_documents, bearer, error_code, file_part, impersonation_headers, multipart
+from .support import (
+    all_tenant_documents,
+    bearer,
+    enrol,
+    error_code,
+    file_part,
+    impersonation_headers,
+    multipart,
+    next_code,
+    wrong_code,
+)
 
 API = "/api/v1"
 AUDIT = f"{API}/audit-logs"
@@ -166,28 +175,6 @@ def populate(client, headers, tenant, bot_id: int) -> dict:
     with tenant_scope(tenant):
         UsageSnapshot(period="2025-12", plan=tenant.plan, resources={"users": {"used": 1}}).save()
     return {"webhookSecret": hook["secret"], "botToken": bot_token, "apiKey": key["key"]}
-
-
-def enrol(client, headers) -> tuple[str, list[str]]:
-    """Turn on 2FA for the caller through the API; return the TOTP secret and the recovery codes."""
-    setup = client.post(f"{TWO_FA}/setup", headers=headers)
-    assert setup.status_code == 200, setup.get_data(as_text=True)
-    secret = setup.json["secret"]
-    enabled = client.post(f"{TWO_FA}/enable", headers=headers, json={"code": pyotp.TOTP(secret).now()})
-    assert enabled.status_code == 200, enabled.get_data(as_text=True)
-    return secret, enabled.json["recoveryCodes"]
-
-
-def next_code(secret: str) -> str:
-    """The code of the next time step (the current one was used up by enable)."""
-    return pyotp.TOTP(secret).at(time.time() + 30)
-
-
-def wrong_code(secret: str) -> str:
-    """A six-digit code that matches none of the steps the server could accept."""
-    totp, now = pyotp.TOTP(secret), time.time()
-    valid = {totp.at(now + offset) for offset in (-60, -30, 0, 30, 60)}
-    return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c not in valid)
 
 
 # -- the tenant's audit log: reading it ---------------------------------------------------------------
@@ -775,7 +762,7 @@ class TestBehindAProxy:
             tenant = create_tenant("Acme Corp", "acme", plan="professional")
             with tenant_scope(tenant):
                 owner = create_user("owner@acme.example.com", "Owner", PASSWORD, "owner")
-            headers = bearer(tokens.issue(owner.id, tenant.id, "owner")["access_token"])
+            headers = bearer(tokens.issue(owner, [tokens.PASSWORD])["access_token"])
             yield SimpleNamespace(app=app, client=app.test_client(), tenant=tenant, headers=headers)
 
     @staticmethod
@@ -838,6 +825,7 @@ class TestExport:
         acme = populate(client, auth_headers, tenant, bot_id=111111111)
         globex = populate(client, headers_for(other_owner), other_tenant, bot_id=222222222)
         totp_secret, recovery_codes = enrol(client, auth_headers)
+        auth_headers = headers_for(owner)  # enrolling ended the owner's sessions
 
         response = client.get(EXPORT, headers=auth_headers, buffered=False)
         assert response.status_code == 200
@@ -1070,10 +1058,13 @@ class TestErasure:
 
 class TestTwoFactor:
     @pytest.fixture
-    def required(self, client, auth_headers):
-        response = patch_settings(client, auth_headers, {"security": {"require2fa": True}})
+    def required(self, client, owner, auth_headers, headers_for):
+        """The tenant requires 2FA, turned on by its owner, who enrolled first."""
+        enrol(client, auth_headers)
+        owner_headers = headers_for(owner, methods=(tokens.PASSWORD, tokens.ONE_TIME_CODE))
+        response = patch_settings(client, owner_headers, {"security": {"require2fa": True}})
         assert response.status_code == 200 and response.json["settings"]["security"]["require2fa"] is True
-        return auth_headers
+        return owner_headers
 
     def test_enrollment_then_login_with_codes(self, client, tenant, make_user, required):
         user = make_user(tenant, "member")
@@ -1135,12 +1126,12 @@ class TestTwoFactor:
         assert login(client, owner.email).status_code == 200
 
     def test_disable_is_refused_while_required_and_works_otherwise(
-        self, client, tenant, make_user, headers_for, auth_headers
+        self, client, tenant, make_user, headers_for, request
     ):
         user = make_user(tenant, "member")
-        headers = headers_for(user)
-        secret, _codes = enrol(client, headers)
-        assert patch_settings(client, auth_headers, {"security": {"require2fa": True}}).status_code == 200
+        secret, _codes = enrol(client, headers_for(user))
+        headers = headers_for(user, methods=(tokens.PASSWORD, tokens.ONE_TIME_CODE))
+        auth_headers = request.getfixturevalue("required")
         refused = client.post(f"{TWO_FA}/disable", headers=headers, json={"code": next_code(secret)})
         assert refused.status_code == 409
         assert login(client, user.email).status_code == 401  # still on
@@ -1155,7 +1146,7 @@ class TestTwoFactor:
 
         actions = [e["action"] for e in audit_entries(client, auth_headers, actor=str(user.id))]
         assert {"auth.two_factor_enabled", "auth.two_factor_disabled"} <= set(actions)
-        [on] = audit_entries(client, auth_headers, action="auth.two_factor_enabled")
+        [on] = audit_entries(client, auth_headers, action="auth.two_factor_enabled", actor=str(user.id))
         [off] = audit_entries(client, auth_headers, action="auth.two_factor_disabled")
         assert on["targetId"] == off["targetId"] == str(user.id)
         assert secret not in json.dumps(audit_entries(client, auth_headers))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 from werkzeug.serving import make_server
 
@@ -21,6 +23,7 @@ from app.jobs import trial_end
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant, signup
+from app.users.models import User
 
 from .conftest import PASSWORD
 
@@ -293,3 +296,60 @@ def test_a_tenant_without_a_trial_shows_none(live, page):
     page.click("[data-tab=usage]")
     assert page.inner_text("#plan-name") == "enterprise"
     assert not page.is_visible("#trial-note")
+
+
+def enter_code_from_the_qr(page, code_at):
+    """Read the key the page shows beside its QR code and enter the code an authenticator would show."""
+    page.wait_for_selector("#enrol:not([hidden])")
+    qr = page.get_attribute("#enrol-qr", "src")
+    assert qr.startswith("data:image/svg+xml")
+    secret = page.inner_text("#enrol-secret").strip()
+    page.fill("#enrol-code", code_at(pyotp.TOTP(secret)))
+    page.click("#enrol-submit")
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    return secret
+
+
+def test_a_user_made_to_enrol_at_login_enrols_there_and_is_signed_in(live, page):
+    app, base = live
+    with app.app_context():
+        Tenant.objects(slug="acme").update(set__settings__security__require_2fa=True)
+    log_in(page, base, "member@acme.example.com")
+    page.wait_for_selector("#enrol-card:not([hidden])")
+    assert not page.is_visible("#login-card")
+    enter_code_from_the_qr(page, lambda totp: totp.now())
+    page.click("#enrol-continue")
+    page.wait_for_url("**/dashboard/tenant/settings")
+    page.wait_for_selector("body[data-ready=true]")
+    assert "member@acme.example.com" in page.inner_text("#whoami")
+    with app.app_context(), tenant_scope(stored(app, "acme")):
+        assert User.objects.get(email="member@acme.example.com").two_factor_enabled is True
+
+
+def test_the_owner_enrols_before_requiring_2fa_and_is_never_locked_out(live, page):
+    app, base = live
+    log_in(page, base, "owner@acme.example.com")
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=security]")
+    page.check("#tab-security [name=require2fa]")
+    page.click("#tab-security .save")
+    error = page.wait_for_selector("#tab-security [data-field='security.require2fa'] + .field-error")
+    assert "no second factor" in error.inner_text()
+    assert stored(app, "acme").settings.security.require_2fa is False
+
+    page.click("#own-two-factor-start")
+    secret = enter_code_from_the_qr(page, lambda totp: totp.now())
+    page.click("#enrol-continue")
+    page.wait_for_url("**/dashboard/login")
+    log_in(page, base, "owner@acme.example.com")
+    page.wait_for_selector("#code-row:not([hidden])")
+    page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))  # the current code was used to enrol
+    page.click("#login-submit")
+    page.wait_for_url("**/dashboard/tenant/settings")
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=security]")
+    assert "On" in page.inner_text("#own-two-factor-status")
+    page.check("#tab-security [name=require2fa]")
+    page.click("#tab-security .save")
+    page.wait_for_selector("#tab-security .saved:not([hidden])")
+    assert stored(app, "acme").settings.security.require_2fa is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 from bson import ObjectId
@@ -12,11 +13,11 @@ from app.audit.models import PlatformAuditLog
 from app.auth import tokens
 from app.tenancy.context import tenant_scope
 from app.tenants.service import create_tenant
-from app.users.models import PlatformUser
+from app.users.models import PlatformUser, User
 from app.users.service import create_superadmin, create_user
 
 from .conftest import PASSWORD
-from .support import audit_entries, bearer, error_code
+from .support import all_tenant_documents, audit_entries, bearer, error_code, error_of, stored_document
 
 API = "/api/v1"
 TENANTS = f"{API}/tenants"
@@ -145,7 +146,7 @@ class TestToken:
             with tenant_scope(tenant):
                 create_user("owner@long-lived.example.com", "Owner", PASSWORD, "owner")
             admin = create_superadmin("ops@platform.example.com", "Ops", PASSWORD)
-            normal = tokens.issue(admin.id, None, "superadmin")["access_token"]
+            normal = tokens.issue(admin, [tokens.PASSWORD])["access_token"]
             normal_claims = decode_token(normal)
             # The override took effect: ordinary access tokens of this app live an hour.
             assert normal_claims["exp"] - normal_claims["iat"] == 3600
@@ -281,6 +282,94 @@ class TestRestrictions:
         response = client.get(f"{TENANTS}/current", headers=headers)
         assert response.status_code == 403
         assert error_code(response) == "tenant_suspended"
+
+
+# -- what it may not leave behind ----------------------------------------------------------------
+
+USERS = f"{API}/users"
+KEYS = f"{API}/api-keys"
+TWO_FA = f"{API}/auth/2fa"
+
+
+def user_url(user) -> str:
+    return f"{USERS}/{user.id}"
+
+
+def _ok(response, status=200):
+    assert response.status_code == status, response.get_data(as_text=True)
+
+
+NEW_USER = {"email": "support@acme.example.com", "name": "Support", "password": "chosen by support"}
+
+# Every request that would leave a credential, or a right to act, behind an impersonation: (method,
+# url, body) given the users and key the fixture below made.
+REFUSED_WHILE_IMPERSONATING = {
+    "create an owner": lambda a: ("POST", USERS, {**NEW_USER, "role": "owner"}),
+    "create an admin": lambda a: ("POST", USERS, {**NEW_USER, "role": "admin"}),
+    "create a member": lambda a: ("POST", USERS, {**NEW_USER, "role": "member"}),
+    "promote to owner": lambda a: ("PATCH", user_url(a.member), {"role": "owner"}),
+    "promote to admin": lambda a: ("PATCH", user_url(a.member), {"role": "admin"}),
+    "demote an admin": lambda a: ("PATCH", user_url(a.admin), {"role": "member"}),
+    "reactivate": lambda a: ("PATCH", user_url(a.inactive), {"active": True}),
+    "deactivate": lambda a: ("PATCH", user_url(a.member), {"active": False}),
+    "set a password": lambda a: ("PATCH", user_url(a.member), {"password": "chosen by support"}),
+    "rename and set a password": lambda a: ("PATCH", user_url(a.admin), {"name": "A", "password": "x" * 12}),
+    "create an api key": lambda a: ("POST", KEYS, {"name": "backdoor", "role": "admin"}),
+    "delete an api key": lambda a: ("DELETE", f"{KEYS}/{a.key_id}", None),
+    "start 2fa": lambda a: ("POST", f"{TWO_FA}/setup", None),
+    "enable 2fa": lambda a: ("POST", f"{TWO_FA}/enable", {"code": "123456"}),
+    "disable 2fa": lambda a: ("POST", f"{TWO_FA}/disable", {"code": "123456"}),
+}
+
+
+@pytest.fixture
+def acting(client, tenant, owner, auth_headers, make_user, superadmin_headers):
+    """An impersonation of the owner, and the users and key its requests aim at."""
+    inactive = make_user(tenant, "member")
+    _ok(client.patch(user_url(inactive), headers=auth_headers, json={"active": False}))
+    key = client.post(KEYS, headers=auth_headers, json={"name": "ci"})
+    _ok(key, 201)
+    return SimpleNamespace(
+        headers=impersonate(client, superadmin_headers, tenant),
+        member=make_user(tenant, "member"),
+        admin=make_user(tenant, "admin"),
+        inactive=inactive,
+        key_id=key.json["id"],
+    )
+
+
+def _accounts_and_keys(tenant) -> dict:
+    documents = all_tenant_documents(tenant)
+    return {name: documents[name] for name in ("users", "api_keys")}
+
+
+class TestImpersonationLeavesNoCredentials:
+    @pytest.mark.parametrize(
+        "request_of", REFUSED_WHILE_IMPERSONATING.values(), ids=REFUSED_WHILE_IMPERSONATING.keys()
+    )
+    def test_refused_and_nothing_changes(self, client, tenant, acting, request_of):
+        method, url, body = request_of(acting)
+        before = _accounts_and_keys(tenant)
+        response = client.open(url, method=method, json=body, headers=acting.headers)
+        error = error_of(response, 403)
+        assert error["code"] == "forbidden" and "impersonating" in error["message"]
+        assert _accounts_and_keys(tenant) == before
+
+    def test_the_owner_it_tried_to_make_cannot_sign_in_afterwards(self, client, acting):
+        client.post(USERS, headers=acting.headers, json={**NEW_USER, "role": "owner"})
+        _ok(client.post(f"{API}/auth/logout", headers=acting.headers), 204)
+        body = {"email": NEW_USER["email"], "password": NEW_USER["password"]}
+        refused = client.post(f"{API}/auth/login", json=body, headers={"X-Tenant-Id": "acme"})
+        assert error_of(refused, 401)["code"] == "invalid_credentials"
+
+    def test_the_superadmin_as_themselves_still_may(self, client, tenant, acting, superadmin_headers):
+        """The rule is about acting as someone else: a superadmin's own requests are theirs, on record."""
+        hinted = {**superadmin_headers, "X-Tenant-Id": "acme"}
+        _ok(client.patch(user_url(acting.member), headers=hinted, json={"role": "admin"}))
+
+    def test_other_changes_to_users_are_allowed(self, client, tenant, acting):
+        _ok(client.patch(user_url(acting.member), headers=acting.headers, json={"name": "Renamed"}))
+        assert stored_document(User, tenant, acting.member.id).name == "Renamed"
 
 
 # -- the record ------------------------------------------------------------------------------------

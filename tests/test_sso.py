@@ -137,8 +137,10 @@ class TestConfigure:
 
     def test_an_admin_still_changes_the_other_security_settings(self, client, tenant, make_user, headers_for):
         headers = headers_for(make_user(tenant, "admin"))
-        response = client.patch(SETTINGS, headers=headers, json={"security": {"require2fa": True}})
+        body = {"security": {"ipWhitelist": ["127.0.0.0/8"]}}
+        response = client.patch(SETTINGS, headers=headers, json=body)
         assert response.status_code == 200
+        assert stored_tenant().settings.security.ip_whitelist == ["127.0.0.0/8"]
 
     def test_it_needs_the_sso_feature(self, client, other_headers, provider):
         response = configure_sso(client, other_headers, sso_body(provider))  # globex is on the starter plan

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from flask_jwt_extended import decode_token
 
+from app.auth import tokens
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.users.models import EmailDirectory, User
+
+from .support import enrol
 
 SIGNUP = {
     "tenant": {"name": "Initech Industries"},
@@ -149,7 +152,9 @@ class TestSettings:
         assert settings.general.timezone == "Europe/Berlin" and settings.general.currency == "EUR"
         assert settings.compliance.gdpr_enabled is True
 
-    def test_all_groups(self, client, auth_headers):
+    def test_all_groups(self, client, owner, auth_headers, headers_for):
+        enrol(client, auth_headers)  # requiring 2FA takes an owner who has it
+        auth_headers = headers_for(owner, methods=(tokens.PASSWORD, tokens.ONE_TIME_CODE))
         body = {
             "general": {"timezone": "America/New_York", "language": "en", "currency": "USD"},
             "security": {"require2fa": True, "ssoEnabled": False, "ipWhitelist": ["127.0.0.1", "10.0.0.0/8"]},

@@ -7,7 +7,7 @@ import secrets
 from bson import ObjectId
 
 from app.audit.service import record
-from app.errors import found
+from app.errors import Forbidden, found
 from app.pagination import paginate
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant
@@ -19,6 +19,10 @@ from .models import ApiKey
 
 def create_api_key(name: str, role: str, creator: Principal) -> ApiKey:
     """Create a key for the tenant in context; its `key` attribute (not stored) is shown only now."""
+    if creator.via == "api_key":
+        # A key acts with its creator's rights (app.auth.credentials): a person must stand behind it,
+        # or a key could outlive the revocation of the key that made it.
+        raise Forbidden("API keys are created by a signed-in user, not by another API key")
     tenant = current_tenant()
     require_feature(tenant, "apiAccess")
     secret = secrets.token_hex(32)

@@ -1,8 +1,11 @@
 """Read the request's credential into a Principal, rechecking the account on every request.
 
 A token is only as good as the account behind it now: a deactivated user, a user moved out of the
-tenant, a deleted tenant or a revoked token stop working on the next request, not when the token
-expires. The role used for authorization is the account's current role. The answers come from the
+tenant, a deleted tenant, a revoked token, and a token issued before its account's sessions were ended
+(its `ver` is not the account's token version: a new password, 2FA turned on or off, a deactivation)
+stop working on the next request, not when the token expires; so does a password session the tenant's
+rules no longer admit (single sign-on only, 2FA required). The role used for authorization is the
+account's current role, and an API key acts with at most its creator's. The answers come from the
 per-process auth cache (app/auth/cache.py): a change made in another process counts there within
 AUTH_CACHE_TTL seconds.
 """
@@ -17,7 +20,7 @@ from bson import ObjectId
 from flask import request
 
 from app.clock import utcnow
-from app.errors import Unauthorized
+from app.errors import TokenRevoked, Unauthorized
 from app.tenancy.access import SUPERADMIN, Principal, Rule
 from app.tenancy.context import tenant_scope
 from app.tenancy.resolver import tenant_by_id
@@ -31,6 +34,10 @@ from .sso import password_login_allowed
 from .two_factor import ENROLLMENT_SCOPE
 
 API_KEY_PREFIX = "tmk"
+SESSION_ENDED = (
+    "This session has ended (the account's password, two-factor authentication or status changed): "
+    "sign in again"
+)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -60,7 +67,7 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     subject = claims.get("sub")
     via = f"{claims['type']}_token"
     if claims.get("role") == SUPERADMIN:
-        admin = _active_superadmin(subject)
+        admin = _current_superadmin(subject, claims)
         return Principal(
             subject=subject, role=SUPERADMIN, tenant_id=None, via=via, account=admin, claims=claims
         )
@@ -70,12 +77,12 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     user = auth_cache.get(("user", tenant.id, subject), lambda: _user(tenant, subject))
     if user is None or not user.active:
         raise Unauthorized("The account of this token is no longer active")
-    password = tokens.PASSWORD in tokens.signed_in_by(claims)
-    if password and "act" not in claims and not password_login_allowed(tenant, user):
-        raise Unauthorized("This tenant signs in with single sign-on now: sign in again through it")
+    _check_version(user, claims)
     impersonator = None
     if "act" in claims:
-        impersonator = str(_active_superadmin(claims["act"].get("sub")).id)
+        impersonator = str(_current_superadmin(claims["act"].get("sub"), claims["act"]).id)
+    else:
+        _check_sign_in_rules(tenant, user, claims)
     return Principal(
         subject=subject,
         role=user.role,
@@ -85,6 +92,28 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
         impersonator=impersonator,
         claims=claims,
     )
+
+
+def _check_version(account: User | PlatformUser, claims: dict[str, Any]) -> None:
+    """Refuse a token issued before a change that ended its account's sessions (app.auth.tokens)."""
+    if tokens.version_of(claims) != account.token_version:
+        raise TokenRevoked(SESSION_ENDED)
+
+
+def _check_sign_in_rules(tenant: Any, user: User, claims: dict[str, Any]) -> None:
+    """Refuse a password session that the tenant's rules do not admit now: where single sign-on has
+    replaced passwords, or without a second factor where the tenant requires one. (Turning require2fa
+    on also ends the sessions of the users without 2FA for good: app.tenants.service.)"""
+    methods = tokens.signed_in_by(claims)
+    if tokens.PASSWORD not in methods:
+        return
+    if not password_login_allowed(tenant, user):
+        raise Unauthorized("This tenant signs in with single sign-on now: sign in again through it")
+    second_factor = tokens.ONE_TIME_CODE in methods or claims.get("scope") == ENROLLMENT_SCOPE
+    if tenant.settings.security.require_2fa and not second_factor:
+        raise Unauthorized(
+            "This tenant requires two-factor authentication: sign in again with your one-time code"
+        )
 
 
 def fresh_account(principal: Principal) -> User | PlatformUser:
@@ -104,12 +133,14 @@ def _user(tenant: Any, subject: str) -> User | None:
         return User.objects(id=subject).first()
 
 
-def _active_superadmin(subject: Any) -> PlatformUser:
+def _current_superadmin(subject: Any, claims: dict[str, Any]) -> PlatformUser:
+    """The active superadmin whose token (or whose impersonation's `act` claim) `claims` are."""
     admin = None
     if ObjectId.is_valid(subject):
         admin = auth_cache.get(("superadmin", subject), lambda: PlatformUser.objects(id=subject).first())
     if admin is None or not admin.active:
         raise Unauthorized("The account of this token is no longer active")
+    _check_version(admin, claims)
     return admin
 
 
@@ -137,6 +168,28 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# A key acts with at most its creator's current rights: the creator's role must reach the key's.
+RANK = {"member": 0, "admin": 1, "owner": 2, SUPERADMIN: 3}
+
+
+def _creator(tenant: Any, creator_id: str | None) -> User | PlatformUser | None:
+    """The tenant user or the superadmin who created a key (None when neither exists any more)."""
+    if not ObjectId.is_valid(creator_id):
+        return None
+    return _user(tenant, creator_id) or PlatformUser.objects(id=creator_id).first()
+
+
+def _check_creator(tenant: Any, api_key: ApiKey) -> None:
+    """Refuse a key whose creator was deleted, is deactivated or no longer holds the key's role."""
+    creator_id = api_key.created_by
+    creator = auth_cache.get(("creator", tenant.id, creator_id), lambda: _creator(tenant, creator_id))
+    if creator is None or not creator.active or RANK[creator.role] < RANK[api_key.role]:
+        raise Unauthorized(
+            "This API key no longer works: the person who created it was removed, deactivated or "
+            "no longer holds its role"
+        )
+
+
 def _api_key_principal(key: str) -> Principal:
     """Keys look like tmk_<tenant id>_<secret>: the tenant id scopes the lookup of the key's hash."""
     parts = key.strip().split("_")
@@ -149,6 +202,7 @@ def _api_key_principal(key: str) -> Principal:
     api_key = auth_cache.get(("api_key", tenant.id, key_hash), lambda: _api_key(tenant, key_hash))
     if api_key is None:
         raise Unauthorized("The API key is not valid")
+    _check_creator(tenant, api_key)
     require_feature(tenant, "apiAccess")
     _note_use(tenant, api_key)
     return Principal(

@@ -91,7 +91,17 @@ class TwoFactorCodeSchema(Schema):
 class TwoFactorSetupSchema(Schema):
     secret = fields.String(required=True, metadata={"description": "Base32 TOTP secret"})
     otpauth_uri = fields.String(data_key="otpauthUri", required=True)
+    qr_code = fields.String(
+        data_key="qrCode",
+        required=True,
+        metadata={"description": "The otpauth:// URI as a QR code to scan: an SVG data: URI"},
+    )
 
 
 class RecoveryCodesSchema(Schema):
     recovery_codes = fields.List(fields.String(), data_key="recoveryCodes", required=True)
+    access_token = fields.String(
+        data_key="accessToken",
+        metadata={"description": "With an enrollment token only: the login it completes, signed in with 2FA"},
+    )
+    refresh_token = fields.String(data_key="refreshToken", metadata={"description": "As accessToken"})

@@ -10,7 +10,7 @@ from flask import current_app
 from app.audit.service import record, record_anonymous, record_platform
 from app.clock import utcnow
 from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
-from app.tenancy.access import SUPERADMIN, Principal
+from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.middleware import check_ip_whitelist
 from app.tenancy.resolver import tenant_by_id
@@ -58,20 +58,24 @@ def _user_login(
         raise sso.SsoRequired()
     check_ip_whitelist(tenant, address)
     with tenant_scope(tenant):
-        two_factor.check_login_code(user, code)
-        User.objects(id=user.id).update_one(set__last_login_at=utcnow())
-        user.reload()
+        second_factor = two_factor.check_login_code(user, code)
+        user.last_login_at = utcnow()
+        User.objects(id=user.id).update_one(set__last_login_at=user.last_login_at)
     record("auth.login", tenant=tenant, target_type="user", target_id=user.id)
-    return {**tokens.issue(user.id, tenant.id, user.role), "user": user, "tenant": tenant}
+    # Issued for the token version read with the password hash just checked: a password change that
+    # lands meanwhile ends these tokens too.
+    issued = tokens.issue(user, [tokens.PASSWORD, *second_factor])
+    return {**issued, "user": user, "tenant": tenant}
 
 
-def _superadmin_login(admin: PlatformUser, password: str) -> dict[str, Any]:
+def _superadmin_login(admin: PlatformUser, password: str, code: str | None) -> dict[str, Any]:
     if not verify_password(admin.password_hash, password) or not admin.active:
         raise InvalidCredentials()
-    PlatformUser.objects(id=admin.id).update_one(set__last_login_at=utcnow())
-    admin.reload()
+    second_factor = two_factor.check_login_code(admin, code)
+    admin.last_login_at = utcnow()
+    PlatformUser.objects(id=admin.id).update_one(set__last_login_at=admin.last_login_at)
     record_platform("auth.login", target_type="superadmin", target_id=admin.id)
-    return {**tokens.issue(admin.id, None, SUPERADMIN), "user": admin, "tenant": None}
+    return {**tokens.issue(admin, [tokens.PASSWORD, *second_factor]), "user": admin, "tenant": None}
 
 
 def _last_signed_in(tenants: list[Tenant], email: str) -> tuple[Tenant, User] | None:
@@ -105,7 +109,7 @@ def login(email: str, password: str, address: str | None, code: str | None = Non
     single_tenant = not current_app.config["ENABLE_MULTI_TENANT"]
     admin = PlatformUser.objects(email=email).first() if tenant is None or single_tenant else None
     if admin is not None:
-        return _superadmin_login(admin, password)
+        return _superadmin_login(admin, password, code)
     if tenant is not None:
         return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
     tenants = [t for t in map(tenant_by_id, tenant_ids_of_email(email)[:MAX_TENANTS_PER_EMAIL]) if t]
@@ -124,6 +128,19 @@ def login(email: str, password: str, address: str | None, code: str | None = Non
         "the password is right for the one listed",
         details={"tenants": [tenant.slug]},
     )
+
+
+def enable_two_factor(principal: Principal, account: User | PlatformUser, code: str) -> dict[str, Any]:
+    """Turn on 2FA for `account`, the person behind the caller's token, which ends their sessions (this
+    one too). An enrollment token completes the login that asked for it: the answer then holds its
+    tokens."""
+    account, codes = two_factor.enable(account, code)
+    answer: dict[str, Any] = {"recovery_codes": codes}
+    if principal.claims.get("scope") == two_factor.ENROLLMENT_SCOPE:
+        User.objects(id=account.id).update_one(set__last_login_at=utcnow())
+        record("auth.login", target_type="user", target_id=account.id, summary={"enrolled": True})
+        answer.update(tokens.issue(account, [tokens.PASSWORD, tokens.ONE_TIME_CODE]))
+    return answer
 
 
 def refresh(principal: Principal) -> dict[str, str]:

@@ -230,5 +230,5 @@ def finish_login(callback: dict[str, Any], address: str | None) -> dict[str, Any
         target_id=user.id,
         summary={"issuer": sso.issuer, "created": created},
     )
-    issued = tokens.issue(user.id, tenant.id, user.role, method=tokens.FEDERATED)
+    issued = tokens.issue(user, [tokens.FEDERATED])
     return {**issued, "user": user, "tenant": tenant}

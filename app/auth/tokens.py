@@ -24,27 +24,33 @@ VERIFIED_TOKENS_MAX = 10_000
 
 
 # How the person signed in (the `amr` claim, RFC 8176): with a password, or through the tenant's
-# identity provider ("fed", federated). A token without the claim counts as a password's.
+# identity provider ("fed", federated), and "otp" when a one-time code of their second factor was
+# checked too. A token without the claim counts as a password's.
 PASSWORD = "pwd"
 FEDERATED = "fed"
+ONE_TIME_CODE = "otp"
 
 
 def _claims(tenant_id: Any, role: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"tenantId": str(tenant_id) if tenant_id else None, "role": role, **(extra or {})}
 
 
-def issue(subject: Any, tenant_id: Any, role: str, method: str = PASSWORD) -> dict[str, str]:
-    """Return a new access token and refresh token for an account that signed in by `method`."""
-    claims = _claims(tenant_id, role, {"amr": [method]})
+def issue(account: Any, methods: list[str]) -> dict[str, str]:
+    """Return a new access token and refresh token for a tenant user or superadmin who signed in by
+    `methods`; they work while the account's token version stays the one `account` holds."""
+    extra = {"amr": methods, "ver": account.token_version}
+    claims = _claims(getattr(account, "tenant_id", None), account.role, extra)
+    subject = str(account.id)
     return {
-        "access_token": create_access_token(identity=str(subject), additional_claims=claims),
-        "refresh_token": create_refresh_token(identity=str(subject), additional_claims=claims),
+        "access_token": create_access_token(identity=subject, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=subject, additional_claims=claims),
     }
 
 
 def issue_access(refresh_claims: dict[str, Any], role: str) -> str:
     """Return a new access token for the account of a refresh token, with its current role."""
-    claims = _claims(refresh_claims.get("tenantId"), role, {"amr": signed_in_by(refresh_claims)})
+    extra = {"amr": signed_in_by(refresh_claims), "ver": version_of(refresh_claims)}
+    claims = _claims(refresh_claims.get("tenantId"), role, extra)
     return create_access_token(identity=refresh_claims["sub"], additional_claims=claims)
 
 
@@ -54,13 +60,27 @@ def signed_in_by(claims: dict[str, Any]) -> list[str]:
     return amr if isinstance(amr, list) and amr else [PASSWORD]
 
 
+def version_of(claims: dict[str, Any]) -> int:
+    """The token version of the account a token (or the `act` claim of one) was issued for; tokens
+    issued before versions existed have none, which counts as the first."""
+    return claims.get("ver", 0)
+
+
+def end_sessions(account: Any) -> None:
+    """End every session of a tenant user or superadmin: the tokens issued so far stop working (in this
+    process at once, in others within AUTH_CACHE_TTL). One atomic increment, so that concurrent
+    changes each end what was issued before them."""
+    type(account).objects(id=account.id).update_one(inc__token_version=1)
+    forget()
+
+
 def issue_impersonation(user: Any, superadmin: Any) -> tuple[str, dict[str, Any]]:
     """Return an access token acting as `user` for at most 15 minutes, and its claims."""
     ttl = min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], IMPERSONATION_MAX)
-    act = {"sub": str(superadmin.id), "email": superadmin.email}
+    act = {"sub": str(superadmin.id), "email": superadmin.email, "ver": superadmin.token_version}
     token = create_access_token(
         identity=str(user.id),
-        additional_claims=_claims(user.tenant_id, user.role, {"act": act}),
+        additional_claims=_claims(user.tenant_id, user.role, {"act": act, "ver": user.token_version}),
         expires_delta=ttl,
     )
     return token, decode_token(token)

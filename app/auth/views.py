@@ -103,43 +103,48 @@ class SsoCallback(MethodView):
         return sso.finish_login(args, request.remote_addr)
 
 
-def _own_user():
-    """The tenant user behind the caller's token (2FA belongs to a person, not to a key or superadmin)."""
-    principal = g.principal
-    if principal.via != "access_token" or principal.tenant_id is None:
-        raise Forbidden("Two-factor authentication belongs to a tenant user's own login")
-    return fresh_account(principal)
+def _own_account():
+    """The person behind the caller's token, a tenant user or a superadmin (2FA belongs to a person's
+    own login, not to an API key)."""
+    if g.principal.via != "access_token":
+        raise Forbidden("Two-factor authentication belongs to a person's own login, not to an API key")
+    return fresh_account(g.principal)
 
 
 @blp.route("/2fa/setup")
 class TwoFactorSetup(MethodView):
+    @authenticated
     @enrollment_allowed
     @not_while_impersonating
     @blp.response(200, TwoFactorSetupSchema)
     def post(self):
-        """Start two-factor enrolment: a TOTP secret and its otpauth:// URI for an authenticator app."""
-        return two_factor.setup(_own_user())
+        """Start two-factor enrolment: a TOTP secret, its otpauth:// URI and a QR code of it."""
+        return two_factor.setup(_own_account())
 
 
 @blp.route("/2fa/enable")
 class TwoFactorEnable(MethodView):
+    @authenticated
     @enrollment_allowed
     @not_while_impersonating
     @blp.arguments(TwoFactorCodeSchema)
     @blp.response(200, RecoveryCodesSchema)
     def post(self, body):
-        """Confirm enrolment with a code; the answer holds the recovery codes, shown only now."""
-        return two_factor.enable(_own_user(), body["code"])
+        """Confirm enrolment with a code; the answer holds the recovery codes, shown only now. It ends
+        the caller's sessions; with an enrollment token it holds the tokens of the login it completes."""
+        return service.enable_two_factor(g.principal, _own_account(), body["code"])
 
 
 @blp.route("/2fa/disable")
 class TwoFactorDisable(MethodView):
+    @authenticated
     @not_while_impersonating
     @blp.arguments(TwoFactorCodeSchema)
     @blp.response(204)
     def post(self, body):
-        """Turn two-factor authentication off with a current or a recovery code."""
-        two_factor.disable(_own_user(), body["code"])
+        """Turn two-factor authentication off with a current or a recovery code; this ends the caller's
+        sessions."""
+        two_factor.disable(_own_account(), body["code"])
 
 
 @keys_blp.route("")

@@ -18,6 +18,12 @@ from flask import Flask
 
 TENANT_ROLES = ("owner", "admin", "member")
 SUPERADMIN = "superadmin"
+# Why an impersonation token is refused a change of credentials or of who may sign in: whatever it left
+# behind would outlast the impersonation.
+NOT_WHILE_IMPERSONATING = (
+    "Not while impersonating: credentials, and who may sign in with which role, "
+    "are the tenant's own to change"
+)
 
 
 class Access(Enum):

@@ -32,7 +32,7 @@ from app.errors import (
 from app.tenants.models import Tenant
 
 from . import context
-from .access import Access, Principal, Rule, rule_for
+from .access import NOT_WHILE_IMPERSONATING, Access, Principal, Rule, rule_for
 from .resolver import Hint, request_hints, resolve_hint, tenant_by_id
 
 log = logging.getLogger("app.tenancy")
@@ -128,7 +128,7 @@ def _before_request() -> None:
     named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint)) is not None]
     tenant = choose_tenant(rule, principal, named)
     if principal is not None and principal.impersonator and not rule.while_impersonating:
-        raise Forbidden("Not while impersonating: credentials are the user's own to change")
+        raise Forbidden(NOT_WHILE_IMPERSONATING)
     if tenant is None:
         return
     superadmin = principal is not None and principal.is_superadmin

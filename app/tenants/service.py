@@ -11,6 +11,7 @@ from flask import current_app
 from app import crypto, egress, leases
 from app.audit.service import record
 from app.auth import tokens
+from app.auth.cache import forget as forget_credentials
 from app.auth.models import ImpersonationSession, SsoLoginState
 from app.clock import utcnow
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
@@ -18,6 +19,7 @@ from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant_id, tenant_scope
 from app.tenancy.documents import tenant_document_classes
 from app.tenancy.middleware import address_allowed
+from app.users.models import User
 from app.users.service import create_user, forget_tenant
 from app.validators import normalize_cidrs
 
@@ -111,7 +113,7 @@ def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: st
     except BaseException:
         purge_tenant(tenant)
         raise
-    return {**tokens.issue(owner.id, tenant.id, owner.role), "tenant": tenant, "user": owner}
+    return {**tokens.issue(owner, [tokens.PASSWORD]), "tenant": tenant, "user": owner}
 
 
 def purge_tenant(tenant: Tenant) -> dict[str, int]:
@@ -203,9 +205,28 @@ def _update_sso(tenant: Tenant, values: dict[str, Any] | None, principal: Princi
         raise _sso_invalid(missing)
 
 
+def _check_enrolled(principal: Principal) -> None:
+    """Refuse to require 2FA on behalf of a user who has not enrolled: their next password login would
+    need an enrolment first (the dashboard offers one, but nobody should lock themselves out)."""
+    if principal.via == "api_key" or principal.is_superadmin:
+        return
+    user = User.objects(id=principal.subject).first()
+    if user is None or not user.two_factor_enabled:
+        raise ValidationFailed(
+            "Turn on two-factor authentication for your own account before requiring it",
+            details={
+                "security": {
+                    "require2fa": [
+                        "Enrol first (POST /api/v1/auth/2fa/setup, then /enable): you have no second factor."
+                    ]
+                }
+            },
+        )
+
+
 def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, address: str | None) -> Tenant:
-    """Change settings group by group; refuse an IP whitelist that would lock out the caller, and a
-    single sign-on change by anyone but an owner."""
+    """Change settings group by group; refuse an IP whitelist that would lock out the caller, requiring
+    2FA by a user without it, and a single sign-on change by anyone but an owner."""
     tenant = fresh_current_tenant()
     security = changes.get("security", {})
     if "ip_whitelist" in security:
@@ -215,6 +236,9 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
                 "This whitelist would lock you out",
                 details={"security": {"ipWhitelist": [f"Your address ({address}) is not on the list."]}},
             )
+    requiring_2fa = security.get("require_2fa") and not tenant.settings.security.require_2fa
+    if requiring_2fa:
+        _check_enrolled(principal)
     thresholds = changes.get("notifications", {}).get("usage_alert_thresholds")
     if thresholds is not None:
         changes["notifications"]["usage_alert_thresholds"] = sorted(set(thresholds))
@@ -229,6 +253,11 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
         for name, value in values.items():
             setattr(section, name, value)
     tenant.save()
+    if requiring_2fa:
+        # Every session of a user without a second factor ends for good, so that turning the rule off
+        # again brings none back; the sessions of those who have one and used it go on.
+        User.objects(two_factor_enabled=False).update(inc__token_version=1)
+        forget_credentials()
     record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 

@@ -9,7 +9,20 @@ from app.tenancy.access import TENANT_ROLES
 from app.tenancy.documents import TenantDocument
 
 
-class User(TenantDocument):
+class SignInFields:
+    """What tenant users and superadmins share about signing in: the version of their sessions, and
+    two-factor authentication (app.auth.two_factor)."""
+
+    # Every token carries the version its account had when it was issued (claim `ver`); a change that
+    # ends the account's sessions (password, two-factor, deactivation) increments it (app.auth.tokens).
+    token_version = me.IntField(db_field="tokenVersion", default=0, min_value=0)
+    two_factor_enabled = me.BooleanField(db_field="twoFactorEnabled", default=False)
+    totp_secret_encrypted = me.StringField(db_field="totpSecretEncrypted")
+    totp_last_step = me.LongField(db_field="totpLastStep")
+    recovery_code_hashes = me.ListField(me.StringField(), db_field="recoveryCodeHashes", default=list)
+
+
+class User(SignInFields, TenantDocument):
     """A member of one tenant; the same email may exist in several tenants."""
 
     email = me.EmailField(required=True, max_length=254)
@@ -18,10 +31,6 @@ class User(TenantDocument):
     active = me.BooleanField(default=True)
     password_hash = me.StringField(db_field="passwordHash")
     last_login_at = me.DateTimeField(db_field="lastLoginAt")
-    two_factor_enabled = me.BooleanField(db_field="twoFactorEnabled", default=False)
-    totp_secret_encrypted = me.StringField(db_field="totpSecretEncrypted")
-    totp_last_step = me.LongField(db_field="totpLastStep")
-    recovery_code_hashes = me.ListField(me.StringField(), db_field="recoveryCodeHashes", default=list)
     # Who the person is at the tenant's identity provider (its issuer and subject), bound at their first
     # single sign-on: later ones must come from the same subject, whatever email the provider sends.
     sso_issuer = me.StringField(db_field="ssoIssuer")
@@ -48,7 +57,7 @@ class User(TenantDocument):
         self.updated_at = utcnow()
 
 
-class PlatformUser(me.Document):
+class PlatformUser(SignInFields, me.Document):
     """A platform superadmin. Global on purpose: superadmins belong to no tenant, and keeping them out of
     `users` lets the fail-closed core keep refusing to list tenant users without a tenant."""
 

@@ -17,6 +17,7 @@ class UserSchema(Schema):
     name = fields.String()
     role = fields.String()
     active = fields.Boolean()
+    two_factor_enabled = fields.Boolean(data_key="twoFactorEnabled")
     tenant_id = fields.String(data_key="tenantId", allow_none=True)
     last_login_at = fields.AwareDateTime(data_key="lastLoginAt", allow_none=True)
     created_at = fields.AwareDateTime(data_key="createdAt")

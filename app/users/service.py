@@ -13,10 +13,11 @@ from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
 from app.auth.cache import forget as forget_credentials
 from app.auth.passwords import hash_password
+from app.auth.tokens import end_sessions
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, found
 from app.pagination import paginate
-from app.tenancy.access import SUPERADMIN, Principal
+from app.tenancy.access import NOT_WHILE_IMPERSONATING, SUPERADMIN, Principal
 from app.usage import service as usage
 
 from .models import EmailDirectory, PlatformUser, User
@@ -101,6 +102,10 @@ def _check_keeps_an_owner(user: User, losing: bool) -> None:
         raise Conflict("The tenant must keep at least one active owner", details={"userId": str(user.id)})
 
 
+# What decides who may sign in to the tenant and with which role: never changed while impersonating.
+ACCESS_FIELDS = frozenset({"role", "active", "password"})
+
+
 def add_user(actor: Principal, email: str, name: str, password: str, role: str) -> User:
     """Add a member to the tenant in context."""
     _check_may_manage(actor, None, role)
@@ -114,8 +119,8 @@ def update_user(actor: Principal, user_id: ObjectId, changes: dict[str, Any]) ->
     user = get_user(user_id)
     new_role = changes.get("role")
     _check_may_manage(actor, user.role, new_role)
-    if "password" in changes and actor.impersonator:
-        raise Forbidden("Not while impersonating: credentials are the user's own to change")
+    if actor.impersonator and ACCESS_FIELDS & changes.keys():
+        raise Forbidden(NOT_WHILE_IMPERSONATING)
     demoted = new_role is not None and new_role != "owner"
     _check_keeps_an_owner(user, losing=demoted or changes.get("active") is False)
     summary: dict[str, Any] = {}
@@ -127,6 +132,10 @@ def update_user(actor: Principal, user_id: ObjectId, changes: dict[str, Any]) ->
         user.password_hash = hash_password(changes["password"])
         summary["password"] = "changed"
     user.save()
+    if "password" in summary or summary.get("active", {}).get("to") is False:
+        # Sessions begun with the old password, or before the deactivation, are over for good; a role
+        # change needs nothing of the kind: every request acts with the account's current role.
+        end_sessions(user)
     if summary:
         action = "user.role_changed" if "role" in summary else "user.updated"
         record(action, target_type="user", target_id=user.id, summary=summary)

@@ -7,7 +7,7 @@ from flask.views import MethodView
 
 from app.extensions import Blueprint
 from app.pagination import page_schema
-from app.tenancy.access import roles
+from app.tenancy.access import not_while_impersonating, roles
 
 from . import service
 from .schemas import UserCreateSchema, UserDeleteArgs, UserListArgs, UserPatchSchema, UserSchema
@@ -25,6 +25,7 @@ class Users(MethodView):
         return service.list_users(args["page"], args["per_page"], args.get("role"), args.get("active"))
 
     @roles("owner", "admin")
+    @not_while_impersonating
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
     def post(self, body):
@@ -44,7 +45,8 @@ class UserById(MethodView):
     @blp.arguments(UserPatchSchema)
     @blp.response(200, UserSchema)
     def patch(self, body, user_id):
-        """Change a user's name, role, active flag or password; the last owner stays an owner."""
+        """Change a user's name, role, active flag or password (a new password or a deactivation ends
+        their sessions); the last owner stays an owner."""
         return service.update_user(g.principal, user_id, body)
 
     @roles("owner", "admin")

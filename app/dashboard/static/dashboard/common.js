@@ -126,11 +126,43 @@
     }
   }
 
+  // Enrol the person behind `token` in two-factor authentication, in the #enrol block
+  // (templates/dashboard/_enrol.html): show the QR code and the key, take a code, turn it on, show the
+  // recovery codes once, then call done() with the answer of /auth/2fa/enable. Throws when setup fails.
+  async function enrolTwoFactor(token, done) {
+    const setup = await api("/auth/2fa/setup", { method: "POST", token });
+    document.getElementById("enrol-qr").src = setup.qrCode;
+    document.getElementById("enrol-secret").textContent = setup.secret;
+    document.getElementById("enrol").hidden = false;
+    document.getElementById("enrol-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const errorBox = document.getElementById("enrol-error");
+      errorBox.textContent = "";
+      const code = document.getElementById("enrol-code").value.trim();
+      try {
+        const enabled = await api("/auth/2fa/enable", { method: "POST", token, body: { code } });
+        document.getElementById("enrol-form").hidden = true;
+        document.getElementById("recovery-codes").replaceChildren(...enabled.recoveryCodes.map((recoveryCode) => {
+          const item = document.createElement("li");
+          item.textContent = recoveryCode;
+          return item;
+        }));
+        document.getElementById("recovery").hidden = false;
+        document.getElementById("enrol-continue").addEventListener("click", () => done(enabled));
+      } catch (error) {
+        errorBox.textContent = error.message;
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     showImpersonation();
     document.getElementById("end-impersonation").addEventListener("click", endImpersonation);
     document.getElementById("logout").addEventListener("click", logout);
   });
 
-  window.Dash = { KEYS, api, token, acting, ApiError, clearFieldErrors, showFieldErrors, applyBranding, requireLogin, showImpersonation };
+  window.Dash = {
+    KEYS, api, token, acting, ApiError, clearFieldErrors, showFieldErrors, applyBranding, requireLogin, showImpersonation,
+    enrolTwoFactor,
+  };
 })();

@@ -11,6 +11,26 @@
     } catch (error) { /* no tenant named by this host: the platform's look */ }
   }
 
+  function enter(tokens, page) {
+    sessionStorage.setItem(Dash.KEYS.token, tokens.accessToken);
+    sessionStorage.setItem(Dash.KEYS.refresh, tokens.refreshToken);
+    sessionStorage.removeItem(Dash.KEYS.acting);
+    location.href = page;
+  }
+
+  // The tenant requires 2FA and this user has none: enrol with the token the login answered with (good
+  // only for that); enabling completes the login, whose tokens come in its answer.
+  async function enrol(enrollmentToken, errorBox) {
+    try {
+      await Dash.enrolTwoFactor(enrollmentToken, (enabled) => enter(enabled, "/dashboard/tenant/settings"));
+    } catch (error) {
+      errorBox.textContent = error.message;
+      return;
+    }
+    document.getElementById("login-card").hidden = true;
+    document.getElementById("enrol-card").hidden = false;
+  }
+
   async function submit(event) {
     event.preventDefault();
     const errorBox = document.getElementById("login-error");
@@ -24,11 +44,12 @@
     const headers = tenantHint ? { "X-Tenant-Id": tenantHint } : {};
     try {
       const result = await Dash.api("/auth/login", { method: "POST", body, headers, token: null });
-      sessionStorage.setItem(Dash.KEYS.token, result.accessToken);
-      sessionStorage.setItem(Dash.KEYS.refresh, result.refreshToken);
-      sessionStorage.removeItem(Dash.KEYS.acting);
-      location.href = result.user.role === "superadmin" ? "/dashboard/tenants" : "/dashboard/tenant/settings";
+      enter(result, result.user.role === "superadmin" ? "/dashboard/tenants" : "/dashboard/tenant/settings");
     } catch (error) {
+      if (error.code === "two_factor_enrollment_required") {
+        await enrol(error.details.enrollmentToken, errorBox);
+        return;
+      }
       if (error.code === "two_factor_required") {
         document.getElementById("code-row").hidden = false;
         document.getElementById("code").focus();

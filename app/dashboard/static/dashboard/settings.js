@@ -73,7 +73,7 @@
   function render() {
     document.getElementById("tenant-name").textContent = tenant.name;
     fill(document.getElementById("tab-general"), tenant.settings.general);
-    fill(document.getElementById("tab-security"), tenant.settings.security);
+    fill(document.querySelector("form[data-group=security]"), tenant.settings.security);
     fill(document.getElementById("tab-compliance"), tenant.settings.compliance);
     fill(document.getElementById("tab-branding"), tenant.branding);
     const whiteLabel = !!tenant.features.whiteLabel;
@@ -132,6 +132,30 @@
     }
   }
 
+  // The caller's own 2FA (not while impersonating: it is the user's own). Turning it on ends every
+  // session of theirs, this one too: they sign in again, with a code.
+  function showOwnTwoFactor(me) {
+    if (!me.user || Dash.acting()) return;
+    const on = me.user.twoFactorEnabled;
+    document.getElementById("own-two-factor-status").textContent = on
+      ? "On: you sign in with a code from your authenticator app."
+      : "Off. Turn it on before requiring it of everyone; doing so signs you out, to sign in again with a code.";
+    const start = document.getElementById("own-two-factor-start");
+    start.hidden = on;
+    start.addEventListener("click", async () => {
+      try {
+        await Dash.enrolTwoFactor(Dash.token(), () => {
+          sessionStorage.clear();
+          location.href = "/dashboard/login";
+        });
+        start.hidden = true;
+      } catch (error) {
+        document.getElementById("page-error").textContent = error.message;
+      }
+    });
+    document.getElementById("own-two-factor").hidden = false;
+  }
+
   async function download() {
     try {
       const response = await Dash.api("/tenants/current/export", { raw: true });
@@ -153,7 +177,7 @@
     tenant = me.tenant;
     canEdit = ["owner", "admin"].includes(me.credential.role);
     document.querySelectorAll("[data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
-    document.querySelectorAll("form.tab-panel").forEach((form) => {
+    document.querySelectorAll("form[data-group]").forEach((form) => {
       form.addEventListener("submit", save);
       if (!canEdit) form.querySelectorAll("input, textarea, select, button.save").forEach((el) => { el.disabled = true; });
     });
@@ -162,6 +186,7 @@
     document.getElementById("export-button").addEventListener("click", download);
     document.getElementById("tab-branding").addEventListener("input", preview);
     render();
+    showOwnTwoFactor(me);
     await renderUsage();
     document.body.dataset.ready = "true";
   });
