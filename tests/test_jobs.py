@@ -35,12 +35,14 @@ from app.jobs import (
     run_scheduler,
     wait_for_lease,
 )
+from app.jobs.common import each_tenant
 from app.leases import SCHEDULER, Lease
 from app.media.models import MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
+from app.tenancy import collection, context, documents
 from app.tenancy.context import (
-    TenancyError,
+    TenantContextMissing,
     TenantState,
     current_state,
     current_tenant_id,
@@ -719,15 +721,6 @@ def test_concurrent_retention_purges_delete_each_document_once(app, tenant, freq
         assert stored(acme) == kept
 
 
-def test_the_purge_refuses_a_delete_without_a_tenant_in_context(app, tenant):
-    with tenant_scope(tenant):
-        message("sent", LONG_AGO)
-
-    with unscoped("test: a query set without a tenant filter"):
-        everything = Message.objects
-        with pytest.raises(TenancyError):
-            retention._scoped_delete(everything)
-        assert Message.objects.count() == 1
 
 
 # -- usage reconciliation --------------------------------------------------------------------------
@@ -914,6 +907,57 @@ def test_a_job_failing_midway_leaves_no_tenant_in_context(
 
     assert current_tenant_id() is None
     assert current_state() == TenantState()
+
+
+def test_the_loop_over_tenants_runs_its_body_with_no_tenant_in_context(app, tenant, other_tenant):
+    """A tenant-owned query written in the loop's body raises rather than reading every tenant."""
+    suspended = create_tenant("Initech", "initech")
+    update_tenant(suspended, set__status="suspended")
+    for each, campaigns in ((tenant, 2), (other_tenant, 1), (suspended, 3)):
+        with tenant_scope(each):
+            for n in range(campaigns):
+                Campaign(name=f"c{n}", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
+
+    counted = {}
+    for each in each_tenant():
+        assert current_state() == TenantState()
+        with pytest.raises(TenantContextMissing):
+            Campaign.objects.count()
+        with tenant_scope(each):
+            counted[each.slug] = Campaign.objects.count()
+
+    assert counted == {"acme": 2, "globex": 1, "initech": 3}
+    assert [each.slug for each in each_tenant(include_suspended=False)] == ["acme", "globex"]
+    assert current_state() == TenantState()
+
+
+@pytest.mark.parametrize("job", SCHEDULE, ids=lambda job: job.name)
+def test_every_tenant_owned_query_of_a_job_is_scoped_to_one_tenant(
+    app, tenant, other_tenant, job, monkeypatch
+):
+    tenants_with_work(tenant, other_tenant)
+    for each in (tenant, other_tenant):
+        with tenant_scope(each):
+            Campaign(name="old", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
+            message("sent", LONG_AGO)
+    states = []
+
+    def recording_state():
+        state = context.current_state()
+        states.append((state.tenant_id, state.unscoped_reason))
+        return state
+
+    monkeypatch.setattr(documents, "current_state", recording_state)
+    monkeypatch.setattr(collection, "current_state", recording_state)
+
+    run_job(app, job)
+
+    assert states
+    # Cross-tenant work is the deletion sweep's alone, and it says so.
+    expected_reasons = {deletion_sweep.SWEEP_REASON} if job is job_named("deletion-sweep") else set()
+    assert {reason for _tenant_id, reason in states if reason} == expected_reasons
+    scoped = {tenant_id for tenant_id, reason in states if not reason}
+    assert scoped == (set() if expected_reasons else {tenant.id, other_tenant.id})
 
 
 # -- deletion sweep ---------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
 import mongoengine as me
 import pytest
 from bson import ObjectId
@@ -9,7 +12,15 @@ from mongoengine.base.common import _document_registry
 
 from app import TenancyConfigurationError
 from app.tenancy.collection import TenantViolation
-from app.tenancy.context import TenancyError, TenantContextMissing, tenant_scope, unscoped
+from app.tenancy.context import (
+    TenancyError,
+    TenantContextMissing,
+    TenantState,
+    UnscopedLeak,
+    current_state,
+    tenant_scope,
+    unscoped,
+)
 from app.tenancy.documents import TenantDocument, tenancy_problems, tenant_document_classes
 from app.users.models import User
 
@@ -335,6 +346,87 @@ def _try_count():
     except TenantContextMissing:
         return "missing"
     return "counted"
+
+
+def _titles_unscoped():
+    """A function that reads across tenants itself: what unscoped() is for."""
+    with unscoped("test: read every title"):
+        return sorted(note.title for note in Note.objects)
+
+
+def _yielding_inside_unscoped():
+    """The shape that leaked: a generator that yields while its unscoped() block is open."""
+    with unscoped("test: a generator that yields inside its block"):
+        for note in Note.objects.order_by("title"):
+            yield note
+
+
+class TestUnscopedStaysInItsBlock:
+    """unscoped() covers the block that enters it and the code that block calls, nothing else."""
+
+    def test_code_the_block_calls_runs_unscoped(self, notes):
+        with unscoped("test: call a helper"):
+            assert _titles_unscoped() == ["mine", "theirs"]
+            assert Note.objects.count() == 2
+        assert current_state() == TenantState()
+
+    def test_a_generator_reads_unscoped_while_it_runs(self, notes):
+        assert [note.title for note in _yielding_inside_unscoped()] == ["mine", "theirs"]
+        assert current_state() == TenantState()
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            lambda: Note.objects.count(),
+            lambda: list(Note._get_collection().find({})),
+            lambda: Note._get_collection().delete_many({}),
+            lambda: Note(title="planted").save(),
+            lambda: Note._get_collection().drop(),
+        ],
+        ids=["query set", "raw find", "raw delete", "insert", "drop"],
+    )
+    def test_the_consumer_of_a_generator_that_yields_inside_it_cannot_use_it(self, notes, query):
+        consumed = 0
+        for _note in _yielding_inside_unscoped():
+            consumed += 1
+            with pytest.raises(UnscopedLeak):
+                query()
+        assert consumed == 2
+        assert _raw_titles() == ["mine", "theirs"]
+
+    def test_the_consumer_may_still_scope_itself(self, notes, tenant, other_tenant):
+        seen = []
+        for note in _yielding_inside_unscoped():
+            with tenant_scope(other_tenant if note.title == "theirs" else tenant):
+                seen.append([n.title for n in Note.objects])
+        assert seen == [["mine"], ["theirs"]]
+
+    def test_a_generator_left_unfinished_leaks_nothing_once_closed(self, notes):
+        generator = _yielding_inside_unscoped()
+        next(generator)
+        with pytest.raises(UnscopedLeak):
+            Note.objects.count()
+        generator.close()
+        assert current_state() == TenantState()
+        with pytest.raises(TenantContextMissing):
+            Note.objects.count()
+
+    def test_a_copy_of_the_context_in_another_thread_cannot_use_it(self, notes):
+        outcome = []
+
+        def count():
+            try:
+                outcome.append(Note.objects.count())
+            except TenancyError as error:
+                outcome.append(type(error))
+
+        with unscoped("test: hand the context to a thread"):
+            copied = contextvars.copy_context()
+            thread = threading.Thread(target=copied.run, args=(count,))
+            thread.start()
+            thread.join()
+            assert Note.objects.count() == 2
+        assert outcome == [UnscopedLeak]
 
 
 def test_object_ids_of_unknown_documents_look_the_same(notes, tenant):

@@ -62,7 +62,7 @@ def reconcile_tenant(tenant: Tenant) -> dict[str, Any]:
 def run() -> dict[str, int]:
     """Reconcile every tenant."""
     checked = repaired = 0
-    for tenant in each_tenant("usage reconciliation: recount every tenant's gauges"):
+    for tenant in each_tenant():
         checked += 1
         repairs = reconcile_tenant(tenant)
         if repairs:
