@@ -9,6 +9,7 @@ import mongoengine as me
 import pytest
 from bson import ObjectId
 from mongoengine.base.common import _document_registry
+from mongoengine.errors import SaveConditionError
 
 from app import TenancyConfigurationError
 from app.tenancy.collection import TenantViolation
@@ -22,9 +23,11 @@ from app.tenancy.context import (
     unscoped,
 )
 from app.tenancy.documents import TenantDocument, tenancy_problems, tenant_document_classes
+from app.tenants.models import Tenant
+from app.tenants.service import create_tenant
 from app.users.models import User
 
-from .support import Attachment, Note, log_records
+from .support import Attachment, Note, log_records, run_together
 
 pytestmark = pytest.mark.multitenant
 
@@ -140,6 +143,65 @@ class TestTenantIdOnWrites:
         with tenant_scope(tenant), pytest.raises(me.NotUniqueError):
             Note(id=theirs.id, title="same id").save()
         assert _raw_titles() == ["mine", "theirs"]
+
+
+class TestWritesSayWhatTheyDid:
+    """A write racing a delete neither brings the document back nor counts what it did not remove."""
+
+    def test_saving_a_document_deleted_meanwhile_stores_nothing(self, notes, tenant):
+        mine, _ = notes
+        with tenant_scope(tenant):
+            stale = Note.objects.get(id=mine.id)
+            assert Note.objects(id=mine.id).delete() == 1
+            stale.title = "changed"
+            with pytest.raises(SaveConditionError):
+                stale.save()
+            assert Note.objects(id=mine.id).count() == 0
+        assert _raw_titles() == ["theirs"]
+
+    def test_a_tenant_deleted_meanwhile_is_not_saved_back(self, app):
+        tenant = create_tenant("Ephemeral", "ephemeral")
+        stale = Tenant.objects.get(id=tenant.id)
+        tenant.delete()
+        stale.name = "Back again"
+        with pytest.raises(SaveConditionError):
+            stale.save()
+        assert Tenant.objects(id=tenant.id).count() == 0
+
+    def test_a_save_with_a_condition_applies_only_while_it_holds(self, notes, tenant):
+        mine, _ = notes
+        with tenant_scope(tenant):
+            stale = Note.objects.get(id=mine.id)
+            Note.objects(id=mine.id).update_one(set__title="moved")
+            stale.title = "overwritten"
+            with pytest.raises(SaveConditionError):
+                stale.save(save_condition={"title": "mine"})
+            assert Note.objects.get(id=mine.id).title == "moved"
+
+    @pytest.mark.parametrize("signals", [False, True], ids=["plain", "with delete signals"])
+    def test_deletes_count_only_what_they_removed(self, notes, tenant, monkeypatch, signals):
+        if signals:
+            # MongoEngine deletes one by one where delete signals are connected (as for users).
+            monkeypatch.setattr(me.signals.post_delete, "has_receivers_for", lambda sender: True)
+        mine, _ = notes
+        with tenant_scope(tenant):
+            stale = Note.objects.get(id=mine.id)
+            first = Note.objects(id=mine.id)
+            assert first.delete() == 1
+            assert Note.objects(id=mine.id).delete() == 0
+            assert stale.delete() == 0
+
+    def test_of_concurrent_deletes_of_a_user_one_counts(
+        self, app, tenant, make_user, frequent_thread_switches
+    ):
+        for _repetition in range(10):
+            user = make_user(tenant, "member")
+
+            def delete(_index, user_id=user.id):
+                with tenant_scope(tenant):
+                    return User.objects(id=user_id).delete()
+
+            assert sorted(run_together(6, delete)) == [0, 0, 0, 0, 0, 1]
 
 
 class TestBypassesAreClosed:
@@ -357,8 +419,7 @@ def _titles_unscoped():
 def _yielding_inside_unscoped():
     """The shape that leaked: a generator that yields while its unscoped() block is open."""
     with unscoped("test: a generator that yields inside its block"):
-        for note in Note.objects.order_by("title"):
-            yield note
+        yield from Note.objects.order_by("title")
 
 
 class TestUnscopedStaysInItsBlock:

@@ -10,6 +10,7 @@ import mongoengine as me
 
 from app.clock import utcnow
 from app.tenancy.cache import tenant_cache
+from app.tenancy.documents import ExactWrites
 
 from .plans import DEFAULT_PLAN, PLAN_NAMES
 
@@ -102,7 +103,7 @@ class Branding(me.EmbeddedDocument):
     hide_powered_by = me.BooleanField(db_field="hidePoweredBy", default=False)
 
 
-class Tenant(me.Document):
+class Tenant(ExactWrites, me.Document):
     name = me.StringField(required=True, min_length=1, max_length=100)
     slug = me.StringField(required=True, max_length=63)
     domain = me.StringField(max_length=253)
