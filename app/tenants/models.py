@@ -28,6 +28,18 @@ class Usage(me.EmbeddedDocument):
     storage = me.LongField(default=0, min_value=0)
 
 
+class Owners(me.EmbeddedDocument):
+    """The count of the tenant's active owners, which keeps the last one (app.users.owners). A tenant
+    stored before it was kept has no count until the first change of an owner counts them."""
+
+    active = me.IntField()
+    # Moved as every change of an owner begins: a repair of the count applies only if none began.
+    version = me.IntField(default=0)
+    # The version at which the reconciliation first saw the count disagree with the users, and when.
+    drift_version = me.IntField(db_field="driftVersion")
+    drift_seen_at = me.DateTimeField(db_field="driftSeenAt")
+
+
 class Billing(me.EmbeddedDocument):
     status = me.StringField(choices=BILLING_STATUSES, default="active")
     email = me.EmailField()
@@ -114,6 +126,7 @@ class Tenant(ExactWrites, me.Document):
     limits = me.DictField(default=dict)
     features = me.DictField(default=dict)
     usage = me.EmbeddedDocumentField(Usage, default=Usage)
+    owners = me.EmbeddedDocumentField(Owners, default=lambda: Owners(active=0))
     billing = me.EmbeddedDocumentField(Billing, default=Billing)
     settings = me.EmbeddedDocumentField(Settings, default=Settings)
     branding = me.EmbeddedDocumentField(Branding, default=Branding)
