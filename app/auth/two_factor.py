@@ -90,9 +90,11 @@ def setup(user: User) -> dict[str, Any]:
     if user.two_factor_enabled:
         raise Conflict("Two-factor authentication is on already; disable it first")
     secret = pyotp.random_base32()
-    User.objects(id=user.id).update_one(
+    # Never the secret of 2FA that an enrolment finished meanwhile: its device would stop matching.
+    if not User.objects(id=user.id, two_factor_enabled=False).update_one(
         set__totp_secret_encrypted=crypto.encrypt(secret), unset__totp_last_step=True
-    )
+    ):
+        raise Conflict("Two-factor authentication is on already; disable it first")
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     return {"secret": secret, "otpauth_uri": uri}
 
@@ -108,11 +110,16 @@ def enable(user: User, code: str) -> dict[str, Any]:
     if step is None:
         raise ValidationFailed(details={"code": ["This code does not match; check the device's clock."]})
     codes = [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
-    User.objects(id=user.id).update_one(
+    # With the secret the code was checked against, and once: of two enrolments at once, the codes one
+    # of them shows would otherwise be replaced by the other's.
+    if not User.objects(
+        id=user.id, two_factor_enabled=False, totp_secret_encrypted=user.totp_secret_encrypted
+    ).update_one(
         set__two_factor_enabled=True,
         set__totp_last_step=step,
         set__recovery_code_hashes=[_hash(c) for c in codes],
-    )
+    ):
+        raise Conflict("Two-factor authentication changed meanwhile; start again with POST /auth/2fa/setup")
     record("auth.two_factor_enabled", target_type="user", target_id=user.id)
     return {"recovery_codes": codes}
 
@@ -128,10 +135,11 @@ def disable(user: User, code: str) -> None:
     valid = _matching_step(secret, code.strip(), user.totp_last_step) is not None
     if not valid and _hash(code) not in user.recovery_code_hashes:
         raise ValidationFailed(details={"code": ["This code does not match."]})
-    User.objects(id=user.id).update_one(
+    if not User.objects(id=user.id, two_factor_enabled=True).update_one(
         set__two_factor_enabled=False,
         unset__totp_secret_encrypted=True,
         unset__totp_last_step=True,
         set__recovery_code_hashes=[],
-    )
+    ):
+        raise Conflict("Two-factor authentication is off already")
     record("auth.two_factor_disabled", target_type="user", target_id=user.id)
