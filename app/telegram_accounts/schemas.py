@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
+from app.fields import UtcDateTime
 from app.pagination import PageArgs
 
 BOT_TOKEN = validators.whole(
@@ -22,8 +23,8 @@ class TelegramAccountSchema(Schema):
     api_base_url = fields.String(data_key="apiBaseUrl", allow_none=True)
     active = fields.Boolean()
     paid_broadcast = fields.Boolean(data_key="paidBroadcast")
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    updated_at = fields.AwareDateTime(data_key="updatedAt")
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")
 
 
 class TelegramAccountCreateSchema(Schema):
