@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
-from app.fields import UtcDateTime
+from app.fields import ManagersOnly, SecretUrl, UtcDateTime
 from app.pagination import PageArgs
 from app.users.schemas import PASSWORD, UserSchema
 
@@ -33,11 +33,12 @@ class GeneralSettingsSchema(Schema):
 
 
 class SsoSettingsSchema(Schema):
-    """The tenant's OpenID Connect provider as clients see it: never the client secret."""
+    """The tenant's OpenID Connect provider as clients see it: never the client secret, and to members
+    neither the client nor more of the issuer than its host."""
 
     configured = fields.Boolean(metadata={"description": "provider, client and allowed domains are set"})
-    issuer = fields.String(allow_none=True)
-    client_id = fields.String(data_key="clientId", allow_none=True)
+    issuer = SecretUrl(allow_none=True)
+    client_id = ManagersOnly(data_key="clientId")
     allowed_domains = fields.List(fields.String(), data_key="allowedDomains")
     default_role = fields.String(data_key="defaultRole")
     password_login_allowed = fields.Boolean(data_key="passwordLoginAllowed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.fields import UtcDateTime
+from app.fields import SecretUrl, UtcDateTime
 from app.pagination import PageArgs
 
 from .models import DELIVERY_STATUSES, WEBHOOK_EVENTS
@@ -17,7 +17,7 @@ EVENTS = fields.List(
 
 class WebhookSchema(Schema):
     id = fields.String()
-    url = fields.String()
+    url = SecretUrl()
     events = fields.List(fields.String())
     active = fields.Boolean()
     consecutive_failures = fields.Integer(data_key="consecutiveFailures")
