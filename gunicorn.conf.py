@@ -17,7 +17,9 @@ keepalive = 5
 # The app writes its own JSON access log (app.access); gunicorn's would duplicate it.
 accesslog = None
 errorlog = "-"
-forwarded_allow_ips = "*"  # the app applies TRUSTED_PROXIES itself (werkzeug's ProxyFix)
+# No peer may set the scheme or the script name with X-Forwarded-* or SCRIPT_NAME headers (gunicorn's
+# default trusts its own host): the app applies TRUSTED_PROXIES itself, with werkzeug's ProxyFix.
+forwarded_allow_ips = ""
 
 
 def on_starting(server):

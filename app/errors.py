@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
+from mongoengine.errors import SaveConditionError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger("app.errors")
@@ -192,6 +193,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def handle_app_error(error: AppError):
         return envelope(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.errorhandler(SaveConditionError)
+    def handle_lost_race(error: SaveConditionError):
+        # A conditional save found the document changed or removed by a concurrent request.
+        return envelope(409, "conflict", "This changed or was removed meanwhile; reload it and try again")
 
     @app.errorhandler(InternalServerError)
     def handle_internal_error(error: InternalServerError):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
+from marshmallow import ValidationError, class_registry, fields
 
 from app.campaigns.models import Campaign
+from app.fields import UtcDateTime
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.users.models import User
@@ -163,3 +166,115 @@ def test_lookalike_and_reserved_slugs_are_refused(client, app, slug):
     }
     assert envelope(client.post(SIGNUP, json=body), 422) == "validation_error"
     assert Tenant.objects.count() == 0
+
+
+# -- date-times at the ends of the calendar ---------------------------------------------------------------
+
+# Each names an instant outside the years 1 to 9999 once converted to UTC, which Python cannot hold.
+OUT_OF_RANGE = [
+    "9999-12-31T23:59:59-12:00",
+    "9999-12-31T23:59:59.999999-00:01",
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00.000001+00:01",
+]
+FIRST_AND_LAST = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59.999000+00:00"]
+
+
+def app_schemas() -> list[type]:
+    """Every schema class the app defines (response schemas included)."""
+    return sorted(
+        {
+            cls
+            for cls in class_registry._registry.values()
+            for cls in cls
+            if cls.__module__.startswith("app.")
+        },
+        key=lambda cls: f"{cls.__module__}.{cls.__name__}",
+    )
+
+
+def date_time_fields() -> list[tuple[type, str, fields.Field]]:
+    found = [
+        (schema, name, field)
+        for schema in app_schemas()
+        for name, field in schema().fields.items()
+        if isinstance(field, fields.DateTime)
+    ]
+    assert len(found) > 30  # every schema module was imported (the app was built)
+    return found
+
+
+def test_every_date_time_field_of_the_api_takes_its_value_in_utc(app):
+    others = [
+        (schema.__name__, name)
+        for schema, name, field in date_time_fields()
+        if type(field) is not UtcDateTime
+    ]
+    assert others == []
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+def test_every_date_time_field_refuses_an_instant_outside_the_calendar(app, value):
+    for schema, name, field in date_time_fields():
+        key = field.data_key or name
+        with pytest.raises(ValidationError) as refused:
+            schema().load({key: value}, partial=True)
+        assert key in refused.value.messages, schema
+
+
+@pytest.mark.parametrize("value", FIRST_AND_LAST)
+def test_every_date_time_field_takes_the_first_and_last_instants(app, value):
+    expected = datetime.fromisoformat(value)
+    for schema, name, field in date_time_fields():
+        loaded = schema().load({field.data_key or name: value}, partial=True)
+        assert loaded[name] == expected and loaded[name].tzinfo == UTC, schema
+
+
+DATED_REQUESTS = [
+    ("post", CAMPAIGNS, "scheduledAt", lambda when: {"json": {**CAMPAIGN, "scheduledAt": when}}),
+    ("patch", "{campaign}", "scheduledAt", lambda when: {"json": {"scheduledAt": when}}),
+    ("get", "/api/v1/audit-logs", "since", lambda when: {"query_string": {"since": when}}),
+    ("get", "/api/v1/audit-logs", "until", lambda when: {"query_string": {"until": when}}),
+    ("get", "/api/v1/platform/audit-logs", "since", lambda when: {"query_string": {"since": when}}),
+    ("get", "/api/v1/platform/audit-logs", "until", lambda when: {"query_string": {"until": when}}),
+    ("patch", "{tenant}", "trialEndsAt", lambda when: {"json": {"billing": {"trialEndsAt": when}}}),
+    ("patch", "{tenant}", "currentPeriodEnd", lambda when: {"json": {"billing": {"currentPeriodEnd": when}}}),
+]
+DATED_IDS = [f"{method} {url} {field}" for method, url, field, _body in DATED_REQUESTS]
+CAMPAIGN = {"name": "Launch", "message": {"text": "hi"}, "targets": ["@channel1"]}
+
+
+@pytest.fixture
+def dated_request(client, tenant, auth_headers, superadmin_headers):
+    """Send one of DATED_REQUESTS with a date-time, as someone allowed to; return the answer."""
+    draft = client.post(CAMPAIGNS, headers=auth_headers, json=CAMPAIGN).json["id"]
+    urls = {"campaign": f"{CAMPAIGNS}/{draft}", "tenant": f"/api/v1/tenants/{tenant.id}"}
+
+    def send(method, url, when_in):
+        headers = superadmin_headers if "platform" in url or url == "{tenant}" else auth_headers
+        return getattr(client, method)(url.format(**urls), headers=headers, **when_in)
+
+    return send
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+@pytest.mark.parametrize(("method", "url", "field", "body"), DATED_REQUESTS, ids=DATED_IDS)
+def test_an_instant_outside_the_calendar_is_a_422_that_changes_nothing(
+    dated_request, tenant, value, method, url, field, body
+):
+    before = Tenant.objects.get(id=tenant.id).to_mongo().to_dict()
+    response = dated_request(method, url, body(value))
+    assert envelope(response, 422) == "validation_error"
+    assert field in json.dumps(response.json["error"]["details"])
+    with tenant_scope(tenant):
+        assert Campaign.objects.count() == 1 and Campaign.objects.get().scheduled_at is None
+    assert Tenant.objects.get(id=tenant.id).to_mongo().to_dict() == before
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+@pytest.mark.parametrize(("method", "url", "field", "body"), DATED_REQUESTS, ids=DATED_IDS)
+def test_the_first_and_last_instants_are_answered(dated_request, value, method, url, field, body):
+    response = dated_request(method, url, body(value))
+    # A scheduled time in the past is refused as such; nothing else is refused.
+    past = field == "scheduledAt" and value.startswith("0001")
+    assert response.status_code == (422 if past else 201 if method == "post" else 200), response.json

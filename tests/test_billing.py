@@ -13,13 +13,16 @@ import pytest
 
 from app.audit.models import AuditLog
 from app.billing.models import Invoice, ProcessedEvent
-from app.billing.service import issue_invoice
+from app.billing.service import close_unpaid, issue_invoice, mark_paid
 from app.jobs import billing_overdue, monthly_close
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
+from app.tenants.admin import suspend_tenant
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.webhooks.models import WebhookDelivery
+
+from .support import run_together
 
 SECRET = "whsec_test_secret"
 NOVEMBER_CLOSE = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
@@ -280,6 +283,53 @@ class TestStripe:
         )
         response = post_event(client, payload)
         assert response.status_code == 200 and response.json["applied"] is False
+
+
+class TestConcurrentChanges:
+    """A payment, a write-off and the suspensions decide on the state they move from."""
+
+    def test_a_payment_racing_a_write_off_takes_the_invoice_off_the_balance_once(
+        self, billing_app, frequent_thread_switches
+    ):
+        pro = tenant_on("professional", "proco")
+        for month in range(1, 11):
+            invoice = issue_invoice(pro, f"2026-{month:02d}", {}, NOVEMBER_CLOSE)
+            assert Tenant.objects.get(id=pro.id).billing.balance_cents == 9900
+
+            def settle(index, invoice=invoice):
+                with billing_app.app_context(), tenant_scope(pro):
+                    if index == 0:
+                        return mark_paid(invoice, provider_ref="in_1")
+                    return close_unpaid(invoice, "uncollectible")
+
+            assert all(isinstance(result, bool) for result in run_together(2, settle))
+            assert Tenant.objects.get(id=pro.id).billing.balance_cents == 0, month
+            assert invoices(pro)[-1].status in ("paid", "uncollectible")
+
+    @pytest.mark.parametrize("payment", ["payment", "overdue job"])
+    def test_a_superadmins_suspension_made_meanwhile_is_never_lifted_or_replaced(
+        self, billing_app, frequent_thread_switches, payment
+    ):
+        for repetition in range(10):
+            tenant = tenant_on("professional", f"late-{repetition}")
+            monthly_close.run(now=NOVEMBER_CLOSE)
+            if payment == "payment":
+                billing_overdue.run(now=NOVEMBER_CLOSE + timedelta(days=15))
+            invoice = invoices(tenant)[0]
+
+            def act(index, tenant=tenant, invoice=invoice):
+                with billing_app.app_context():
+                    if index == 1:
+                        return suspend_tenant(tenant.id, "abuse report")
+                    if payment == "payment":
+                        with tenant_scope(tenant):
+                            return mark_paid(invoice)
+                    return billing_overdue.run(now=NOVEMBER_CLOSE + timedelta(days=15))
+
+            results = run_together(2, act)
+            assert not [r for r in results if isinstance(r, BaseException)], results
+            stored = Tenant.objects.get(id=tenant.id)
+            assert (stored.status, stored.suspended_reason) == ("suspended", "abuse report"), repetition
 
 
 class TestOverdue:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
+from flask import request
 from gunicorn.app.wsgiapp import WSGIApplication
 from gunicorn.config import Config
+from gunicorn.http import wsgi
+from gunicorn.http.parser import RequestParser
+from werkzeug.test import run_wsgi_app
 
 import config
 from app import create_app
+from app.tenancy.access import infra
 
 from .support import ROOT
 
@@ -172,6 +178,53 @@ def test_gunicorn_reads_its_config_file(monkeypatch):
     assert cfg.worker_class_str == "gthread"
     assert cfg.bind == ["127.0.0.1:5123"]
     assert cfg.workers == 1
+
+
+class _Socket:
+    """Where gunicorn writes an early answer (100 Continue); nothing is read from it."""
+
+    def send(self, data):
+        pass
+
+
+def _environ(cfg, peer: str, path: str = "/prefix/x") -> dict:
+    """The WSGI environ gunicorn makes of a request from `peer` that claims to come through a proxy:
+    over https, from another address, under a script name."""
+    raw = (
+        f"GET {path} HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-Proto: https\r\n"
+        "X-Forwarded-Ssl: on\r\nX-Forwarded-For: 198.51.100.7\r\nSCRIPT_NAME: /prefix\r\n\r\n"
+    )
+    request = next(iter(RequestParser(cfg, iter([raw.encode()]), (peer, 50000))))
+    _response, environ = wsgi.create(request, _Socket(), (peer, 50000), ("127.0.0.1", 8000), cfg)
+    return environ
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "::1", "10.0.0.2", "203.0.113.9"])
+def test_gunicorn_takes_the_scheme_and_script_name_from_no_peer(peer):
+    cfg = _gunicorn_config()
+    assert cfg.forwarded_allow_ips == []
+    environ = _environ(cfg, peer)
+    assert environ["wsgi.url_scheme"] == "http"
+    assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == ("", "/prefix/x")
+    assert environ["REMOTE_ADDR"] == peer
+    # The headers still reach the app, whose TRUSTED_PROXIES decides what they are worth.
+    assert environ["HTTP_X_FORWARDED_PROTO"] == "https"
+
+
+@pytest.mark.parametrize(
+    ("hops", "seen"),
+    [(0, {"scheme": "http", "address": "203.0.113.9"}), (1, {"scheme": "https", "address": "198.51.100.7"})],
+)
+def test_the_app_trusts_forwarded_headers_only_through_trusted_proxies(app_factory, hops, seen):
+    app = app_factory(TRUSTED_PROXIES=hops)
+
+    @infra
+    def where():
+        return {"scheme": request.scheme, "address": request.remote_addr}
+
+    app.add_url_rule("/where", "where", where)
+    response = run_wsgi_app(app, _environ(_gunicorn_config(), "203.0.113.9", "/where"), buffered=True)
+    assert json.loads(b"".join(response[0])) == seen
 
 
 def _server(workers, max_requests=0):

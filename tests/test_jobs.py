@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from bson import ObjectId
@@ -21,7 +22,7 @@ from app import leases
 from app.audit.models import Actor, AuditLog
 from app.campaigns.models import Campaign, CampaignMessage
 from app.clock import utcnow
-from app.errors import LimitExceeded
+from app.errors import Conflict, LimitExceeded
 from app.jobs import (
     SCHEDULE,
     Job,
@@ -36,12 +37,15 @@ from app.jobs import (
     trial_end,
     wait_for_lease,
 )
+from app.jobs.common import each_tenant
 from app.leases import SCHEDULER, Lease
 from app.media.models import MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
+from app.tenancy import collection, context, documents
+from app.tenancy.access import Principal
 from app.tenancy.context import (
-    TenancyError,
+    TenantContextMissing,
     TenantState,
     current_state,
     current_tenant_id,
@@ -55,7 +59,9 @@ from app.tenants.plans import GB, LIMIT_NAMES
 from app.tenants.service import create_tenant
 from app.usage import service as usage
 from app.usage.models import UsageCounter, UsageSnapshot
+from app.users import owners
 from app.users.models import EmailDirectory, User
+from app.users.service import update_user
 from app.webhooks.models import Webhook, WebhookDelivery
 
 from .support import run_together, update_tenant
@@ -722,17 +728,6 @@ def test_concurrent_retention_purges_delete_each_document_once(app, tenant, freq
         assert stored(acme) == kept
 
 
-def test_the_purge_refuses_a_delete_without_a_tenant_in_context(app, tenant):
-    with tenant_scope(tenant):
-        message("sent", LONG_AGO)
-
-    with unscoped("test: a query set without a tenant filter"):
-        everything = Message.objects
-        with pytest.raises(TenancyError):
-            retention._scoped_delete(everything)
-        assert Message.objects.count() == 1
-
-
 # -- usage reconciliation --------------------------------------------------------------------------
 
 RECONCILED = {"users": 1, "campaigns": 2, "telegram_accounts": 1, "webhooks": 1, "storage": 150}
@@ -855,6 +850,99 @@ def test_reconciliation_never_overwrites_a_reservation_made_while_it_counted(app
     assert [entry.summary for entry in reconciled_entries(acme)] == [{"campaigns": {"from": 8, "to": 1}}]
 
 
+# -- the count of active owners ----------------------------------------------------------------------
+
+
+def owner_count(tenant) -> int:
+    return Tenant.objects.get(id=tenant.id).owners.active
+
+
+def try_to_demote(tenant, user) -> bool:
+    """Demote `user` as its tenant's other owner would; True when it was allowed."""
+    principal = Principal(subject="other", role="owner", tenant_id=tenant.id, via="access_token")
+    with tenant_scope(tenant):
+        try:
+            update_user(principal, user.id, {"role": "admin"})
+        except Conflict:
+            return False
+    return True
+
+
+def test_a_count_of_owners_left_too_low_is_repaired_once_it_has_settled(app, tenant, make_user):
+    first, second = make_user(tenant, "owner"), make_user(tenant, "owner")
+    assert owner_count(tenant) == 2
+    # A process died between taking an owner off the count and demoting it: the count is one short.
+    update_tenant(tenant, dec__owners__active=1, inc__owners__version=1)
+    assert not try_to_demote(tenant, first)  # the count errs on the side of keeping an owner
+
+    start = utcnow()
+    with time_machine.travel(start, tick=False):
+        assert reconcile.run() == {"tenants": 1, "repaired": 0}  # seen, not repaired yet
+    with time_machine.travel(start + owners.SETTLE / 2, tick=False):
+        assert reconcile.run() == {"tenants": 1, "repaired": 0}
+    assert owner_count(tenant) == 1
+    with time_machine.travel(start + owners.SETTLE, tick=False):
+        assert reconcile.run() == {"tenants": 1, "repaired": 1}
+    assert owner_count(tenant) == 2
+    assert reconciled_entries(tenant)[-1].summary == {"activeOwners": {"from": 1, "to": 2}}
+    assert try_to_demote(tenant, first)
+    assert not try_to_demote(tenant, second)
+    assert owner_count(tenant) == 1
+
+
+def test_a_change_of_an_owner_begun_after_the_drift_was_seen_puts_the_repair_off(app, tenant, make_user):
+    make_user(tenant, "owner")
+    make_user(tenant, "owner")
+    update_tenant(tenant, dec__owners__active=1, inc__owners__version=1)
+    start = utcnow()
+    with time_machine.travel(start, tick=False):
+        reconcile.run()
+    # A change that began meanwhile may not have finished when the users are counted: no repair then.
+    with time_machine.travel(start + owners.SETTLE / 2, tick=False):
+        make_user(tenant, "owner")
+    assert owner_count(tenant) == 2
+    with time_machine.travel(start + owners.SETTLE, tick=False):
+        assert reconcile.run()["repaired"] == 0
+    with time_machine.travel(start + owners.SETTLE * 2, tick=False):
+        assert reconcile.run()["repaired"] == 1
+    assert owner_count(tenant) == 3
+
+
+def test_a_count_that_agrees_is_left_alone_and_a_past_drift_forgotten(app, tenant, make_user):
+    make_user(tenant, "owner")
+    before = Tenant.objects.get(id=tenant.id).owners.to_mongo().to_dict()
+    assert reconcile.run()["repaired"] == 0
+    assert Tenant.objects.get(id=tenant.id).owners.to_mongo().to_dict() == before
+    update_tenant(tenant, inc__owners__active=1)
+    reconcile.run()
+    assert Tenant.objects.get(id=tenant.id).owners.drift_seen_at is not None
+    update_tenant(tenant, dec__owners__active=1)
+    reconcile.run()
+    assert Tenant.objects.get(id=tenant.id).owners.to_mongo().to_dict() == before
+
+
+def test_a_tenant_stored_before_the_count_is_counted_at_its_first_change(app, tenant, make_user):
+    first, second = make_user(tenant, "owner"), make_user(tenant, "owner")
+    make_user(tenant, "owner")
+    update_tenant(tenant, unset__owners=True)
+    assert "owners" not in Tenant.objects(id=tenant.id).as_pymongo().first()
+    assert try_to_demote(tenant, first)
+    assert owner_count(tenant) == 2
+    assert try_to_demote(tenant, second)
+    assert owner_count(tenant) == 1
+    with tenant_scope(tenant):
+        last = User.objects.get(role="owner")
+    assert not try_to_demote(tenant, last)
+
+
+def test_the_reconciliation_counts_owners_of_a_tenant_stored_before_the_count(app, tenant, make_user):
+    make_user(tenant, "owner")
+    make_user(tenant, "owner")
+    update_tenant(tenant, unset__owners=True)
+    assert reconcile.run()["repaired"] == 0
+    assert owner_count(tenant) == 2
+
+
 # -- every job: the tenant context -----------------------------------------------------------------
 
 
@@ -917,6 +1005,57 @@ def test_a_job_failing_midway_leaves_no_tenant_in_context(
 
     assert current_tenant_id() is None
     assert current_state() == TenantState()
+
+
+def test_the_loop_over_tenants_runs_its_body_with_no_tenant_in_context(app, tenant, other_tenant):
+    """A tenant-owned query written in the loop's body raises rather than reading every tenant."""
+    suspended = create_tenant("Initech", "initech")
+    update_tenant(suspended, set__status="suspended")
+    for each, campaigns in ((tenant, 2), (other_tenant, 1), (suspended, 3)):
+        with tenant_scope(each):
+            for n in range(campaigns):
+                Campaign(name=f"c{n}", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
+
+    counted = {}
+    for each in each_tenant():
+        assert current_state() == TenantState()
+        with pytest.raises(TenantContextMissing):
+            Campaign.objects.count()
+        with tenant_scope(each):
+            counted[each.slug] = Campaign.objects.count()
+
+    assert counted == {"acme": 2, "globex": 1, "initech": 3}
+    assert [each.slug for each in each_tenant(include_suspended=False)] == ["acme", "globex"]
+    assert current_state() == TenantState()
+
+
+@pytest.mark.parametrize("job", SCHEDULE, ids=lambda job: job.name)
+def test_every_tenant_owned_query_of_a_job_is_scoped_to_one_tenant(
+    app, tenant, other_tenant, job, monkeypatch
+):
+    tenants_with_work(tenant, other_tenant)
+    for each in (tenant, other_tenant):
+        with tenant_scope(each):
+            Campaign(name="old", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
+            message("sent", LONG_AGO)
+    states = []
+
+    def recording_state():
+        state = context.current_state()
+        states.append((state.tenant_id, state.unscoped_reason))
+        return state
+
+    monkeypatch.setattr(documents, "current_state", recording_state)
+    monkeypatch.setattr(collection, "current_state", recording_state)
+
+    run_job(app, job)
+
+    assert states
+    # Cross-tenant work is the deletion sweep's alone, and it says so.
+    expected_reasons = {deletion_sweep.SWEEP_REASON} if job is job_named("deletion-sweep") else set()
+    assert {reason for _tenant_id, reason in states if reason} == expected_reasons
+    scoped = {tenant_id for tenant_id, reason in states if not reason}
+    assert scoped == (set() if expected_reasons else {tenant.id, other_tenant.id})
 
 
 # -- deletion sweep ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.http import parse_options_header
 
 from .support import ROOT, bot_token
 
@@ -117,6 +118,44 @@ def test_a_sent_campaign_is_delivered_on_the_embedded_store(service):
     received = requests.get(f"{base}/sandbox/bot-api/messages", timeout=30).json()
     assert sorted(m["chat"] for m in received if m["bot"] == "7000001") == sorted(targets)
     assert {m["text"] for m in received if m["bot"] == "7000001"} == {"Initech launches TPS 2.0"}
+
+
+NAMES_IN_SCRIPTS = [
+    "отчёт за май.pdf",
+    "報告書.docx",
+    "تقرير.txt",
+    "Αναφορά.csv",
+    "résumé.pdf",
+    'say "hi".txt',
+]
+
+
+def test_files_named_in_any_script_download_under_gunicorn(service):
+    """gunicorn sends header values as ISO-8859-1 only: the name goes in filename* (RFC 6266)."""
+    base, _ = service
+    api = f"{base}/api/v1"
+    signup = requests.post(
+        f"{api}/tenants/signup",
+        json={
+            "tenant": {"name": "Polyglot"},
+            "user": {"email": "ana@polyglot.example.com", "password": "many-scripts-1", "name": "Ana"},
+        },
+        timeout=30,
+    )
+    assert signup.status_code == 201, signup.text
+    auth = {"Authorization": f"Bearer {signup.json()['accessToken']}"}
+    for index, name in enumerate(NAMES_IN_SCRIPTS):
+        data = f"file {index}".encode()
+        upload = requests.post(
+            f"{api}/media", files={"file": (name, data, "text/plain")}, headers=auth, timeout=30
+        )
+        assert upload.status_code == 201, upload.text
+        stored = upload.json()["filename"]
+        download = requests.get(f"{api}/media/{upload.json()['id']}/content", headers=auth, timeout=30)
+        assert download.status_code == 200, (name, download.text)
+        assert download.content == data
+        disposition, options = parse_options_header(download.headers["Content-Disposition"])
+        assert (disposition, options["filename"]) == ("attachment", stored), name
 
 
 def test_the_service_stops_cleanly(service):

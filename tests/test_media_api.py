@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from werkzeug.http import parse_options_header
 
+from app.downloads import attachment
 from app.media.models import CHUNK_SIZE, MediaChunk, MediaFile
 from app.tenancy.context import tenant_scope
 
@@ -219,6 +222,71 @@ class TestDownload:
     def test_unknown_and_malformed_ids_are_404(self, client, auth_headers):
         for path in (f"{MEDIA}/{random_id()}", f"{MEDIA}/{random_id()}/content", f"{MEDIA}/nope"):
             assert error_of(client.get(path, headers=auth_headers), 404)["code"] == "not_found"
+
+
+NAMES = [
+    ("отчёт за май.pdf", "download.pdf"),
+    ("報告書.docx", "download.docx"),
+    ("تقرير.txt", "download.txt"),
+    ("Αναφορά.csv", "download.csv"),
+    ("résumé.pdf", "resume.pdf"),
+    ("naïve café.txt", "naive cafe.txt"),
+]
+HOSTILE = [
+    ('say "hi".txt', "say _hi_.txt", 'say "hi".txt'),
+    ("line\r\nSet-Cookie: a=b.txt", "lineSet-Cookie_ a_b.txt", "lineSet-Cookie: a=b.txt"),
+    ("tab\tand\x00nul\x7f\x85.txt", "tabandnul.txt", "tabandnul.txt"),
+    ("../../etc/пароль", "download", "пароль"),
+    ("C:\\Users\\x\\évil.exe", "evil.exe", "évil.exe"),
+    ("..", "download", "download"),
+    ("back\\slash", "slash", "slash"),
+]
+
+
+def disposition_of(header: str) -> tuple[str, str]:
+    """The ASCII `filename` of a Content-Disposition and the name a client reads (filename* wins)."""
+    fallback = re.search(r'filename="([^"]*)"', header).group(1)
+    return fallback, parse_options_header(header)[1]["filename"]
+
+
+def assert_header_safe(header: str) -> None:
+    header.encode("ascii")  # what gunicorn sends must be ISO-8859-1; ours is ASCII
+    assert not re.search(r"[\x00-\x1f\x7f]", header)
+    assert header.count("filename=") == 1 and header.count("filename*=") <= 1
+
+
+class TestDownloadNames:
+    @pytest.mark.parametrize(("name", "fallback"), NAMES)
+    def test_a_name_in_any_script_is_sent_as_filename_star(self, client, auth_headers, name, fallback):
+        media = created(upload(client, auth_headers, b"data", name))
+        assert media["filename"] == name
+        response = client.get(f"{MEDIA}/{media['id']}/content", headers=auth_headers)
+        header = response.headers["Content-Disposition"]
+        assert_header_safe(header)
+        assert header.startswith("attachment; ")
+        assert disposition_of(header) == (fallback, name)
+
+    def test_an_ascii_name_needs_no_filename_star(self, client, auth_headers):
+        media = created(upload(client, auth_headers, b"data", "plain name_1.pdf"))
+        response = client.get(f"{MEDIA}/{media['id']}/content", headers=auth_headers)
+        assert response.headers["Content-Disposition"] == 'attachment; filename="plain name_1.pdf"'
+
+    @pytest.mark.parametrize(("name", "fallback", "read"), HOSTILE)
+    def test_quotes_control_characters_and_paths_never_reach_the_header(self, name, fallback, read):
+        header = attachment(name)
+        assert_header_safe(header)
+        assert disposition_of(header) == (fallback, read)
+
+    @pytest.mark.parametrize(("name", "fallback", "read"), HOSTILE)
+    def test_stored_names_download_whatever_they_hold(
+        self, client, auth_headers, tenant, name, fallback, read
+    ):
+        media_id = created(upload(client, auth_headers, b"data", "x.txt"))["id"]
+        with tenant_scope(tenant):
+            MediaFile.objects(id=media_id).update_one(set__filename=name)
+        response = client.get(f"{MEDIA}/{media_id}/content", headers=auth_headers)
+        assert response.status_code == 200 and response.get_data() == b"data"
+        assert disposition_of(response.headers["Content-Disposition"]) == (fallback, read)
 
 
 class TestDelete:

@@ -492,6 +492,7 @@ class TestUsage:
         assert tenant.usage.telegram_accounts == BOTS
         assert tenant.usage.webhooks == WEBHOOKS
         assert tenant.usage.storage == legacy.storage
+        assert tenant.owners.active == 1  # the single-tenant version's one owner keeps the tenant
         with tenant_scope(tenant):
             counter = UsageCounter.objects.get(resource="messagesPerMonth", period=period_of(utcnow()))
         assert counter.used == legacy.messages_this_month

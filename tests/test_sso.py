@@ -12,7 +12,8 @@ import pytest
 from app import crypto
 from app.audit.models import AuditLog
 from app.auth.models import SsoLoginState
-from app.auth.sso import password_login_allowed
+from app.auth.oidc import SsoFailed
+from app.auth.sso import _user_of, password_login_allowed
 from app.clock import utcnow
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
@@ -23,7 +24,15 @@ from app.validators import provider_url_problem
 
 from .conftest import PASSWORD
 from .fake_oidc import s256
-from .support import bearer, configure_sso, impersonation_headers, sso_body, sso_callback_url, sso_start
+from .support import (
+    bearer,
+    configure_sso,
+    impersonation_headers,
+    run_together,
+    sso_body,
+    sso_callback_url,
+    sso_start,
+)
 
 SETTINGS = "/api/v1/tenants/current/settings"
 START = "/api/v1/auth/sso/start"
@@ -478,6 +487,26 @@ class TestSubjects:
         response = sso_login(client)
         assert response.status_code == 200 and response.json["user"]["id"] == first
         assert user_named(tenant, "dana@acme.example.com").sso_issuer == provider.issuer("globex")
+
+    def test_of_two_people_signing_in_first_with_one_address_at_once_one_is_bound(
+        self, app, tenant, make_user, provider, acme_sso, frequent_thread_switches
+    ):
+        sso = stored_tenant().settings.security.sso
+        for repetition in range(10):
+            user = make_user(tenant, "member", email=f"shared{repetition}@acme.example.com")
+
+            def first_login(index, email=user.email, repetition=repetition):
+                claims = {"sub": f"person-{repetition}-{index}", "email": email, "email_verified": True}
+                with app.app_context(), tenant_scope(tenant):
+                    return _user_of(sso, claims)[0].id
+
+            results = run_together(2, first_login)
+            signed_in = [r for r in results if not isinstance(r, BaseException)]
+            refused = [r for r in results if isinstance(r, SsoFailed)]
+            assert signed_in == [user.id] and len(refused) == 1, results
+            assert refused[0].details["reason"] == "subject_mismatch"
+            winner = results.index(user.id)
+            assert user_named(tenant, user.email).sso_subject == f"person-{repetition}-{winner}"
 
 
 class TestProviderDocuments:

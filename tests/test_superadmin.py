@@ -8,11 +8,12 @@ from bson import ObjectId
 from app.audit.models import PlatformAuditLog
 from app.tenancy.context import unscoped
 from app.tenancy.documents import tenant_document_classes
+from app.tenants.admin import DELETING
 from app.tenants.models import Tenant
 from app.tenants.plans import PLANS
 from app.tenants.service import create_tenant
 
-from .support import audit_entries, error_code, tenant_url
+from .support import audit_entries, error_code, run_together, tenant_url, update_tenant
 
 API = "/api/v1"
 TENANTS = f"{API}/tenants"
@@ -504,6 +505,39 @@ class TestDelete:
         assert again.status_code == 404
         assert error_code(again) == "not_found"
         assert client.get(tenant_url(tenant), headers=superadmin_headers).status_code == 404
+
+    @pytest.mark.parametrize("action", ["activate", "suspend"])
+    def test_a_tenant_being_deleted_is_neither_activated_nor_suspended_again(
+        self, client, superadmin_headers, tenant, action
+    ):
+        # A deletion that stopped halfway: the deletion sweep finishes what stays suspended for it.
+        update_tenant(tenant, set__status="suspended", set__suspended_reason=DELETING)
+        body = {"reason": "again"}
+        response = client.post(tenant_url(tenant, action), headers=superadmin_headers, json=body)
+        assert response.status_code == 409
+        assert error_code(response) == "conflict"
+        stored = Tenant.objects.get(id=tenant.id)
+        assert (stored.status, stored.suspended_reason) == ("suspended", DELETING)
+
+    def test_a_change_racing_the_deletion_does_not_bring_the_tenant_back(
+        self, app, superadmin_headers, tenant, frequent_thread_switches
+    ):
+        for repetition in range(8):
+            doomed = create_tenant(f"Doomed {repetition}", f"doomed-{repetition}")
+
+            def act(index, doomed=doomed):
+                client = app.test_client()
+                if index == 0:
+                    return client.delete(tenant_url(doomed), headers=superadmin_headers).status_code
+                if index == 1:
+                    return client.post(tenant_url(doomed, "activate"), headers=superadmin_headers).status_code
+                body = {"name": "Renamed"}
+                return client.patch(tenant_url(doomed), headers=superadmin_headers, json=body).status_code
+
+            deleted, activated, renamed = run_together(3, act)
+            assert deleted == 204, repetition
+            assert activated in (200, 404, 409) and renamed in (200, 404, 409), (activated, renamed)
+            assert Tenant.objects(id=doomed.id).count() == 0, repetition
 
     def test_the_slug_is_free_again(self, client, superadmin_headers, tenant):
         client.delete(tenant_url(tenant), headers=superadmin_headers)

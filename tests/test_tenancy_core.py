@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
 import mongoengine as me
 import pytest
 from bson import ObjectId
 from mongoengine.base.common import _document_registry
+from mongoengine.errors import SaveConditionError
 
 from app import TenancyConfigurationError
 from app.tenancy.collection import TenantViolation
-from app.tenancy.context import TenancyError, TenantContextMissing, tenant_scope, unscoped
+from app.tenancy.context import (
+    TenancyError,
+    TenantContextMissing,
+    TenantState,
+    UnscopedLeak,
+    current_state,
+    tenant_scope,
+    unscoped,
+)
 from app.tenancy.documents import TenantDocument, tenancy_problems, tenant_document_classes
+from app.tenants.models import Tenant
+from app.tenants.service import create_tenant
 from app.users.models import User
 
-from .support import Attachment, Note, log_records
+from .support import Attachment, Note, log_records, run_together
 
 pytestmark = pytest.mark.multitenant
 
@@ -129,6 +143,65 @@ class TestTenantIdOnWrites:
         with tenant_scope(tenant), pytest.raises(me.NotUniqueError):
             Note(id=theirs.id, title="same id").save()
         assert _raw_titles() == ["mine", "theirs"]
+
+
+class TestWritesSayWhatTheyDid:
+    """A write racing a delete neither brings the document back nor counts what it did not remove."""
+
+    def test_saving_a_document_deleted_meanwhile_stores_nothing(self, notes, tenant):
+        mine, _ = notes
+        with tenant_scope(tenant):
+            stale = Note.objects.get(id=mine.id)
+            assert Note.objects(id=mine.id).delete() == 1
+            stale.title = "changed"
+            with pytest.raises(SaveConditionError):
+                stale.save()
+            assert Note.objects(id=mine.id).count() == 0
+        assert _raw_titles() == ["theirs"]
+
+    def test_a_tenant_deleted_meanwhile_is_not_saved_back(self, app):
+        tenant = create_tenant("Ephemeral", "ephemeral")
+        stale = Tenant.objects.get(id=tenant.id)
+        tenant.delete()
+        stale.name = "Back again"
+        with pytest.raises(SaveConditionError):
+            stale.save()
+        assert Tenant.objects(id=tenant.id).count() == 0
+
+    def test_a_save_with_a_condition_applies_only_while_it_holds(self, notes, tenant):
+        mine, _ = notes
+        with tenant_scope(tenant):
+            stale = Note.objects.get(id=mine.id)
+            Note.objects(id=mine.id).update_one(set__title="moved")
+            stale.title = "overwritten"
+            with pytest.raises(SaveConditionError):
+                stale.save(save_condition={"title": "mine"})
+            assert Note.objects.get(id=mine.id).title == "moved"
+
+    @pytest.mark.parametrize("signals", [False, True], ids=["plain", "with delete signals"])
+    def test_deletes_count_only_what_they_removed(self, notes, tenant, monkeypatch, signals):
+        if signals:
+            # MongoEngine deletes one by one where delete signals are connected (as for users).
+            monkeypatch.setattr(me.signals.post_delete, "has_receivers_for", lambda sender: True)
+        mine, _ = notes
+        with tenant_scope(tenant):
+            stale = Note.objects.get(id=mine.id)
+            first = Note.objects(id=mine.id)
+            assert first.delete() == 1
+            assert Note.objects(id=mine.id).delete() == 0
+            assert stale.delete() == 0
+
+    def test_of_concurrent_deletes_of_a_user_one_counts(
+        self, app, tenant, make_user, frequent_thread_switches
+    ):
+        for _repetition in range(10):
+            user = make_user(tenant, "member")
+
+            def delete(_index, user_id=user.id):
+                with tenant_scope(tenant):
+                    return User.objects(id=user_id).delete()
+
+            assert sorted(run_together(6, delete)) == [0, 0, 0, 0, 0, 1]
 
 
 class TestBypassesAreClosed:
@@ -335,6 +408,86 @@ def _try_count():
     except TenantContextMissing:
         return "missing"
     return "counted"
+
+
+def _titles_unscoped():
+    """A function that reads across tenants itself: what unscoped() is for."""
+    with unscoped("test: read every title"):
+        return sorted(note.title for note in Note.objects)
+
+
+def _yielding_inside_unscoped():
+    """The shape that leaked: a generator that yields while its unscoped() block is open."""
+    with unscoped("test: a generator that yields inside its block"):
+        yield from Note.objects.order_by("title")
+
+
+class TestUnscopedStaysInItsBlock:
+    """unscoped() covers the block that enters it and the code that block calls, nothing else."""
+
+    def test_code_the_block_calls_runs_unscoped(self, notes):
+        with unscoped("test: call a helper"):
+            assert _titles_unscoped() == ["mine", "theirs"]
+            assert Note.objects.count() == 2
+        assert current_state() == TenantState()
+
+    def test_a_generator_reads_unscoped_while_it_runs(self, notes):
+        assert [note.title for note in _yielding_inside_unscoped()] == ["mine", "theirs"]
+        assert current_state() == TenantState()
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            lambda: Note.objects.count(),
+            lambda: list(Note._get_collection().find({})),
+            lambda: Note._get_collection().delete_many({}),
+            lambda: Note(title="planted").save(),
+            lambda: Note._get_collection().drop(),
+        ],
+        ids=["query set", "raw find", "raw delete", "insert", "drop"],
+    )
+    def test_the_consumer_of_a_generator_that_yields_inside_it_cannot_use_it(self, notes, query):
+        consumed = 0
+        for _note in _yielding_inside_unscoped():
+            consumed += 1
+            with pytest.raises(UnscopedLeak):
+                query()
+        assert consumed == 2
+        assert _raw_titles() == ["mine", "theirs"]
+
+    def test_the_consumer_may_still_scope_itself(self, notes, tenant, other_tenant):
+        seen = []
+        for note in _yielding_inside_unscoped():
+            with tenant_scope(other_tenant if note.title == "theirs" else tenant):
+                seen.append([n.title for n in Note.objects])
+        assert seen == [["mine"], ["theirs"]]
+
+    def test_a_generator_left_unfinished_leaks_nothing_once_closed(self, notes):
+        generator = _yielding_inside_unscoped()
+        next(generator)
+        with pytest.raises(UnscopedLeak):
+            Note.objects.count()
+        generator.close()
+        assert current_state() == TenantState()
+        with pytest.raises(TenantContextMissing):
+            Note.objects.count()
+
+    def test_a_copy_of_the_context_in_another_thread_cannot_use_it(self, notes):
+        outcome = []
+
+        def count():
+            try:
+                outcome.append(Note.objects.count())
+            except TenancyError as error:
+                outcome.append(type(error))
+
+        with unscoped("test: hand the context to a thread"):
+            copied = contextvars.copy_context()
+            thread = threading.Thread(target=copied.run, args=(count,))
+            thread.start()
+            thread.join()
+            assert Note.objects.count() == 2
+        assert outcome == [UnscopedLeak]
 
 
 def test_object_ids_of_unknown_documents_look_the_same(notes, tenant):

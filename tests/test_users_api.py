@@ -335,8 +335,8 @@ class TestTheLastOwner:
 
     def test_an_inactive_second_owner_does_not_count(self, client, tenant, owner, auth_headers, make_user):
         second = make_user(tenant, "owner")
-        with tenant_scope(tenant):
-            User.objects(id=second.id).update_one(set__active=False)
+        response = client.patch(user_url(second), json={"active": False}, headers=auth_headers)
+        assert response.status_code == 200, response.json
         response = client.patch(user_url(owner), json={"role": "admin"}, headers=auth_headers)
         assert response.status_code == 409
         assert stored_user(tenant, owner.id).role == "owner"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app import validators
+from app.fields import UtcDateTime
 from app.pagination import PageArgs
 
 
@@ -25,7 +26,7 @@ class AuditLogSchema(Schema):
     summary = fields.Dict()
     ip = fields.String(allow_none=True)
     request_id = fields.String(data_key="requestId", allow_none=True)
-    created_at = fields.AwareDateTime(data_key="createdAt")
+    created_at = UtcDateTime(data_key="createdAt")
 
 
 class PlatformAuditLogSchema(AuditLogSchema):
@@ -36,8 +37,8 @@ class PlatformAuditLogSchema(AuditLogSchema):
 class AuditLogArgs(PageArgs):
     action = fields.String(validate=validate.Length(min=1, max=100))
     actor = fields.String(validate=validate.Length(min=1, max=100), metadata={"description": "actor id"})
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    since = UtcDateTime()
+    until = UtcDateTime()
 
     @validates_schema
     def _ordered(self, data: dict, **kwargs: object) -> None:

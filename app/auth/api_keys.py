@@ -7,7 +7,7 @@ import secrets
 from bson import ObjectId
 
 from app.audit.service import record
-from app.errors import Forbidden, found
+from app.errors import Forbidden, NotFound, found
 from app.pagination import paginate
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant
@@ -52,5 +52,6 @@ def list_api_keys(page: int, per_page: int) -> dict:
 def revoke_api_key(key_id: ObjectId) -> None:
     """Delete a key: requests made with it fail from now on."""
     api_key = found(ApiKey.objects(id=key_id).first(), "API key")
-    api_key.delete()
+    if not ApiKey.objects(id=api_key.id).delete():
+        raise NotFound("No such API key")  # revoked by a concurrent request, which audited it
     record("api_key.revoked", target_type="api_key", target_id=key_id, summary={"name": api_key.name})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
+from app.fields import UtcDateTime
 from app.tenants.schemas import TenantSchema
 from app.users.schemas import UserSchema
 
@@ -55,7 +56,7 @@ class ImpersonatorSchema(Schema):
 class CredentialSchema(Schema):
     type = fields.String(metadata={"description": "access_token or api_key"})
     role = fields.String()
-    expires_at = fields.AwareDateTime(data_key="expiresAt", allow_none=True)
+    expires_at = UtcDateTime(data_key="expiresAt", allow_none=True)
 
 
 class MeSchema(Schema):
@@ -76,8 +77,8 @@ class ApiKeySchema(Schema):
     prefix = fields.String()
     role = fields.String()
     created_by = fields.String(data_key="createdBy", allow_none=True)
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    last_used_at = fields.AwareDateTime(data_key="lastUsedAt", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    last_used_at = UtcDateTime(data_key="lastUsedAt", allow_none=True)
 
 
 class ApiKeyCreatedSchema(ApiKeySchema):

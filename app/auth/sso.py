@@ -170,8 +170,16 @@ def _user_of(sso: SsoSettings, claims: dict[str, Any]) -> tuple[User, bool]:
     elif not user.active:
         raise refused("user_deactivated", "This account is deactivated")
     if (user.sso_issuer, user.sso_subject) != (sso.issuer, subject):
-        # A first single sign-on, or one through a provider the owner configured since: bind the person.
-        User.objects(id=user.id).update_one(set__sso_issuer=sso.issuer, set__sso_subject=subject)
+        # A first single sign-on, or one through a provider the owner configured since: bind the person,
+        # unless a concurrent first sign-on bound someone else meanwhile.
+        bind = User.objects(id=user.id, sso_issuer=user.sso_issuer, sso_subject=user.sso_subject)
+        if not bind.update_one(set__sso_issuer=sso.issuer, set__sso_subject=subject):
+            again = User.objects(id=user.id).only("sso_issuer", "sso_subject").first()
+            if again is None or (again.sso_issuer, again.sso_subject) != (sso.issuer, subject):
+                raise refused(
+                    "subject_mismatch",
+                    "This email address belongs to another person at the identity provider",
+                )
     return user, created
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.fields import UtcDateTime
 from app.pagination import PageArgs
 
 from .models import INVOICE_STATUSES
@@ -26,10 +27,10 @@ class InvoiceSchema(Schema):
     currency = fields.String()
     status = fields.String()
     usage = fields.Dict(metadata={"description": "used and limit of every limit in the period"})
-    issued_at = fields.AwareDateTime(data_key="issuedAt")
-    due_at = fields.AwareDateTime(data_key="dueAt")
-    paid_at = fields.AwareDateTime(data_key="paidAt", allow_none=True)
-    closed_at = fields.AwareDateTime(data_key="closedAt", allow_none=True)
+    issued_at = UtcDateTime(data_key="issuedAt")
+    due_at = UtcDateTime(data_key="dueAt")
+    paid_at = UtcDateTime(data_key="paidAt", allow_none=True)
+    closed_at = UtcDateTime(data_key="closedAt", allow_none=True)
 
 
 class InvoiceListArgs(PageArgs):

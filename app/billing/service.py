@@ -126,12 +126,14 @@ def issue_invoice(
 
 def _settle(invoice: Invoice, status: str, **changes: Any) -> bool:
     """Move an open (or uncollectible) invoice to `status`; False when it was settled already."""
-    moved = Invoice.objects(id=invoice.id, status__in=("open", "uncollectible")).update_one(
+    before = Invoice.objects(id=invoice.id, status__in=("open", "uncollectible")).modify(
         **{"set__status": status, **{f"set__{k}": v for k, v in changes.items()}}
     )
-    if moved and invoice.status == "open":
+    # The status it moved from, not the one read earlier: an invoice written off meanwhile has left
+    # the balance already.
+    if before is not None and before.status == "open":
         Tenant.objects(id=invoice.tenant_id).update_one(dec__billing__balance_cents=invoice.amount_cents)
-    return bool(moved)
+    return before is not None
 
 
 def mark_paid(invoice: Invoice, provider_ref: str | None = None) -> bool:
@@ -145,7 +147,8 @@ def mark_paid(invoice: Invoice, provider_ref: str | None = None) -> bool:
     emit("invoice.paid", _describe(invoice))
     tenant = Tenant.objects.get(id=invoice.tenant_id)
     if tenant.status == "suspended" and tenant.suspended_reason == OVERDUE_REASON and not _overdue(utcnow()):
-        activate_tenant(tenant.id)
+        # Only while the suspension is still the overdue one: a superadmin's meanwhile stays.
+        activate_tenant(tenant.id, only_reason=OVERDUE_REASON)
     return True
 
 
@@ -184,8 +187,8 @@ def suspend_overdue(tenant: Tenant, now: datetime) -> bool:
             return False
         for invoice in overdue:
             emit("invoice.overdue", _describe(invoice))
-    suspend_tenant(tenant.id, OVERDUE_REASON)
-    return True
+    # Only a tenant still active: another suspension (or a deletion) begun meanwhile is left alone.
+    return suspend_tenant(tenant.id, OVERDUE_REASON, only_active=True) is not None
 
 
 def list_invoices(page: int, per_page: int, status: str | None = None) -> dict[str, Any]:

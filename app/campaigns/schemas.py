@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from app import validators
+from app.fields import UtcDateTime
 from app.pagination import PageArgs
 
 from .models import CAMPAIGN_STATUSES, TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT
@@ -71,13 +72,13 @@ class CampaignSchema(Schema):
         data_key="telegramAccountId",
         metadata={"type": "string", "nullable": True},
     )
-    scheduled_at = fields.AwareDateTime(data_key="scheduledAt", allow_none=True)
+    scheduled_at = UtcDateTime(data_key="scheduledAt", allow_none=True)
     status = fields.String()
     created_by = fields.String(data_key="createdBy", allow_none=True)
-    send_requested_at = fields.AwareDateTime(data_key="sendRequestedAt", allow_none=True)
-    completed_at = fields.AwareDateTime(data_key="completedAt", allow_none=True)
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    updated_at = fields.AwareDateTime(data_key="updatedAt")
+    send_requested_at = UtcDateTime(data_key="sendRequestedAt", allow_none=True)
+    completed_at = UtcDateTime(data_key="completedAt", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")
 
 
 class _CampaignFields(Schema):
@@ -88,7 +89,7 @@ class _CampaignFields(Schema):
     telegram_account_id = fields.String(
         data_key="telegramAccountId", allow_none=True, validate=validators.object_id
     )
-    scheduled_at = fields.AwareDateTime(data_key="scheduledAt", allow_none=True)
+    scheduled_at = UtcDateTime(data_key="scheduledAt", allow_none=True)
 
     @validates("targets")
     def _unique_targets(self, value: list[str], **kwargs: Any) -> None:

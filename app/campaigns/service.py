@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
+from mongoengine.errors import SaveConditionError
 
 from app import leases
 from app.audit.service import record
 from app.clock import utcnow
-from app.errors import Conflict, ValidationFailed, found
+from app.errors import Conflict, NotFound, ValidationFailed, found
 from app.media.models import MediaFile
 from app.messages.models import LANE as BOT_LANE
 from app.messages.models import MESSAGE_STATUSES, Message
@@ -115,23 +116,31 @@ def update_campaign(campaign_id: ObjectId, fields: dict[str, Any]) -> Campaign:
             target_id=campaign.id,
             summary={"messages": cancelled},
         )
-        campaign.reload()
-        return campaign
+        return get_campaign(campaign.id)
     if campaign.status not in EDITABLE_STATUSES:
         raise Conflict(f"A {campaign.status} campaign cannot be changed")
     if "scheduled_at" in fields:
         _check_schedule(fields["scheduled_at"])
     _apply(campaign, fields)
-    campaign.save()
+    try:
+        # Written only while it is still a draft: a send that queued its messages meanwhile wins.
+        campaign.save(save_condition={"status__in": EDITABLE_STATUSES})
+    except SaveConditionError:
+        current = get_campaign(campaign.id)
+        raise Conflict(f"A {current.status} campaign cannot be changed") from None
     return campaign
 
 
 def delete_campaign(campaign_id: ObjectId) -> None:
     """Delete a campaign and its messages; units of messages not yet sent go back."""
     campaign = get_campaign(campaign_id)
+    # The campaign goes first, and only the request that removed it gives its seat back. Queued messages
+    # are cancelled (their units go back) before they are deleted; those a send under way queues after
+    # that are its own to cancel: it sees the campaign gone once they are queued (send_campaign).
+    if not Campaign.objects(id=campaign.id).delete():
+        raise NotFound("No such campaign")
     _cancel_queued(campaign)
-    Message.objects(campaign_id=campaign.id).delete()
-    campaign.delete()
+    Message.objects(campaign_id=campaign.id, status__ne="queued").delete()
     usage.refund("campaigns")
     record("campaign.deleted", target_type="campaign", target_id=campaign_id, summary={"name": campaign.name})
 
@@ -150,45 +159,57 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
     if campaign.scheduled_at is not None:
         _check_schedule(campaign.scheduled_at)
     target_status = "scheduled" if campaign.scheduled_at else "sending"
-    # Claim the campaign first: of two concurrent sends, only one moves it out of draft.
-    claimed = Campaign.objects(id=campaign.id, status__in=SENDABLE_STATUSES).update_one(
-        set__status=target_status, set__send_requested_at=utcnow()
-    )
-    if not claimed:
-        raise Conflict("The campaign is already being sent")
     account_id = campaign.telegram_account.id
-    due = campaign.scheduled_at or utcnow()
+    # Claim the campaign first, as it is now: of two concurrent sends only one moves it out of draft,
+    # no edit lands after the claim (edits need a draft), and the bot and time checked above are in
+    # the claim's filter. The messages are made from what the claim returns.
+    claimed = Campaign.objects(
+        id=campaign.id,
+        status__in=SENDABLE_STATUSES,
+        telegram_account=account_id,
+        scheduled_at=campaign.scheduled_at,
+    ).modify(new=True, set__status=target_status, set__send_requested_at=utcnow())
+    if claimed is None:
+        raise Conflict("The campaign is being sent already, or changed meanwhile")
+    due = claimed.scheduled_at or utcnow()
     try:
-        with usage.reserved("messagesPerMonth", len(campaign.targets)):
+        with usage.reserved("messagesPerMonth", len(claimed.targets)):
             Message.objects.insert(
                 [
                     Message(
-                        campaign_id=campaign.id,
+                        campaign_id=claimed.id,
                         telegram_account_id=account_id,
                         chat=chat,
-                        text=campaign.message.text,
-                        parse_mode=campaign.message.parse_mode,
-                        media_id=campaign.message.media_id,
+                        text=claimed.message.text,
+                        parse_mode=claimed.message.parse_mode,
+                        media_id=claimed.message.media_id,
                         position=position,
                         not_before=due,
                     )
-                    for position, chat in enumerate(campaign.targets)
+                    for position, chat in enumerate(claimed.targets)
                 ],
                 load_bulk=False,
             )
     except BaseException:
-        Campaign.objects(id=campaign.id).update_one(set__status="draft", unset__send_requested_at=True)
-        Message.objects(campaign_id=campaign.id).delete()
+        if Campaign.objects(id=claimed.id, status=target_status).update_one(
+            set__status="draft", unset__send_requested_at=True
+        ):
+            Message.objects(campaign_id=claimed.id).delete()
         raise
+    if Campaign.objects(id=claimed.id, status__in=("scheduled", "sending")).only("id").first() is None:
+        # Cancelled or deleted while its messages were being queued: they must not go out.
+        _cancel_queued(claimed)
+        if Campaign.objects(id=claimed.id).only("id").first() is None:
+            Message.objects(campaign_id=claimed.id).delete()
+        raise Conflict("The campaign was cancelled or deleted while it was being sent")
     leases.wake(leases.lane_name(BOT_LANE, account_id), campaign.tenant_id, due)
     record(
         "campaign.send_requested",
         target_type="campaign",
         target_id=campaign.id,
-        summary={"messages": len(campaign.targets)},
+        summary={"messages": len(claimed.targets)},
     )
-    campaign.reload()
-    return campaign
+    return get_campaign(claimed.id)
 
 
 def campaign_stats(campaign_id: ObjectId) -> dict[str, Any]:

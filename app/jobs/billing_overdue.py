@@ -13,8 +13,5 @@ from .common import each_tenant
 def run(now: datetime | None = None) -> dict[str, int]:
     """Suspend every active tenant with an overdue invoice (payment reactivates it)."""
     now = now or utcnow()
-    suspended = sum(
-        suspend_overdue(tenant, now)
-        for tenant in each_tenant("billing: look for overdue invoices", include_suspended=False)
-    )
+    suspended = sum(suspend_overdue(tenant, now) for tenant in each_tenant(include_suspended=False))
     return {"suspended": suspended}

@@ -28,6 +28,7 @@ log = logging.getLogger("app.jobs")
 
 # A deletion suspended this long ago and not finished has stopped (a purge takes seconds, not minutes).
 STALE_DELETION = timedelta(minutes=15)
+SWEEP_REASON = "deletion sweep: remove the documents of deleted tenants"
 
 
 def _tenant_ids(document_class: type) -> set[Any]:
@@ -47,7 +48,7 @@ def run(now: datetime | None = None) -> dict[str, int]:
         finished += 1
         log.warning("tenant deletion finished", extra={"tenant": tenant.slug, "removed": removed})
     orphans = 0
-    with unscoped("deletion sweep: remove the documents of deleted tenants"):
+    with unscoped(SWEEP_REASON):
         owners = [(cls, _tenant_ids(cls)) for cls in (EmailDirectory, Lease, *tenant_document_classes())]
         existing = set(Tenant.objects.scalar("id"))
         for document_class, tenant_ids in owners:

@@ -57,7 +57,7 @@ def run(now: datetime | None = None) -> dict[str, int | str]:
     period = previous_period(now)
     _start, end = period_bounds(period)
     closed = already = invoiced = 0
-    for tenant in each_tenant("monthly close: snapshot every tenant's usage"):
+    for tenant in each_tenant():
         if tenant.created_at >= end:
             continue
         resources = close_tenant(tenant, period)

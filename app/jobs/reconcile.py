@@ -2,7 +2,8 @@
 
 Drift comes from crashes between a reservation and its refund. A repair only applies if the gauge
 still holds the value read before counting, so a reservation made meanwhile is never overwritten;
-the next run looks again.
+the next run looks again. The count of active owners is repaired on a later run than the one that saw
+it disagree, and only if no change of an owner began in between (app.users.owners).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from app.tenants.models import Tenant
 from app.usage.models import UsageCounter
 from app.usage.service import GAUGES, period_bounds, period_of
 from app.users.models import EmailDirectory, User
+from app.users.owners import count_active_owners
+from app.users.owners import repair_count as repair_owner_count
 from app.webhooks.models import Webhook
 
 from .common import each_tenant
@@ -54,6 +57,9 @@ def reconcile_tenant(tenant: Tenant) -> dict[str, Any]:
             unchanged = {f"usage__{field}": stored}
             if Tenant.objects(id=tenant.id, **unchanged).update_one(**{f"set__usage__{field}": actual}):
                 repairs[name] = {"from": stored, "to": actual}
+        owners = repair_owner_count(tenant.id, utcnow())
+        if owners is not None:
+            repairs["activeOwners"] = owners
         if repairs:
             record("usage.reconciled", target_type="usage", summary=repairs, actor=Actor(kind="system"))
     return repairs
@@ -62,7 +68,7 @@ def reconcile_tenant(tenant: Tenant) -> dict[str, Any]:
 def run() -> dict[str, int]:
     """Reconcile every tenant."""
     checked = repaired = 0
-    for tenant in each_tenant("usage reconciliation: recount every tenant's gauges"):
+    for tenant in each_tenant():
         checked += 1
         repairs = reconcile_tenant(tenant)
         if repairs:
@@ -76,7 +82,10 @@ def recompute_tenant_usage(tenant: Tenant) -> dict[str, int]:
     (after a migration, when the counters have never been kept)."""
     with tenant_scope(tenant):
         gauges = count_gauges()
-        Tenant.objects(id=tenant.id).update_one(**{f"set__usage__{GAUGES[k]}": v for k, v in gauges.items()})
+        Tenant.objects(id=tenant.id).update_one(
+            **{f"set__usage__{GAUGES[k]}": v for k, v in gauges.items()},
+            set__owners__active=count_active_owners(),
+        )
         period = period_of(utcnow())
         start, end = period_bounds(period)
         queued = Message.objects(queued_at__gte=start, queued_at__lt=end).count()

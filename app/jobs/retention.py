@@ -2,21 +2,20 @@
 deliveries and audit entries older than `dataRetentionDays` (RETENTION_DEFAULT_DAYS when unset).
 
 It runs for tenants with GDPR enabled or a retention set. Each delete runs inside one tenant's
-scope and refuses to run without a tenant in its filter; a second run finds nothing to delete.
+scope (outside one, a tenant-owned query raises); a second run finds nothing to delete.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
 
 from app.audit.models import AuditLog
 from app.clock import utcnow
 from app.messages.models import Message
-from app.tenancy.context import TenancyError, current_tenant_id, tenant_scope
+from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.webhooks.models import WebhookDelivery
 
@@ -28,12 +27,6 @@ FINISHED_MESSAGES = ("sent", "failed", "cancelled")
 FINISHED_DELIVERIES = ("delivered", "failed")
 
 
-def _scoped_delete(queryset: Any) -> int:
-    if current_tenant_id() is None:
-        raise TenancyError("retention purge refuses a delete without a tenant in its filter")
-    return queryset.delete()
-
-
 def purge_tenant(tenant: Tenant, now: datetime) -> dict[str, int] | None:
     """Purge one tenant; None when its settings ask for no retention."""
     compliance = tenant.settings.compliance
@@ -43,11 +36,11 @@ def purge_tenant(tenant: Tenant, now: datetime) -> dict[str, int] | None:
     cutoff = now - timedelta(days=days)
     with tenant_scope(tenant):
         return {
-            "messages": _scoped_delete(Message.objects(status__in=FINISHED_MESSAGES, queued_at__lt=cutoff)),
-            "webhookDeliveries": _scoped_delete(
-                WebhookDelivery.objects(status__in=FINISHED_DELIVERIES, created_at__lt=cutoff)
-            ),
-            "auditLogs": _scoped_delete(AuditLog.objects(created_at__lt=cutoff)),
+            "messages": Message.objects(status__in=FINISHED_MESSAGES, queued_at__lt=cutoff).delete(),
+            "webhookDeliveries": WebhookDelivery.objects(
+                status__in=FINISHED_DELIVERIES, created_at__lt=cutoff
+            ).delete(),
+            "auditLogs": AuditLog.objects(created_at__lt=cutoff).delete(),
         }
 
 
@@ -55,7 +48,7 @@ def run(now: datetime | None = None) -> dict[str, int]:
     """Purge every tenant that has a retention window."""
     now = now or utcnow()
     totals = {"tenants": 0, "messages": 0, "webhookDeliveries": 0, "auditLogs": 0}
-    for tenant in each_tenant("retention purge: apply each tenant's window"):
+    for tenant in each_tenant():
         removed = purge_tenant(tenant, now)
         if removed is None:
             continue

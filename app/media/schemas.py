@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields
 
+from app.fields import UtcDateTime
+
 
 class MediaSchema(Schema):
     id = fields.String()
@@ -13,7 +15,7 @@ class MediaSchema(Schema):
     size = fields.Integer()
     sha256 = fields.String()
     created_by = fields.String(data_key="createdBy", allow_none=True)
-    created_at = fields.AwareDateTime(data_key="createdAt")
+    created_at = UtcDateTime(data_key="createdAt")
 
 
 class UploadSchema(Schema):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from bson import ObjectId
 
 from app.audit.service import record
-from app.errors import ValidationFailed, found
+from app.errors import NotFound, ValidationFailed, found
 from app.pagination import paginate
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant, tenant_scope
@@ -89,7 +89,10 @@ def read_chunks(media: MediaFile) -> Iterator[bytes]:
 def delete_media(media_id: ObjectId) -> None:
     """Delete a file; its bytes go back to the storage quota."""
     media = get_media(media_id)
+    # Only the request whose delete removed the file gives its bytes back: of two concurrent deletes,
+    # the other finds nothing and answers 404.
+    if not MediaFile.objects(id=media.id, complete=True).delete():
+        raise NotFound("No such media file")
     MediaChunk.objects(media_id=media.id).delete()
-    media.delete()
     usage.refund("storage", media.size)
     record("media.deleted", target_type="media", target_id=media_id, summary={"size": media.size})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, g
 from flask.views import MethodView
 
+from app.downloads import attachment
 from app.extensions import Blueprint
 from app.pagination import PageArgs, page_schema
 from app.request_hooks import accepts_multipart
@@ -58,6 +59,6 @@ class MediaContent(MethodView):
         media = service.get_media(media_id)
         response = Response(service.read_chunks(media), mimetype=media.content_type)
         response.headers["Content-Length"] = str(media.size)
-        response.headers["Content-Disposition"] = f'attachment; filename="{media.filename}"'
+        response.headers["Content-Disposition"] = attachment(media.filename)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
+from app.fields import UtcDateTime
 from app.pagination import PageArgs
 
 from .models import MESSAGE_STATUSES
@@ -20,10 +21,10 @@ class MessageSchema(Schema):
     attempts = fields.Integer()
     telegram_message_id = fields.Integer(data_key="telegramMessageId", allow_none=True)
     error = fields.String(allow_none=True)
-    not_before = fields.AwareDateTime(data_key="notBefore", allow_none=True)
-    queued_at = fields.AwareDateTime(data_key="queuedAt")
-    sent_at = fields.AwareDateTime(data_key="sentAt", allow_none=True)
-    failed_at = fields.AwareDateTime(data_key="failedAt", allow_none=True)
+    not_before = UtcDateTime(data_key="notBefore", allow_none=True)
+    queued_at = UtcDateTime(data_key="queuedAt")
+    sent_at = UtcDateTime(data_key="sentAt", allow_none=True)
+    failed_at = UtcDateTime(data_key="failedAt", allow_none=True)
 
 
 class MessageListArgs(PageArgs):

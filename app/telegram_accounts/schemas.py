@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from app import validators
+from app.fields import SecretUrl, UtcDateTime
 from app.pagination import PageArgs
 
 BOT_TOKEN = validators.whole(
@@ -18,11 +19,11 @@ class TelegramAccountSchema(Schema):
     bot_id = fields.Integer(data_key="botId")
     bot_username = fields.String(data_key="botUsername", allow_none=True)
     token_last4 = fields.String(data_key="tokenLast4")
-    api_base_url = fields.String(data_key="apiBaseUrl", allow_none=True)
+    api_base_url = SecretUrl(data_key="apiBaseUrl", allow_none=True)
     active = fields.Boolean()
     paid_broadcast = fields.Boolean(data_key="paidBroadcast")
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    updated_at = fields.AwareDateTime(data_key="updatedAt")
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")
 
 
 class TelegramAccountCreateSchema(Schema):

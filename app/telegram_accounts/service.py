@@ -10,7 +10,7 @@ from flask import current_app
 
 from app import crypto, egress
 from app.audit.service import record
-from app.errors import Conflict, ServiceUnavailable, ValidationFailed, found
+from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, found
 from app.pagination import paginate
 from app.telegram.client import PermanentError, ServerRefused, TelegramError, bot_client
 from app.tenancy.context import current_tenant
@@ -135,6 +135,8 @@ def update_account(account_id: ObjectId, changes: dict[str, Any]) -> TelegramAcc
 def delete_account(account_id: ObjectId) -> None:
     """Remove a bot; campaigns that used it keep their history but need another bot to send."""
     account = get_account(account_id)
-    account.delete()
+    # The delete's own count decides the refund: of two concurrent deletes, one gives the seat back.
+    if not TelegramAccount.objects(id=account.id).delete():
+        raise NotFound("No such Telegram account")
     usage.refund("telegramAccounts")
     record("telegram_account.deleted", target_type="telegram_account", target_id=account_id)

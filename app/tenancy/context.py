@@ -7,10 +7,12 @@ scheduled jobs. It does not flow into new threads: code that starts a thread set
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from types import FrameType, TracebackType
 from typing import Any
 
 from bson import ObjectId
@@ -26,19 +28,43 @@ class TenantContextMissing(TenancyError):
     """A tenant-owned collection was used with no tenant in context and outside `unscoped()`."""
 
 
+class UnscopedLeak(TenancyError):
+    """Code that did not enter `unscoped()` ran inside it: a generator yielded inside the block (its
+    consumer's code would read across tenants), or the context was copied into another thread."""
+
+
 @dataclass(frozen=True)
 class TenantState:
     tenant_id: ObjectId | None = None
     tenant: Any = None
     unscoped_reason: str | None = None
+    # The frame whose `with unscoped(...)` set this state: only code it calls may use the state.
+    unscoped_by: FrameType | None = None
 
 
 _EMPTY = TenantState()
 _state: ContextVar[TenantState] = ContextVar("tenant_state", default=_EMPTY)
 
 
+def _on_this_stack(frame: FrameType) -> bool:
+    caller: FrameType | None = sys._getframe(1)
+    while caller is not None:
+        if caller is frame:
+            return True
+        caller = caller.f_back
+    return False
+
+
 def current_state() -> TenantState:
-    return _state.get()
+    """Return the tenancy state of this context; raise UnscopedLeak where unscoped access reached
+    code that the block of `unscoped()` does not call."""
+    state = _state.get()
+    if state.unscoped_by is not None and not _on_this_stack(state.unscoped_by):
+        raise UnscopedLeak(
+            f"unscoped access ({state.unscoped_reason}) reached code outside its block: "
+            "never yield inside unscoped(), nor carry its context into another thread"
+        )
+    return state
 
 
 def current_tenant_id() -> ObjectId | None:
@@ -74,14 +100,28 @@ def tenant_scope(tenant: Any) -> Iterator[Any]:
         _state.reset(token)
 
 
-@contextmanager
-def unscoped(reason: str) -> Iterator[None]:
-    """Run the block without a tenant filter: explicit, greppable and logged cross-tenant work."""
+class _Unscoped:
+    """The context manager of `unscoped()`; it notes the frame of the `with` statement that enters it."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        self.token: Token | None = None
+
+    def __enter__(self) -> None:
+        log.info("unscoped access", extra={"reason": self.reason})
+        self.token = _state.set(TenantState(unscoped_reason=self.reason, unscoped_by=sys._getframe(1)))
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        _state.reset(self.token)
+
+
+def unscoped(reason: str) -> _Unscoped:
+    """Run the block without a tenant filter: explicit, greppable and logged cross-tenant work.
+
+    Only the block and what it calls run unscoped: a generator that yields inside the block, or a
+    thread given a copy of its context, raises UnscopedLeak at its first tenant-owned query."""
     if not reason or not reason.strip():
         raise TenancyError("unscoped() needs a reason")
-    log.info("unscoped access", extra={"reason": reason})
-    token = _state.set(TenantState(unscoped_reason=reason))
-    try:
-        yield
-    finally:
-        _state.reset(token)
+    return _Unscoped(reason)

@@ -4,6 +4,8 @@
   (outside `unscoped()`); `tenantId` is filled from the context on insert and is write-once (it is
   MongoEngine's shard key, which MongoEngine refuses to change and adds to the filter of every
   `save()`, `update()` and `delete()` of a document).
+- save() never re-inserts a document that was deleted meanwhile, and every delete returns how many
+  documents it removed (ExactWrites).
 - The collection is a GuardedCollection (collection.py), so raw access through `_get_collection()` is
   checked too.
 - The ODM's known ways around a filter are closed: `in_bulk()` goes through the filter, `insert()`
@@ -31,6 +33,19 @@ class TenantQuerySet(QuerySet):
     def in_bulk(self, object_ids: Any) -> dict[Any, Any]:
         """Return {id: document} for the ids that exist in this (tenant-filtered) query set."""
         return {doc.pk: doc for doc in self.filter(pk__in=list(object_ids))}
+
+    def delete(
+        self, write_concern: Any = None, _from_doc_delete: bool = False, cascade_refs: Any = None
+    ) -> int:
+        """Delete the matched documents; return how many this call removed.
+
+        Where delete signals are connected, MongoEngine deletes the documents it found one by one and
+        counts what it found, so a document a concurrent request deleted first was counted twice."""
+        signals = (me.signals.pre_delete, me.signals.post_delete)
+        one_by_one = any(signal.has_receivers_for(self._document) for signal in signals)
+        if _from_doc_delete or not (one_by_one or self._skip or self._limit):
+            return super().delete(write_concern, _from_doc_delete, cascade_refs)
+        return sum(found.delete(**(write_concern or {})) for found in self.clone())
 
     def insert(self, doc_or_docs: Any, load_bulk: bool = True, **kwargs: Any) -> Any:
         """Insert documents after binding them to the tenant and validating them (the ODM skips both)."""
@@ -81,7 +96,30 @@ class TenantReferenceField(me.ReferenceField):
         return doc
 
 
-class TenantDocument(me.Document):
+class ExactWrites:
+    """Mixin: writes that say what they did, whatever a concurrent request does.
+
+    save() of a stored document updates it where it still is, and raises SaveConditionError where it
+    is gone: MongoEngine's save() upserts, which brings a document deleted meanwhile back as a
+    fragment holding only the fields that changed. delete() returns how many documents it removed
+    (0 when a concurrent request removed it first), so that a caller gives back only what it freed."""
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._created and not kwargs.get("force_insert"):
+            kwargs.setdefault("save_condition", {})
+        return super().save(*args, **kwargs)
+
+    def delete(self, signal_kwargs: dict[str, Any] | None = None, **write_concern: Any) -> int:
+        signal_kwargs = signal_kwargs or {}
+        me.signals.pre_delete.send(type(self), document=self, **signal_kwargs)
+        removed = self._qs.filter(**self._object_key).delete(
+            write_concern=write_concern, _from_doc_delete=True
+        )
+        me.signals.post_delete.send(type(self), document=self, **signal_kwargs)
+        return removed
+
+
+class TenantDocument(ExactWrites, me.Document):
     """Base of every tenant-owned document class."""
 
     tenant_id = me.ObjectIdField(db_field=TENANT_FIELD, required=True)

@@ -124,27 +124,58 @@ def update_tenant(tenant_id: ObjectId, changes: dict[str, Any]) -> Tenant:
     return tenant
 
 
-def suspend_tenant(tenant_id: ObjectId, reason: str) -> Tenant:
-    """Suspend a tenant: its users, keys and tokens are refused from the next request on."""
-    tenant = get_tenant(tenant_id)
-    tenant.status = "suspended"
-    tenant.suspended_reason = reason
-    tenant.suspended_at = utcnow()
-    tenant.save()
+def _move_status(tenant_id: ObjectId, where: dict[str, Any], **changes: Any) -> tuple[Tenant, Tenant] | None:
+    """Change a tenant's status in one update conditional on `where` (never one being deleted); return
+    the tenant before and after, or None when it no longer matched."""
+    update = {
+        (f"unset__{name}" if value is None else f"set__{name}"): value for name, value in changes.items()
+    }
+    before = Tenant.objects(id=tenant_id, suspended_reason__ne=DELETING, **where).modify(
+        **update, set__updated_at=utcnow()
+    )
+    if before is None:
+        return None
+    tenant_cache.clear()  # at once in this worker, as a save would
+    return before, get_tenant(tenant_id)
+
+
+def _refused_move(tenant_id: ObjectId) -> Conflict:
+    get_tenant(tenant_id)  # 404 when it is gone
+    return Conflict("This tenant is being deleted")
+
+
+def suspend_tenant(tenant_id: ObjectId, reason: str, *, only_active: bool = False) -> Tenant | None:
+    """Suspend a tenant: its users, keys and tokens are refused from the next request on. With
+    `only_active`, only a tenant that is active at that moment (None when it is not)."""
+    moved = _move_status(
+        tenant_id,
+        {"status": "active"} if only_active else {},
+        status="suspended",
+        suspended_reason=reason,
+        suspended_at=utcnow(),
+    )
+    if moved is None:
+        if only_active:
+            return None
+        raise _refused_move(tenant_id)
+    _before, tenant = moved
     _audit_both("tenant.suspended", tenant, {"reason": reason})
     with tenant_scope(tenant):
         emit("tenant.suspended", {"tenantId": str(tenant.id), "reason": reason})
     return tenant
 
 
-def activate_tenant(tenant_id: ObjectId) -> Tenant:
-    """Lift a suspension."""
-    tenant = get_tenant(tenant_id)
-    previous = tenant.suspended_reason
-    tenant.status = "active"
-    tenant.suspended_reason = None
-    tenant.suspended_at = None
-    tenant.save()
+def activate_tenant(tenant_id: ObjectId, *, only_reason: str | None = None) -> Tenant | None:
+    """Lift a suspension. With `only_reason`, only a suspension for that reason (None when the tenant
+    is not suspended for it at that moment: a superadmin's suspension outlives a payment)."""
+    where = {"status": "suspended", "suspended_reason": only_reason} if only_reason else {}
+    moved = _move_status(tenant_id, where, status="active", suspended_reason=None, suspended_at=None)
+    if moved is None:
+        if only_reason:
+            return None
+        raise _refused_move(tenant_id)
+    before, tenant = moved
+    previous = before.suspended_reason
     _audit_both("tenant.activated", tenant, {"previousReason": previous})
     leases.wake_tenant(tenant.id)  # its messages waited: the dispatcher looks again at once
     with tenant_scope(tenant):

@@ -10,6 +10,7 @@ import mongoengine as me
 
 from app.clock import utcnow
 from app.tenancy.cache import tenant_cache
+from app.tenancy.documents import ExactWrites
 
 from .plans import DEFAULT_PLAN, PLAN_NAMES
 
@@ -25,6 +26,18 @@ class Usage(me.EmbeddedDocument):
     telegram_accounts = me.IntField(db_field="telegramAccounts", default=0, min_value=0)
     webhooks = me.IntField(default=0, min_value=0)
     storage = me.LongField(default=0, min_value=0)
+
+
+class Owners(me.EmbeddedDocument):
+    """The count of the tenant's active owners, which keeps the last one (app.users.owners). A tenant
+    stored before it was kept has no count until the first change of an owner counts them."""
+
+    active = me.IntField()
+    # Moved as every change of an owner begins: a repair of the count applies only if none began.
+    version = me.IntField(default=0)
+    # The version at which the reconciliation first saw the count disagree with the users, and when.
+    drift_version = me.IntField(db_field="driftVersion")
+    drift_seen_at = me.DateTimeField(db_field="driftSeenAt")
 
 
 class Billing(me.EmbeddedDocument):
@@ -102,7 +115,7 @@ class Branding(me.EmbeddedDocument):
     hide_powered_by = me.BooleanField(db_field="hidePoweredBy", default=False)
 
 
-class Tenant(me.Document):
+class Tenant(ExactWrites, me.Document):
     name = me.StringField(required=True, min_length=1, max_length=100)
     slug = me.StringField(required=True, max_length=63)
     domain = me.StringField(max_length=253)
@@ -113,6 +126,7 @@ class Tenant(me.Document):
     limits = me.DictField(default=dict)
     features = me.DictField(default=dict)
     usage = me.EmbeddedDocumentField(Usage, default=Usage)
+    owners = me.EmbeddedDocumentField(Owners, default=lambda: Owners(active=0))
     billing = me.EmbeddedDocumentField(Billing, default=Billing)
     settings = me.EmbeddedDocumentField(Settings, default=Settings)
     branding = me.EmbeddedDocumentField(Branding, default=Branding)

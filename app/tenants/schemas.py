@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
+from app.fields import ManagersOnly, SecretUrl, UtcDateTime
 from app.pagination import PageArgs
 from app.users.schemas import PASSWORD, UserSchema
 
@@ -41,11 +42,12 @@ class GeneralSettingsSchema(Schema):
 
 
 class SsoSettingsSchema(Schema):
-    """The tenant's OpenID Connect provider as clients see it: never the client secret."""
+    """The tenant's OpenID Connect provider as clients see it: never the client secret, and to members
+    neither the client nor more of the issuer than its host."""
 
     configured = fields.Boolean(metadata={"description": "provider, client and allowed domains are set"})
-    issuer = fields.String(allow_none=True)
-    client_id = fields.String(data_key="clientId", allow_none=True)
+    issuer = SecretUrl(allow_none=True)
+    client_id = ManagersOnly(data_key="clientId")
     allowed_domains = fields.List(fields.String(), data_key="allowedDomains")
     default_role = fields.String(data_key="defaultRole")
     password_login_allowed = fields.Boolean(data_key="passwordLoginAllowed")
@@ -85,14 +87,14 @@ class BrandingSchema(Schema):
 class BillingSchema(Schema):
     status = fields.String()
     email = fields.String(allow_none=True)
-    trial_ends_at = fields.AwareDateTime(data_key="trialEndsAt", allow_none=True)
-    current_period_end = fields.AwareDateTime(data_key="currentPeriodEnd", allow_none=True)
+    trial_ends_at = UtcDateTime(data_key="trialEndsAt", allow_none=True)
+    current_period_end = UtcDateTime(data_key="currentPeriodEnd", allow_none=True)
     price_cents = fields.Integer(
         data_key="priceCents", allow_none=True, metadata={"description": "per month"}
     )
     currency = fields.String()
     balance_cents = fields.Integer(data_key="balanceCents", metadata={"description": "open invoices"})
-    next_period_start = fields.AwareDateTime(data_key="nextPeriodStart")
+    next_period_start = UtcDateTime(data_key="nextPeriodStart")
     last_invoice_number = fields.Integer(data_key="lastInvoiceNumber")
 
 
@@ -118,8 +120,8 @@ class TenantSchema(Schema):
     branding = fields.Nested(BrandingSchema)
     compliance = fields.Nested(ComplianceSchema, attribute="settings.compliance")
     billing = fields.Method("_billing", metadata={"type": "object", "description": "BillingSchema"})
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    updated_at = fields.AwareDateTime(data_key="updatedAt")
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")
 
     def _billing(self, tenant) -> dict:
         return BILLING.dump(billing_summary(tenant))
@@ -277,8 +279,8 @@ class BrandingPatchSchema(Schema):
 
 class PeriodSchema(Schema):
     key = fields.String(metadata={"description": "The monthly period, such as 2026-11"})
-    start = fields.AwareDateTime()
-    end = fields.AwareDateTime()
+    start = UtcDateTime()
+    end = UtcDateTime()
 
 
 class ResourceUsageSchema(Schema):
@@ -307,8 +309,8 @@ class BillingPatchSchema(Schema):
         data_key="priceCents", allow_none=True, strict=True, validate=validate.Range(min=0, max=10**9)
     )
     email = validators.Email(allow_none=True)
-    trial_ends_at = fields.AwareDateTime(data_key="trialEndsAt", allow_none=True)
-    current_period_end = fields.AwareDateTime(data_key="currentPeriodEnd", allow_none=True)
+    trial_ends_at = UtcDateTime(data_key="trialEndsAt", allow_none=True)
+    current_period_end = UtcDateTime(data_key="currentPeriodEnd", allow_none=True)
 
 
 class TenantPatchSchema(Schema):
@@ -337,7 +339,7 @@ class ImpersonateSchema(ReasonSchema):
 
 class ImpersonationSchema(Schema):
     access_token = fields.String(data_key="accessToken", required=True)
-    expires_at = fields.AwareDateTime(data_key="expiresAt", required=True)
+    expires_at = UtcDateTime(data_key="expiresAt", required=True)
     user = fields.Nested(UserSchema, required=True)
 
 

@@ -243,7 +243,15 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
     if thresholds is not None:
         changes["notifications"]["usage_alert_thresholds"] = sorted(set(thresholds))
     summary = SettingsPatchSchema().dump(changes)
+    condition = {}
     if "sso" in security:
+        stored = tenant.settings.security.sso
+        # Whether the client secret must come along was decided on the provider read here: the change
+        # applies only if no other one moved the provider meanwhile.
+        condition = {
+            "settings__security__sso__issuer": stored.issuer,
+            "settings__security__sso__client_id": stored.client_id,
+        }
         sso = security.pop("sso")
         _update_sso(tenant, sso, principal)
         if sso and "client_secret" in sso:
@@ -252,7 +260,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
         section = getattr(tenant.settings, group)
         for name, value in values.items():
             setattr(section, name, value)
-    tenant.save()
+    tenant.save(save_condition=condition)
     if requiring_2fa:
         # Every session of a user without a second factor ends for good, so that turning the rule off
         # again brings none back; the sessions of those who have one and used it go on.

@@ -6,6 +6,7 @@ from flask import Response, g, request
 from flask.views import MethodView
 
 from app.auth.impersonation import impersonate
+from app.downloads import attachment
 from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import platform, public, roles
@@ -103,7 +104,7 @@ class CurrentExport(MethodView):
             chunks,
             mimetype="application/json",
             headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Content-Disposition": attachment(filename),
                 "Cache-Control": "no-store",
             },
         )

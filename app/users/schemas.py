@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
+from app.fields import UtcDateTime
 from app.pagination import PageArgs
 from app.tenancy.access import TENANT_ROLES
 
@@ -19,8 +20,8 @@ class UserSchema(Schema):
     active = fields.Boolean()
     two_factor_enabled = fields.Boolean(data_key="twoFactorEnabled")
     tenant_id = fields.String(data_key="tenantId", allow_none=True)
-    last_login_at = fields.AwareDateTime(data_key="lastLoginAt", allow_none=True)
-    created_at = fields.AwareDateTime(data_key="createdAt")
+    last_login_at = UtcDateTime(data_key="lastLoginAt", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
 
 
 class UserListArgs(PageArgs):

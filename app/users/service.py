@@ -7,6 +7,7 @@ from typing import Any
 
 import mongoengine as me
 from bson import ObjectId
+from mongoengine.errors import SaveConditionError
 from mongoengine.queryset.visitor import Q
 
 from app.audit.models import AuditLog, PlatformAuditLog
@@ -15,12 +16,13 @@ from app.auth.cache import forget as forget_credentials
 from app.auth.passwords import hash_password
 from app.auth.tokens import end_sessions
 from app.clock import utcnow
-from app.errors import Conflict, Forbidden, found
+from app.errors import Conflict, Forbidden, NotFound, found
 from app.pagination import paginate
 from app.tenancy.access import NOT_WHILE_IMPERSONATING, SUPERADMIN, Principal
 from app.usage import service as usage
 
 from .models import EmailDirectory, PlatformUser, User
+from .owners import is_active_owner, owner_change
 
 
 def normalize_email(email: str) -> str:
@@ -34,18 +36,20 @@ def create_user(email: str, name: str, password: str, role: str = "member") -> U
     user = User(email=email, name=name.strip(), role=role, password_hash=hash_password(password))
     user.bind_tenant()
     user.validate()
-    with usage.reserved("users"):
+    counted = owner_change(user, was_owner=False, is_owner=is_active_owner(user))
+    with usage.reserved("users"), counted as change:
         try:
             user.save(force_insert=True)
         except me.NotUniqueError:
             raise Conflict("A user with this email already exists", code="email_taken") from None
-    try:
-        EmailDirectory.objects(email=email, tenant_id=user.tenant_id).update_one(
-            set__user_id=user.id, upsert=True
-        )
-    except Exception:
-        user.delete()  # keep users and the directory in step, then let the error through
-        raise
+        try:
+            EmailDirectory.objects(email=email, tenant_id=user.tenant_id).update_one(
+                set__user_id=user.id, upsert=True
+            )
+        except Exception:
+            user.delete()  # keep users and the directory in step, then let the error through
+            raise
+        change.written()
     return user
 
 
@@ -94,12 +98,17 @@ def _check_may_manage(actor: Principal, target_role: str | None, new_role: str |
         raise Forbidden("Only an owner may change an owner or make one")
 
 
-def _check_keeps_an_owner(user: User, losing: bool) -> None:
-    """Refuse to remove, demote or deactivate the tenant's only active owner."""
-    if not losing or user.role != "owner" or not user.active:
-        return
-    if User.objects(role="owner", active=True, id__ne=user.id).count() == 0:
-        raise Conflict("The tenant must keep at least one active owner", details={"userId": str(user.id)})
+def _changed_meanwhile(user: User) -> Conflict | NotFound:
+    """The error of a conditional write on `user` that found it changed (or gone) since it was read."""
+    if User.objects(id=user.id, erased_at=None).only("id").first() is None:
+        return NotFound("No such user")
+    return Conflict("The user changed meanwhile; reload it", details={"userId": str(user.id)})
+
+
+def _as_read(user: User) -> dict[str, Any]:
+    """The filter of a write that applies only while the user still has the role and state it was read
+    with (which decide who may change it, and whether it is an active owner)."""
+    return {"role": user.role, "active": user.active, "erased_at": None}
 
 
 # What decides who may sign in to the tenant and with which role: never changed while impersonating.
@@ -121,9 +130,9 @@ def update_user(actor: Principal, user_id: ObjectId, changes: dict[str, Any]) ->
     _check_may_manage(actor, user.role, new_role)
     if actor.impersonator and ACCESS_FIELDS & changes.keys():
         raise Forbidden(NOT_WHILE_IMPERSONATING)
-    demoted = new_role is not None and new_role != "owner"
-    _check_keeps_an_owner(user, losing=demoted or changes.get("active") is False)
+    condition = _as_read(user)
     summary: dict[str, Any] = {}
+    was_owner = is_active_owner(user)
     for name in ("name", "role", "active"):
         if name in changes and getattr(user, name) != changes[name]:
             summary[name] = {"from": getattr(user, name), "to": changes[name]}
@@ -131,7 +140,12 @@ def update_user(actor: Principal, user_id: ObjectId, changes: dict[str, Any]) ->
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
         summary["password"] = "changed"
-    user.save()
+    with owner_change(user, was_owner=was_owner, is_owner=is_active_owner(user)) as change:
+        try:
+            user.save(save_condition=condition)
+        except SaveConditionError:
+            raise _changed_meanwhile(user) from None
+        change.written()
     if "password" in summary or summary.get("active", {}).get("to") is False:
         # Sessions begun with the old password, or before the deactivation, are over for good; a role
         # change needs nothing of the kind: every request acts with the account's current role.
@@ -146,8 +160,10 @@ def delete_user(actor: Principal, user_id: ObjectId) -> None:
     """Remove a user from the tenant (its seat goes back to the `users` limit)."""
     user = get_user(user_id)
     _check_may_manage(actor, user.role, None)
-    _check_keeps_an_owner(user, losing=True)
-    user.delete()
+    with owner_change(user, is_owner=False) as change:
+        if not User.objects(id=user.id, **_as_read(user)).delete():
+            raise _changed_meanwhile(user)
+        change.written()
     usage.refund("users")
     EmailDirectory.objects(email=user.email, tenant_id=user.tenant_id).delete()
     record("user.deleted", target_type="user", target_id=user.id, summary={"role": user.role})
@@ -200,14 +216,15 @@ def _pseudonymize_audit(user: User, pseudonym: str) -> int:
     entries = list(AuditLog.objects(Q(actor__id=uid) | Q(target_id=uid)))
     entries += list(PlatformAuditLog.objects(tenant_id=user.tenant_id, target_id=uid))
     for entry in entries:
-        entry.actor.label = pseudonym if entry.actor.id == uid else entry.actor.label
         summary = _replace_text(entry.summary, personal, pseudonym)
         if entry.target_id == uid:
             # Entries about the user may hold names and emails they had before (renames): drop them all.
             summary = _replace_personal_keys(summary, pseudonym)
-        entry.summary = summary
-        entry.save()
-        changed += 1
+        update: dict[str, Any] = {"set__summary": summary}
+        if entry.actor.id == uid:
+            update["set__actor__label"] = pseudonym
+        # An entry the retention purge removed meanwhile stays removed.
+        changed += type(entry).objects(id=entry.id).update_one(**update)
     return changed
 
 
@@ -219,20 +236,26 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
     if user.erased_at is not None:
         return
     _check_may_manage(actor, user.role, None)
-    _check_keeps_an_owner(user, losing=True)
     pseudonym = pseudonym_of(user)
-    entries = _pseudonymize_audit(user, pseudonym)
-    EmailDirectory.objects(email=user.email, tenant_id=user.tenant_id).delete()
-    User.objects(id=user.id, erased_at=None).update_one(
-        set__email=f"{pseudonym}@erased.invalid",
-        set__name="Erased user",
-        set__active=False,
-        set__erased_at=utcnow(),
-        unset__password_hash=True,
-        unset__last_login_at=True,
-        unset__sso_issuer=True,
-        unset__sso_subject=True,
-    )
+    with owner_change(user, is_owner=False) as change:
+        entries = _pseudonymize_audit(user, pseudonym)
+        EmailDirectory.objects(email=user.email, tenant_id=user.tenant_id).delete()
+        erased = User.objects(id=user.id, **_as_read(user)).update_one(
+            set__email=f"{pseudonym}@erased.invalid",
+            set__name="Erased user",
+            set__active=False,
+            set__erased_at=utcnow(),
+            unset__password_hash=True,
+            unset__last_login_at=True,
+            unset__sso_issuer=True,
+            unset__sso_subject=True,
+        )
+        if erased:
+            change.written()
+    if not erased:
+        if User.objects(id=user.id, erased_at__ne=None).only("id").first() is not None:
+            return  # erased by a concurrent request, which gave the seat back
+        raise _changed_meanwhile(user)
     forget_credentials()
     usage.refund("users")
     record(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app import validators
+from app.fields import SecretUrl, UtcDateTime
 from app.pagination import PageArgs
 
 from .models import DELIVERY_STATUSES, WEBHOOK_EVENTS
@@ -17,13 +18,13 @@ EVENTS = fields.List(
 
 class WebhookSchema(Schema):
     id = fields.String()
-    url = fields.String()
+    url = SecretUrl()
     events = fields.List(fields.String())
     active = fields.Boolean()
     consecutive_failures = fields.Integer(data_key="consecutiveFailures")
     disabled_reason = fields.String(data_key="disabledReason", allow_none=True)
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    updated_at = fields.AwareDateTime(data_key="updatedAt")
+    created_at = UtcDateTime(data_key="createdAt")
+    updated_at = UtcDateTime(data_key="updatedAt")
 
 
 class WebhookWithSecretSchema(WebhookSchema):
@@ -51,7 +52,7 @@ class WebhookListArgs(PageArgs):
 
 
 class AttemptSchema(Schema):
-    at = fields.AwareDateTime()
+    at = UtcDateTime()
     status = fields.Integer(allow_none=True, metadata={"description": "HTTP status of the answer"})
     error = fields.String(allow_none=True)
     ms = fields.Float()
@@ -63,8 +64,8 @@ class DeliverySchema(Schema):
     event = fields.String()
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
     attempts = fields.Integer()
-    next_attempt_at = fields.AwareDateTime(data_key="nextAttemptAt", allow_none=True)
+    next_attempt_at = UtcDateTime(data_key="nextAttemptAt", allow_none=True)
     last_error = fields.String(data_key="lastError", allow_none=True)
     attempt_log = fields.List(fields.Nested(AttemptSchema), data_key="attemptLog")
-    created_at = fields.AwareDateTime(data_key="createdAt")
-    delivered_at = fields.AwareDateTime(data_key="deliveredAt", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    delivered_at = UtcDateTime(data_key="deliveredAt", allow_none=True)

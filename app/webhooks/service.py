@@ -10,7 +10,7 @@ from flask import current_app
 
 from app import crypto, egress
 from app.audit.service import record
-from app.errors import ValidationFailed, found
+from app.errors import NotFound, ValidationFailed, found
 from app.pagination import paginate
 from app.usage import service as usage
 
@@ -85,8 +85,10 @@ def update_webhook(webhook_id: ObjectId, changes: dict[str, Any]) -> Webhook:
 def delete_webhook(webhook_id: ObjectId) -> None:
     """Remove a webhook and its pending deliveries."""
     webhook = get_webhook(webhook_id)
+    # The delete's own count decides the refund: of two concurrent deletes, one gives the seat back.
+    if not Webhook.objects(id=webhook.id).delete():
+        raise NotFound("No such webhook")
     WebhookDelivery.objects(webhook_id=webhook.id).delete()
-    webhook.delete()
     usage.refund("webhooks")
     record("webhook.deleted", target_type="webhook", target_id=webhook_id, summary={"url": webhook.url})
 
