@@ -1038,6 +1038,8 @@ def test_every_tenant_owned_query_of_a_job_is_scoped_to_one_tenant(
         with tenant_scope(each):
             Campaign(name="old", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
             message("sent", LONG_AGO)
+        # A trial that ran out: the trial-end job has work in both tenants too.
+        update_tenant(each, set__billing__status="trialing", set__billing__trial_ends_at=LONG_AGO)
     states = []
 
     def recording_state():

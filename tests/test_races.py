@@ -15,7 +15,7 @@ from bson import ObjectId
 
 from app import crypto
 from app.audit.models import AuditLog
-from app.auth.two_factor import _hash as recovery_hash
+from app.auth.two_factor import _recovery_hash as recovery_hash
 from app.campaigns.models import Campaign
 from app.media.models import MediaChunk, MediaFile
 from app.messages.models import Message
@@ -381,7 +381,8 @@ def test_of_two_enrolments_at_once_the_codes_shown_are_the_ones_kept(
         responses = at_once(app, [enable] * 2)
         enabled = [r for r in responses if r.status_code == 200]
         assert len(enabled) == 1, (repetition, [r.json for r in responses])
-        assert [r.status_code for r in responses if r is not enabled[0]] == [409]
+        # The other finds 2FA on already, or its session ended by the enrolment (which ends them all).
+        assert [r.status_code for r in responses if r is not enabled[0]] in ([409], [401])
         with tenant_scope(tenant):
             stored = User.objects.get(id=user.id)
         shown = enabled[0].json["recoveryCodes"]
@@ -399,7 +400,8 @@ def test_a_restarted_enrolment_never_replaces_the_secret_of_one_that_finished(
         enable = ("post", f"{API}/auth/2fa/enable", {"headers": headers, "json": code})
         restart = ("post", f"{API}/auth/2fa/setup", {"headers": headers})
         enabled, restarted = at_once(app, [enable, restart])
-        assert {enabled.status_code, restarted.status_code} <= {200, 409, 422}, repetition
+        # A setup after the enrolment finds 2FA on (409), or its session ended by the enrolment (401).
+        assert {enabled.status_code, restarted.status_code} <= {200, 401, 409, 422}, repetition
         with tenant_scope(tenant):
             stored = User.objects.get(id=user.id)
         if stored.two_factor_enabled:

@@ -18,7 +18,7 @@ class InvoiceSchema(Schema):
     price_cents = fields.Integer(
         data_key="priceCents", allow_none=True, metadata={"description": "the monthly price at the close"}
     )
-    billed_from = fields.AwareDateTime(
+    billed_from = UtcDateTime(
         data_key="billedFrom",
         allow_none=True,
         metadata={"description": "the billed part of the period starts here (trial days are not billed)"},
