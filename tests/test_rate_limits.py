@@ -3,14 +3,18 @@ its plan and overrides, and a stricter limit on login attempts per client addres
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from app.tenancy.context import tenant_scope
 from app.tenants.service import create_tenant
+from app.usage import rate_limits
 from app.users.service import create_user
 
 from .conftest import PASSWORD
-from .support import set_limits
+from .support import run_together, set_limits
 
 CURRENT = "/api/v1/tenants/current"
 USAGE = "/api/v1/tenants/current/usage"
@@ -242,3 +246,29 @@ class TestLoginAttempts:
             response = login_client.post(LOGIN, json={"email": "not an email", "password": "x"})
             assert response.status_code == 422
         assert login(login_client, password=PASSWORD).status_code == 200
+
+
+def test_the_in_process_storage_survives_requests_at_the_same_moment(app, frequent_thread_switches):
+    """limits' memory storage restarts its expiry timer on the first count after it stopped; two
+    counts at once could both restart it ('threads can only be started once', a 500)."""
+    from limits import storage as limits_storage
+
+    memory = limits_storage.storage_from_string("memory://")
+    assert isinstance(memory, rate_limits.MemoryStorage)
+    barrier = threading.Barrier(8)
+    failures = []
+
+    def burst(index):
+        for _ in range(150):
+            barrier.wait()
+            try:
+                memory.incr(f"burst-{index % 2}", 60)
+            except RuntimeError as exc:
+                failures.append(exc)
+            barrier.wait()
+            if index == 0:
+                time.sleep(0.015)  # the timer ends: the next burst restarts it
+
+    run_together(8, burst)
+    assert failures == []
+    assert memory.get("burst-0") + memory.get("burst-1") == 8 * 150

@@ -13,12 +13,14 @@ a shared store (`mongodb://...`) counts across workers and hosts. Over a limit, 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter
-from limits import parse
+from limits import parse, storage
 
 from app.errors import AppError, RateLimited
 from app.tenancy.access import Principal, Rule
@@ -60,6 +62,24 @@ def _unmetered() -> bool:
     counted against a tenant."""
     tenant = _metered_tenant()
     return tenant is None or _hourly_limit(tenant) is None
+
+
+class MemoryStorage(storage.MemoryStorage):
+    """limits' in-process storage (`memory://`), whose expiry timer is restarted under a lock: two
+    requests at once could both restart it, and the second `start()` of the same timer raised
+    "threads can only be started once", a 500 (limits 5.8.0)."""
+
+    STORAGE_SCHEME = ["memory"]  # takes the scheme over from limits' own class
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.restarting = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # the name-mangled method it replaces
+        with self.restarting:
+            if not self.timer.is_alive():
+                self.timer = threading.Timer(0.01, self._MemoryStorage__expire_events)
+                self.timer.start()
 
 
 limiter = Limiter(
