@@ -185,7 +185,10 @@ def counted_work() -> Iterator[dict[str, int]]:
 
 
 def run(check: Callable[[Any], Any], value: Any) -> dict[str, int]:
-    """Run a validator on `value` (refusing it is an answer too); return the work it took."""
+    """Run a validator on `value` (refusing it is an answer too); return the work it took, once
+    warmed up (a first call may do one-time work: imports, caches)."""
+    with suppress(ValidationError):
+        check(value)
     with counted_work() as work, suppress(ValidationError):
         check(value)
     return work
