@@ -66,20 +66,18 @@ def service():
     process.stdout.close()
 
 
+def signed_up(api: str, name: str, email: str, **extra: str) -> dict[str, str]:
+    """Sign a new tenant up; return its owner's Authorization header."""
+    body = {"tenant": {"name": name}, "user": {"email": email, "password": "a long passphrase", "name": name}}
+    signup = requests.post(f"{api}/tenants/signup", json={**body, **extra}, timeout=30)
+    assert signup.status_code == 201, signup.text
+    return {"Authorization": f"Bearer {signup.json()['accessToken']}"}
+
+
 def test_a_sent_campaign_is_delivered_on_the_embedded_store(service):
     base, _ = service
     api = f"{base}/api/v1"
-    signup = requests.post(
-        f"{api}/tenants/signup",
-        json={
-            "tenant": {"name": "Initech"},
-            "user": {"email": "bill@initech.example.com", "password": "tps-reports-1", "name": "Bill"},
-            "plan": "starter",
-        },
-        timeout=30,
-    )
-    assert signup.status_code == 201, signup.text
-    auth = {"Authorization": f"Bearer {signup.json()['accessToken']}"}
+    auth = signed_up(api, "Initech", "bill@initech.example.com", plan="starter")
     bot = requests.post(
         f"{api}/telegram-accounts",
         json={"name": "News", "token": bot_token(7000001)},
@@ -134,16 +132,7 @@ def test_files_named_in_any_script_download_under_gunicorn(service):
     """gunicorn sends header values as ISO-8859-1 only: the name goes in filename* (RFC 6266)."""
     base, _ = service
     api = f"{base}/api/v1"
-    signup = requests.post(
-        f"{api}/tenants/signup",
-        json={
-            "tenant": {"name": "Polyglot"},
-            "user": {"email": "ana@polyglot.example.com", "password": "many-scripts-1", "name": "Ana"},
-        },
-        timeout=30,
-    )
-    assert signup.status_code == 201, signup.text
-    auth = {"Authorization": f"Bearer {signup.json()['accessToken']}"}
+    auth = signed_up(api, "Polyglot", "ana@polyglot.example.com")
     for index, name in enumerate(NAMES_IN_SCRIPTS):
         data = f"file {index}".encode()
         upload = requests.post(
