@@ -607,3 +607,11 @@ class TestCreatorsRights:
         response = create_key(client, with_key(keys.admin_key), name="child", role="admin")
         assert_error(response, 403, "forbidden")
         assert sorted(doc["name"] for doc in stored_keys(tenant)) == ["admin key", "member key"]
+
+    @pytest.mark.parametrize("action", ["setup", "enable", "disable"])
+    def test_a_key_cannot_touch_two_factor_authentication(self, client, keys, action):
+        response = client.post(
+            f"/api/v1/auth/2fa/{action}", json={"code": "123456"}, headers=with_key(keys.admin_key)
+        )
+        assert_error(response, 403, "forbidden")
+        assert "API key" in response.get_json()["error"]["message"]

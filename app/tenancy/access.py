@@ -24,6 +24,7 @@ NOT_WHILE_IMPERSONATING = (
     "Not while impersonating: credentials, and who may sign in with which role, "
     "are the tenant's own to change"
 )
+NOT_WITH_AN_API_KEY = "This takes a person's own login, not an API key"
 
 
 class Access(Enum):
@@ -41,6 +42,7 @@ class Rule:
     token_type: str = "access"  # the kind of bearer token the route takes
     while_impersonating: bool = True  # False: credential changes, refused to impersonators
     enrollment: bool = False  # True: a 2FA enrollment token is accepted here
+    api_keys: bool = True  # False: a person's own login only, API keys are refused
 
 
 DEFAULT_RULE = Rule()
@@ -79,6 +81,7 @@ platform = _mark(access=Access.PLATFORM)
 authenticated = _mark(access=Access.AUTHENTICATED)
 not_while_impersonating = _mark(while_impersonating=False)
 enrollment_allowed = _mark(enrollment=True)
+people_only = _mark(api_keys=False)
 
 
 def refresh_token_route(view: Callable[..., Any]) -> Callable[..., Any]:

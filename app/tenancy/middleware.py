@@ -6,7 +6,8 @@ Order of a request:
    hint is resolved;
 3. the tenant: the credential's own; a hint naming another one is 403 tenant_mismatch, except for a
    superadmin, whose hint selects the tenant; with no credential, hints select it on PUBLIC routes only;
-4. the rule: PLATFORM needs a superadmin, TENANT a tenant and an allowed role;
+4. the rule: PLATFORM needs a superadmin, TENANT a tenant and an allowed role; impersonation tokens
+   and API keys only where the rule admits them;
 5. a suspended tenant is 403 tenant_suspended, and an address outside the tenant's IP whitelist
    403 ip_not_allowed, for everyone but a superadmin;
 6. the tenant goes into the context, and teardown empties the context after every request.
@@ -32,7 +33,7 @@ from app.errors import (
 from app.tenants.models import Tenant
 
 from . import context
-from .access import NOT_WHILE_IMPERSONATING, Access, Principal, Rule, rule_for
+from .access import NOT_WHILE_IMPERSONATING, NOT_WITH_AN_API_KEY, Access, Principal, Rule, rule_for
 from .resolver import Hint, request_hints, resolve_hint, tenant_by_id
 
 log = logging.getLogger("app.tenancy")
@@ -129,6 +130,8 @@ def _before_request() -> None:
     tenant = choose_tenant(rule, principal, named)
     if principal is not None and principal.impersonator and not rule.while_impersonating:
         raise Forbidden(NOT_WHILE_IMPERSONATING)
+    if principal is not None and principal.via == "api_key" and not rule.api_keys:
+        raise Forbidden(NOT_WITH_AN_API_KEY)
     if tenant is None:
         return
     superadmin = principal is not None and principal.is_superadmin
