@@ -26,6 +26,7 @@ from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
+from app.openapi import DESCRIPTION, OpenApiPlugin
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
@@ -46,6 +47,9 @@ API_DOCS = {
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
     "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/assets/",
+    # Swagger UI keeps what was entered under Authorize across reloads.
+    "OPENAPI_SWAGGER_UI_CONFIG": {"persistAuthorization": True},
+    "API_SPEC_OPTIONS": {"info": {"description": DESCRIPTION}},
 }
 
 
@@ -85,7 +89,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     jwt.init_app(app)
     api = Api()
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [OpenApiPlugin(app)]})
     api.ma_plugin.converter.add_attribute_function(validators.openapi_properties)
     converters.init_app(app, api)
     request_hooks.init_app(app)

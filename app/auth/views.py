@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import g, redirect, request, url_for
 from flask.views import MethodView
 
-from app.errors import Forbidden, Unauthorized
+from app.errors import Unauthorized
 from app.extensions import Blueprint
 from app.pagination import PageArgs, page_schema
 from app.tenancy.access import (
     authenticated,
     enrollment_allowed,
     not_while_impersonating,
+    people_only,
     public,
     refresh_token_route,
     roles,
@@ -53,6 +54,7 @@ class Login(MethodView):
 @blp.route("/refresh")
 class Refresh(MethodView):
     @refresh_token_route
+    @blp.doc(operationId="refreshAccessToken")
     @blp.response(200, AccessTokenSchema)
     def post(self):
         """Exchange the refresh token sent as bearer for a new access token."""
@@ -83,6 +85,7 @@ class Me(MethodView):
 @blp.route("/sso/start")
 class SsoStart(MethodView):
     @public
+    @blp.doc(operationId="startSso")
     @blp.response(302, description="A redirect to the tenant's identity provider")
     def get(self):
         """Start a single sign-on login into the tenant the hint names: go to its identity provider."""
@@ -95,6 +98,7 @@ class SsoStart(MethodView):
 @blp.route("/sso/callback")
 class SsoCallback(MethodView):
     @public
+    @blp.doc(operationId="finishSso")
     @blp.arguments(SsoCallbackArgs, location="query")
     @blp.response(200, LoginResponseSchema)
     def get(self, args):
@@ -103,48 +107,46 @@ class SsoCallback(MethodView):
         return sso.finish_login(args, request.remote_addr)
 
 
-def _own_account():
-    """The person behind the caller's token, a tenant user or a superadmin (2FA belongs to a person's
-    own login, not to an API key)."""
-    if g.principal.via != "access_token":
-        raise Forbidden("Two-factor authentication belongs to a person's own login, not to an API key")
-    return fresh_account(g.principal)
-
-
 @blp.route("/2fa/setup")
 class TwoFactorSetup(MethodView):
     @authenticated
+    @people_only
     @enrollment_allowed
     @not_while_impersonating
+    @blp.doc(operationId="setupTwoFactor")
     @blp.response(200, TwoFactorSetupSchema)
     def post(self):
         """Start two-factor enrolment: a TOTP secret, its otpauth:// URI and a QR code of it."""
-        return two_factor.setup(_own_account())
+        return two_factor.setup(fresh_account(g.principal))
 
 
 @blp.route("/2fa/enable")
 class TwoFactorEnable(MethodView):
     @authenticated
+    @people_only
     @enrollment_allowed
     @not_while_impersonating
+    @blp.doc(operationId="enableTwoFactor")
     @blp.arguments(TwoFactorCodeSchema)
     @blp.response(200, RecoveryCodesSchema)
     def post(self, body):
         """Confirm enrolment with a code; the answer holds the recovery codes, shown only now. It ends
         the caller's sessions; with an enrollment token it holds the tokens of the login it completes."""
-        return service.enable_two_factor(g.principal, _own_account(), body["code"])
+        return service.enable_two_factor(g.principal, fresh_account(g.principal), body["code"])
 
 
 @blp.route("/2fa/disable")
 class TwoFactorDisable(MethodView):
     @authenticated
+    @people_only
     @not_while_impersonating
+    @blp.doc(operationId="disableTwoFactor")
     @blp.arguments(TwoFactorCodeSchema)
     @blp.response(204)
     def post(self, body):
         """Turn two-factor authentication off with a current or a recovery code; this ends the caller's
         sessions."""
-        two_factor.disable(_own_account(), body["code"])
+        two_factor.disable(fresh_account(g.principal), body["code"])
 
 
 @keys_blp.route("")
@@ -158,6 +160,7 @@ class ApiKeys(MethodView):
 
     @roles("owner", "admin")
     @not_while_impersonating
+    @people_only
     @keys_blp.arguments(ApiKeyCreateSchema)
     @keys_blp.response(201, ApiKeyCreatedSchema)
     def post(self, body):

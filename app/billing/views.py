@@ -33,6 +33,7 @@ class Invoices(MethodView):
 @blp.route("/webhooks/<provider>")
 class PaymentWebhook(MethodView):
     @public
+    @blp.doc(operationId="receivePaymentWebhook")
     @blp.response(200, WebhookReceiptSchema)
     def post(self, provider):
         """Receive a payment provider's signed event (Stripe): a paid invoice is marked paid."""

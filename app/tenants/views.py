@@ -96,6 +96,7 @@ class CurrentUsage(MethodView):
 @blp.route("/current/export")
 class CurrentExport(MethodView):
     @roles("owner")
+    @blp.doc(operationId="exportCurrentTenant")
     @blp.response(200, description="Every document the tenant owns, secrets left out, as a JSON download")
     def get(self):
         """Download everything the tenant owns (GDPR export), streamed."""
@@ -185,6 +186,7 @@ class ImpersonateTenant(MethodView):
 @plans_blp.route("")
 class Plans(MethodView):
     @public
+    @plans_blp.doc(operationId="listPlans")
     @plans_blp.response(200, PlanListSchema)
     def get(self):
         """List the plans with their prices, limits (null: unlimited) and features."""
