@@ -15,8 +15,10 @@ from webargs.flaskparser import FlaskParser
 
 
 class ErrorBodySchema(ma.Schema):
-    code = ma.fields.String(required=True, metadata={"description": "Machine-readable error code"})
-    message = ma.fields.String(required=True)
+    code = ma.fields.String(
+        required=True, metadata={"description": "Machine-readable error code", "example": "not_found"}
+    )
+    message = ma.fields.String(required=True, metadata={"example": "No such campaign"})
     details = ma.fields.Dict(metadata={"description": "Field errors, limits, ... (when relevant)"})
 
 

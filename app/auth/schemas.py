@@ -13,10 +13,13 @@ from .models import API_KEY_ROLES
 
 
 class LoginSchema(Schema):
-    email = validators.Email(required=True)
-    password = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    email = validators.Email(required=True, metadata={"example": "bill@initech.example.com"})
+    password = fields.String(
+        required=True, validate=validate.Length(min=1, max=128), metadata={"example": "tps-reports-1"}
+    )
     code = fields.String(
-        validate=validate.Length(min=6, max=32), metadata={"description": "TOTP or recovery code (2FA)"}
+        validate=validate.Length(min=6, max=32),
+        metadata={"example": "492039", "description": "TOTP or recovery code (2FA)"},
     )
 
 
@@ -45,7 +48,11 @@ class AccessTokenSchema(Schema):
 
 
 class LogoutSchema(Schema):
-    refresh_token = fields.String(data_key="refreshToken", validate=validate.Length(max=4096))
+    refresh_token = fields.String(
+        data_key="refreshToken",
+        validate=validate.Length(max=4096),
+        metadata={"example": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"},
+    )
 
 
 class ImpersonatorSchema(Schema):
@@ -67,7 +74,7 @@ class MeSchema(Schema):
 
 
 class ApiKeyCreateSchema(Schema):
-    name = fields.String(required=True, validate=validators.NAME)
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "CI pipeline"})
     role = fields.String(load_default="member", validate=validate.OneOf(API_KEY_ROLES))
 
 
@@ -86,7 +93,9 @@ class ApiKeyCreatedSchema(ApiKeySchema):
 
 
 class TwoFactorCodeSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=6, max=32))
+    code = fields.String(
+        required=True, validate=validate.Length(min=6, max=32), metadata={"example": "492039"}
+    )
 
 
 class TwoFactorSetupSchema(Schema):

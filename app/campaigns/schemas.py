@@ -42,15 +42,25 @@ class ChatTarget(fields.Field):
 
 
 class MessageBodySchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=TELEGRAM_TEXT_LIMIT))
+    text = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=TELEGRAM_TEXT_LIMIT),
+        metadata={"example": "TPS reports now come with a cover sheet"},
+    )
     parse_mode = fields.String(
-        data_key="parseMode", allow_none=True, validate=validate.OneOf(("HTML", "MarkdownV2"))
+        data_key="parseMode",
+        allow_none=True,
+        validate=validate.OneOf(("HTML", "MarkdownV2")),
+        metadata={"example": "HTML"},
     )
     media_id = fields.String(
         data_key="mediaId",
         allow_none=True,
         validate=validators.object_id,
-        metadata={"description": "A media file sent as photo (images) or document, with the text as caption"},
+        metadata={
+            "example": "665f1c2ab4e0c9a1d2e3f403",
+            "description": "A media file sent as photo (images) or document, with the text as caption",
+        },
     )
 
     @validates_schema
@@ -82,14 +92,27 @@ class CampaignSchema(Schema):
 
 
 class _CampaignFields(Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
-    message = fields.Nested(MessageBodySchema)
-    targets = fields.List(ChatTarget(), validate=validate.Length(min=1, max=MAX_TARGETS))
-    telegram_account_id = fields.String(
-        data_key="telegramAccountId", allow_none=True, validate=validators.object_id
+    name = fields.String(validate=validate.Length(min=1, max=200), metadata={"example": "Spring launch"})
+    description = fields.String(
+        allow_none=True,
+        validate=validate.Length(max=2000),
+        metadata={"example": "Announce the new cover sheets"},
     )
-    scheduled_at = UtcDateTime(data_key="scheduledAt", allow_none=True)
+    message = fields.Nested(MessageBodySchema)
+    targets = fields.List(
+        ChatTarget(),
+        validate=validate.Length(min=1, max=MAX_TARGETS),
+        metadata={"example": ["1001", "-1001234567890", "@initech_news"]},
+    )
+    telegram_account_id = fields.String(
+        data_key="telegramAccountId",
+        allow_none=True,
+        validate=validators.object_id,
+        metadata={"example": "665f1c2ab4e0c9a1d2e3f402"},
+    )
+    scheduled_at = UtcDateTime(
+        data_key="scheduledAt", allow_none=True, metadata={"example": "2026-05-04T09:00:00Z"}
+    )
 
     @validates("targets")
     def _unique_targets(self, value: list[str], **kwargs: Any) -> None:
@@ -98,9 +121,16 @@ class _CampaignFields(Schema):
 
 
 class CampaignCreateSchema(_CampaignFields):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Spring launch"}
+    )
     message = fields.Nested(MessageBodySchema, required=True)
-    targets = fields.List(ChatTarget(), required=True, validate=validate.Length(min=1, max=MAX_TARGETS))
+    targets = fields.List(
+        ChatTarget(),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_TARGETS),
+        metadata={"example": ["1001", "-1001234567890", "@initech_news"]},
+    )
 
 
 class CampaignPatchSchema(_CampaignFields):

@@ -27,17 +27,35 @@ class TelegramAccountSchema(Schema):
 
 
 class TelegramAccountCreateSchema(Schema):
-    name = fields.String(required=True, validate=validators.NAME)
-    token = fields.String(required=True, validate=BOT_TOKEN, load_only=True)
-    api_base_url = validators.URL(data_key="apiBaseUrl", schemes={"http", "https"}, require_tld=False)
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "News bot"})
+    token = fields.String(
+        required=True,
+        validate=BOT_TOKEN,
+        load_only=True,
+        metadata={"example": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"},
+    )
+    api_base_url = validators.URL(
+        data_key="apiBaseUrl",
+        schemes={"http", "https"},
+        require_tld=False,
+        metadata={"example": "https://bot-api.initech.example.com"},
+    )
     paid_broadcast = fields.Boolean(data_key="paidBroadcast")
 
 
 class TelegramAccountPatchSchema(Schema):
-    name = fields.String(validate=validators.NAME)
-    token = fields.String(validate=BOT_TOKEN, load_only=True)
+    name = fields.String(validate=validators.NAME, metadata={"example": "News bot"})
+    token = fields.String(
+        validate=BOT_TOKEN,
+        load_only=True,
+        metadata={"example": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"},
+    )
     api_base_url = validators.URL(
-        data_key="apiBaseUrl", allow_none=True, schemes={"http", "https"}, require_tld=False
+        data_key="apiBaseUrl",
+        allow_none=True,
+        schemes={"http", "https"},
+        require_tld=False,
+        metadata={"example": "https://bot-api.initech.example.com"},
     )
     active = fields.Boolean()
     paid_broadcast = fields.Boolean(data_key="paidBroadcast")

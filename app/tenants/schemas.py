@@ -36,9 +36,9 @@ class UsageSchema(Schema):
 
 
 class GeneralSettingsSchema(Schema):
-    timezone = fields.String()
-    language = fields.String()
-    currency = fields.String()
+    timezone = fields.String(metadata={"example": "Europe/Berlin"})
+    language = fields.String(metadata={"example": "de-DE"})
+    currency = fields.String(metadata={"example": "EUR"})
 
 
 class SsoSettingsSchema(Schema):
@@ -77,9 +77,13 @@ class SettingsSchema(Schema):
 
 
 class BrandingSchema(Schema):
-    logo_url = fields.String(data_key="logoUrl", allow_none=True)
-    primary_color = fields.String(data_key="primaryColor", allow_none=True)
-    secondary_color = fields.String(data_key="secondaryColor", allow_none=True)
+    logo_url = fields.String(
+        data_key="logoUrl", allow_none=True, metadata={"example": "https://cdn.initech.example.com/logo.png"}
+    )
+    primary_color = fields.String(data_key="primaryColor", allow_none=True, metadata={"example": "#1a2b3c"})
+    secondary_color = fields.String(
+        data_key="secondaryColor", allow_none=True, metadata={"example": "#f5f5f5"}
+    )
     custom_css = fields.String(data_key="customCss", allow_none=True)
     hide_powered_by = fields.Boolean(data_key="hidePoweredBy")
 
@@ -104,13 +108,13 @@ BILLING = BillingSchema()  # made once: building a schema costs more than dumpin
 class TenantSchema(Schema):
     """A tenant with its effective limits and features (plan values overridden by its own)."""
 
-    id = fields.String()
-    name = fields.String()
-    slug = fields.String()
-    domain = fields.String(allow_none=True)
-    status = fields.String()
+    id = fields.String(metadata={"example": "665f1c2ab4e0c9a1d2e3f401"})
+    name = fields.String(metadata={"example": "Initech"})
+    slug = fields.String(metadata={"example": "initech"})
+    domain = fields.String(allow_none=True, metadata={"example": "marketing.initech.example.com"})
+    status = fields.String(metadata={"example": "active"})
     suspended_reason = fields.String(data_key="suspendedReason", allow_none=True)
-    plan = fields.String()
+    plan = fields.String(metadata={"example": "starter"})
     limits = fields.Method("_limits", metadata=LIMITS_DOC)
     features = fields.Method("_features", metadata=FEATURES_DOC)
     limit_overrides = fields.Dict(attribute="limits", data_key="limitOverrides", metadata=LIMITS_DOC)
@@ -179,10 +183,11 @@ class PlanListSchema(Schema):
 
 
 class SignupTenantSchema(Schema):
-    name = fields.String(required=True, validate=validators.NAME)
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Initech"})
     slug = fields.String(
         validate=validate.Length(min=3, max=63),
         metadata={
+            "example": "initech",
             "pattern": f"^{SLUG_RE.pattern}$",
             "description": "Made from the name when left out; some words (api, www, ...) are reserved",
         },
@@ -190,9 +195,9 @@ class SignupTenantSchema(Schema):
 
 
 class SignupUserSchema(Schema):
-    email = validators.Email(required=True)
-    password = fields.String(required=True, validate=PASSWORD)
-    name = fields.String(required=True, validate=validators.NAME)
+    email = validators.Email(required=True, metadata={"example": "bill@initech.example.com"})
+    password = fields.String(required=True, validate=PASSWORD, metadata={"example": "tps-reports-1"})
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Bill Lumbergh"})
 
 
 class SignupSchema(Schema):
@@ -213,33 +218,49 @@ class SignupResponseSchema(Schema):
 
 
 class GeneralPatchSchema(Schema):
-    timezone = fields.String(validate=validators.time_zone)
-    language = fields.String(validate=validators.language_tag)
-    currency = fields.String(validate=validators.currency)
+    timezone = fields.String(validate=validators.time_zone, metadata={"example": "Europe/Berlin"})
+    language = fields.String(validate=validators.language_tag, metadata={"example": "de-DE"})
+    currency = fields.String(validate=validators.currency, metadata={"example": "EUR"})
 
 
 class SsoPatchSchema(Schema):
     """Merged into the stored configuration; the client secret is write-only (never dumped, not even
     into the audit entry of the change)."""
 
-    issuer = fields.String(validate=[validate.Length(max=2048), validators.oidc_issuer])
-    client_id = fields.String(data_key="clientId", validate=validate.Length(min=1, max=255))
+    issuer = fields.String(
+        validate=[validate.Length(max=2048), validators.oidc_issuer],
+        metadata={"example": "https://login.initech.example.com"},
+    )
+    client_id = fields.String(
+        data_key="clientId",
+        validate=validate.Length(min=1, max=255),
+        metadata={"example": "telegram-marketing"},
+    )
     client_secret = fields.String(
-        data_key="clientSecret", load_only=True, validate=validate.Length(min=1, max=1024)
+        data_key="clientSecret",
+        load_only=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"example": "s3cr3t-from-the-provider"},
     )
     allowed_domains = fields.List(
         fields.String(validate=validators.host_name),
         data_key="allowedDomains",
         validate=validate.Length(min=1, max=50),
+        metadata={"example": ["initech.example.com"]},
     )
     default_role = fields.String(data_key="defaultRole", validate=validate.OneOf(SSO_ROLES))
     password_login_allowed = fields.Boolean(data_key="passwordLoginAllowed")
 
 
 class SecurityPatchSchema(Schema):
-    require_2fa = fields.Boolean(data_key="require2fa")
+    require_2fa = fields.Boolean(data_key="require2fa", metadata={"example": False})
     sso_enabled = fields.Boolean(data_key="ssoEnabled")
-    ip_whitelist = fields.List(fields.String(), data_key="ipWhitelist", validate=validators.cidr_list)
+    ip_whitelist = fields.List(
+        fields.String(),
+        data_key="ipWhitelist",
+        validate=validators.cidr_list,
+        metadata={"example": ["203.0.113.0/24", "2001:db8::/32"]},
+    )
     sso = fields.Nested(
         SsoPatchSchema, allow_none=True, metadata={"description": "owners only; null removes single sign-on"}
     )
@@ -248,7 +269,11 @@ class SecurityPatchSchema(Schema):
 class CompliancePatchSchema(Schema):
     gdpr_enabled = fields.Boolean(data_key="gdprEnabled")
     data_retention_days = fields.Integer(
-        data_key="dataRetentionDays", allow_none=True, strict=True, validate=validate.Range(min=1, max=3650)
+        data_key="dataRetentionDays",
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1, max=3650),
+        metadata={"example": 365},
     )
 
 
@@ -257,6 +282,7 @@ class NotificationsPatchSchema(Schema):
         fields.Integer(strict=True, validate=validate.Range(min=1, max=100)),
         data_key="usageAlertThresholds",
         validate=validate.Length(min=0, max=5),
+        metadata={"example": [80, 100]},
     )
 
 
@@ -270,10 +296,24 @@ class SettingsPatchSchema(Schema):
 
 
 class BrandingPatchSchema(Schema):
-    logo_url = validators.URL(data_key="logoUrl", allow_none=True, schemes={"https"})
-    primary_color = fields.String(data_key="primaryColor", allow_none=True, validate=validators.color)
-    secondary_color = fields.String(data_key="secondaryColor", allow_none=True, validate=validators.color)
-    custom_css = fields.String(data_key="customCss", allow_none=True, validate=validators.safe_css)
+    logo_url = validators.URL(
+        data_key="logoUrl",
+        allow_none=True,
+        schemes={"https"},
+        metadata={"example": "https://cdn.initech.example.com/logo.png"},
+    )
+    primary_color = fields.String(
+        data_key="primaryColor", allow_none=True, validate=validators.color, metadata={"example": "#1a2b3c"}
+    )
+    secondary_color = fields.String(
+        data_key="secondaryColor", allow_none=True, validate=validators.color, metadata={"example": "#f5f5f5"}
+    )
+    custom_css = fields.String(
+        data_key="customCss",
+        allow_none=True,
+        validate=validators.safe_css,
+        metadata={"example": ".header { border-radius: 4px; }"},
+    )
     hide_powered_by = fields.Boolean(data_key="hidePoweredBy")
 
 
@@ -306,9 +346,13 @@ class TenantListArgs(PageArgs):
 class BillingPatchSchema(Schema):
     status = fields.String(validate=validate.OneOf(BILLING_STATUSES))
     price_cents = fields.Integer(
-        data_key="priceCents", allow_none=True, strict=True, validate=validate.Range(min=0, max=10**9)
+        data_key="priceCents",
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=0, max=10**9),
+        metadata={"example": 49900},
     )
-    email = validators.Email(allow_none=True)
+    email = validators.Email(allow_none=True, metadata={"example": "billing@initech.example.com"})
     trial_ends_at = UtcDateTime(data_key="trialEndsAt", allow_none=True)
     current_period_end = UtcDateTime(data_key="currentPeriodEnd", allow_none=True)
 
@@ -316,8 +360,10 @@ class BillingPatchSchema(Schema):
 class TenantPatchSchema(Schema):
     """`limits` and `features` replace the tenant's overrides as a whole ({} removes them all)."""
 
-    name = fields.String(validate=validators.NAME)
-    domain = fields.String(allow_none=True, validate=validators.host_name)
+    name = fields.String(validate=validators.NAME, metadata={"example": "Initech"})
+    domain = fields.String(
+        allow_none=True, validate=validators.host_name, metadata={"example": "marketing.initech.example.com"}
+    )
     plan = fields.String(validate=validate.OneOf(PLAN_NAMES))
     limits = fields.Dict(
         keys=fields.String(validate=validate.OneOf(LIMIT_NAMES)),
@@ -330,11 +376,15 @@ class TenantPatchSchema(Schema):
 
 
 class ReasonSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=3, max=500))
+    reason = fields.String(
+        required=True, validate=validate.Length(min=3, max=500), metadata={"example": "support ticket 4711"}
+    )
 
 
 class ImpersonateSchema(ReasonSchema):
-    user_id = fields.String(data_key="userId", validate=validators.object_id)
+    user_id = fields.String(
+        data_key="userId", validate=validators.object_id, metadata={"example": "665f1c2ab4e0c9a1d2e3f405"}
+    )
 
 
 class ImpersonationSchema(Schema):

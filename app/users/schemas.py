@@ -30,17 +30,17 @@ class UserListArgs(PageArgs):
 
 
 class UserCreateSchema(Schema):
-    email = validators.Email(required=True)
-    name = fields.String(required=True, validate=validators.NAME)
+    email = validators.Email(required=True, metadata={"example": "peter@initech.example.com"})
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Peter Gibbons"})
     role = fields.String(load_default="member", validate=validate.OneOf(TENANT_ROLES))
-    password = fields.String(required=True, validate=PASSWORD)
+    password = fields.String(required=True, validate=PASSWORD, metadata={"example": "flair-pieces-15"})
 
 
 class UserPatchSchema(Schema):
-    name = fields.String(validate=validators.NAME)
+    name = fields.String(validate=validators.NAME, metadata={"example": "Peter Gibbons"})
     role = fields.String(validate=validate.OneOf(TENANT_ROLES))
     active = fields.Boolean()
-    password = fields.String(validate=PASSWORD, load_only=True)
+    password = fields.String(validate=PASSWORD, load_only=True, metadata={"example": "flair-pieces-15"})
 
 
 class UserDeleteArgs(Schema):

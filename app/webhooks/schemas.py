@@ -32,16 +32,23 @@ class WebhookWithSecretSchema(WebhookSchema):
 
 
 class WebhookCreateSchema(Schema):
-    url = validators.URL(required=True, schemes={"http", "https"})
+    url = validators.URL(
+        required=True,
+        schemes={"http", "https"},
+        metadata={"example": "https://hooks.initech.example.com/telegram"},
+    )
     events = fields.List(
         fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)),
         required=True,
         validate=validate.Length(min=1, max=len(WEBHOOK_EVENTS)),
+        metadata={"example": ["campaign.completed", "message.failed"]},
     )
 
 
 class WebhookPatchSchema(Schema):
-    url = validators.URL(schemes={"http", "https"})
+    url = validators.URL(
+        schemes={"http", "https"}, metadata={"example": "https://hooks.initech.example.com/telegram"}
+    )
     events = EVENTS
     active = fields.Boolean()
     rotate_secret = fields.Boolean(data_key="rotateSecret", load_only=True)
