@@ -112,6 +112,17 @@ def test_tenant_hints_are_declared_where_the_middleware_reads_them(app, spec):
     assert "subdomain" in spec["info"]["description"] and "custom domain" in spec["info"]["description"]
 
 
+def test_single_tenant_mode_declares_no_hints(app_factory):
+    spec = app_factory(ENABLE_MULTI_TENANT=False).test_client().get(DOCUMENT).json
+    assert "parameters" not in spec["components"]
+    operation = spec["paths"]["/api/v1/campaigns"]["get"]
+    assert [parameter["name"] for parameter in operation["parameters"]] == ["page", "perPage", "status"]
+    assert (
+        "404" not in operation["responses"]
+        and "404" in spec["paths"]["/api/v1/campaigns/{campaign_id}"]["get"]["responses"]
+    )
+
+
 def test_lists_take_the_tenant_query_parameter(client, tenant, auth_headers):
     for path in ("/api/v1/campaigns", "/api/v1/users", "/api/v1/audit-logs"):
         response = client.get(path, query_string={"tenant": tenant.slug, "perPage": 5}, headers=auth_headers)
