@@ -26,6 +26,7 @@ from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
+from app.system.views import blp as system_blp
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
@@ -112,6 +113,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         media_blp,
         audit_blp,
         platform_audit_blp,
+        system_blp,
         billing_blp,
         tenant_invoices_blp,
     ):
