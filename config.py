@@ -157,6 +157,10 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
             "SCHEDULER_POLL_SECONDS", get("SCHEDULER_POLL_SECONDS", "10"), minimum=1
         ),
         "LOG_LEVEL": (get("LOG_LEVEL", "INFO") or "INFO").upper(),
+        "METRICS_TOKEN": get("METRICS_TOKEN"),
+        "METRICS_PORT": _int("METRICS_PORT", get("METRICS_PORT", "0")),
+        "METRICS_HOST": get("METRICS_HOST", "127.0.0.1"),
+        "PROMETHEUS_MULTIPROC_DIR": get("PROMETHEUS_MULTIPROC_DIR"),
         "SEED_DEMO": _bool("SEED_DEMO", get("SEED_DEMO", "false")),
         "CREATE_INDEXES": _bool("CREATE_INDEXES", get("CREATE_INDEXES", "true")),
         "TELEGRAM_API_BASE": (get("TELEGRAM_API_BASE", "https://api.telegram.org") or "").rstrip("/"),

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 # Module-level names here are read as gunicorn settings, and `config` is one: import under other names.
 from config import ConfigError, is_embedded
@@ -37,6 +38,15 @@ def on_starting(server):
             )
         if server.cfg.max_requests:
             sys.exit("max_requests restarts workers, which would empty the embedded store; unset it")
+    _empty_metrics_directory(settings["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def _empty_metrics_directory(directory):
+    """Start the workers' metrics from zero: the files of a previous run would be added to theirs."""
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
 
 
 def post_worker_init(worker):
@@ -53,3 +63,13 @@ def worker_exit(server, worker):
     background = getattr(worker, "background", None)
     if background is not None:
         background.stop()
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the metrics every worker serves (prometheus-client's
+    multiprocess mode; its counters are kept)."""
+    directory = load_settings(os.environ)["PROMETHEUS_MULTIPROC_DIR"]
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, directory)

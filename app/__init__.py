@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from app import cli, converters, crypto, db, demo, health, logs, request_hooks, validators
+from app import cli, converters, crypto, db, demo, health, logs, metrics, request_hooks, validators
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
 from app.auth import credentials, impersonation, oidc, passwords
@@ -27,6 +27,7 @@ from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
 from app.openapi import DESCRIPTION, OpenApiPlugin
+from app.system.views import blp as system_blp
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
@@ -67,7 +68,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(settings)
     app.config.from_mapping(API_DOCS)
     app.config.from_mapping(jwt_settings(settings))
-    logs.configure(app.config["LOG_LEVEL"])
+    logs.configure(app.config["LOG_LEVEL"], tenant_debug=app.config["TENANT_DEBUG"])
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -98,6 +99,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     impersonation.init_app(app)
 
     app.register_blueprint(health.blp)
+    app.register_blueprint(metrics.blp)
     app.register_blueprint(dashboard_blp)
     if app.config["TELEGRAM_SANDBOX"]:  # development only: config refuses it in production
         app.extensions["telegram_sandbox"] = sandbox.Sandbox()
@@ -115,6 +117,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         media_blp,
         audit_blp,
         platform_audit_blp,
+        system_blp,
         billing_blp,
         tenant_invoices_blp,
     ):

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 
-from app import demo
+from app import demo, leases, metrics
 from app.errors import AppError
 from app.tenants.models import Tenant
 from app.tenants.plans import PLAN_NAMES
@@ -67,6 +67,7 @@ def run_jobs_command() -> None:
     from app.workers import until_signalled
 
     _refuse_embedded("scheduler")
+    metrics.serve_separately(current_app.config)
     stop = threading.Event()
     until_signalled(lambda: run_scheduler(current_app._get_current_object(), stop), stop.set)
 
@@ -96,6 +97,65 @@ def run_once_command(name: str) -> None:
     click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")
 
 
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+@jobs_cli.command("status")
+def status_command() -> None:
+    """Show who leads the scheduler and until when, each job's last run and last success, the
+    dispatchers alive with the lanes they hold, and the queue."""
+    from app.system.service import system_status
+
+    status = system_status()
+    scheduler = status["scheduler"]
+    if scheduler["holder"] is None:
+        click.echo("scheduler: no lease (no scheduler has run, or the last one stopped cleanly)")
+    else:
+        state = "leads" if scheduler["held"] else "EXPIRED (no scheduler leads)"
+        click.echo(
+            f"scheduler: {scheduler['holder']} {state}; lease renewed {_when(scheduler['renewed_at'])}, "
+            f"expires {_when(scheduler['expires_at'])}"
+        )
+    click.echo("jobs:")
+    for job in status["jobs"]:
+        running = f"  RUNNING since {_when(job['running_since'])}" if job["running_since"] else ""
+        click.echo(
+            f"  {job['name']:<18} last {job['last_outcome'] or 'never run':<9} "
+            f"finished {_when(job['last_finished_at'])}  last ok {_when(job['last_success_at'])}{running}"
+        )
+        if job["last_outcome"] == "failed":
+            click.echo(f"  {'':<18} {job['last_error']}")
+    click.echo("dispatchers:")
+    for found in status["dispatchers"]:
+        lanes = ", ".join(f"{kind} {count}" for kind, count in sorted(found["lanes"].items())) or "no lanes"
+        state = "alive" if found["alive"] else "STOPPED"
+        click.echo(f"  {found['holder']} {state}, renewed {_when(found['renewed_at'])}: {lanes}")
+    if not status["dispatchers"]:
+        click.echo("  none (start one: flask --app wsgi dispatcher run)")
+    queue = status["queue"]
+    click.echo(
+        f"queue: {queue['queued']} queued, {queue['sending']} sending; "
+        f"{status['lanes_waiting']} lanes with work due and no dispatcher"
+    )
+
+
+@jobs_cli.command("release-lease")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def release_lease_command(yes: bool) -> None:
+    """Take the scheduler's lease from its holder, so that a waiting scheduler leads at its next look
+    (SCHEDULER_POLL_SECONDS). For a holder that is alive but stuck: a dead one's lease expires by
+    itself after SCHEDULER_LEASE_TTL."""
+    lease = leases.Lease.objects(name=leases.SCHEDULER).first()
+    if lease is None:
+        click.echo("Nobody holds the scheduler's lease.")
+        return
+    if not yes:
+        click.confirm(f"Take the scheduler's lease from {lease.holder}?", abort=True)
+    released = leases.force_release(leases.SCHEDULER)
+    click.echo(f"Released the scheduler's lease of {released.holder if released else lease.holder}.")
+
+
 dispatcher_cli = AppGroup("dispatcher", help="Campaign and webhook delivery.")
 
 
@@ -106,6 +166,7 @@ def run_dispatcher_command() -> None:
     from app.workers import dispatcher, until_signalled
 
     _refuse_embedded("dispatcher")
+    metrics.serve_separately(current_app.config)
     running = dispatcher(current_app._get_current_object())
     until_signalled(running.run, running.stopping.set)
     running.stop()

@@ -6,6 +6,8 @@ it well before. A copy that finds it held waits, and takes over once the holder 
 died, or lost the database) and the lease expired.
 
 - The scheduler's lease ("scheduler") makes one process the leader that runs the jobs.
+- Each dispatcher process renews a lease of its own ("dispatcher:<holder>") with its lanes': it shows
+  the dispatcher alive even while it holds no lane.
 - Each bot and each webhook is a lane of the dispatcher: the lease "bot:<account id>" or
   "webhook:<webhook id>" of the tenant that owns it. Work queued for a lane wakes it (`wake`: the
   lane is due at the earliest time any of its work is, and its wake count goes up); a dispatcher
@@ -32,6 +34,7 @@ import mongoengine as me
 from app.clock import utcnow
 
 SCHEDULER = "scheduler"
+DISPATCHER = "dispatcher"  # the prefix of a dispatcher process's own lease
 # The expiry of a lane nobody holds: long past (not "now", which another host's clock may put ahead).
 FREE = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -40,6 +43,7 @@ class Lease(me.Document):
     name = me.StringField(primary_key=True)
     holder = me.StringField()
     expires_at = me.DateTimeField(db_field="expiresAt", required=True)
+    renewed_at = me.DateTimeField(db_field="renewedAt")  # when its holder last took or renewed it
     # Lanes only: their tenant, when their work is due, how often they were woken.
     tenant_id = me.ObjectIdField(db_field="tenantId")
     due_at = me.DateTimeField(db_field="dueAt")
@@ -70,7 +74,11 @@ def acquire(name: str, holder: str, ttl_seconds: float, create: bool = True) -> 
     mine_or_expired = {"_id": name, "$or": [{"holder": holder}, {"expiresAt": {"$lte": now}}]}
     try:
         return Lease.objects(__raw__=mine_or_expired).modify(
-            upsert=create, new=True, set__holder=holder, set__expires_at=now + timedelta(seconds=ttl_seconds)
+            upsert=create,
+            new=True,
+            set__holder=holder,
+            set__expires_at=now + timedelta(seconds=ttl_seconds),
+            set__renewed_at=now,
         )
     except me.NotUniqueError:
         return None  # held by another holder and unexpired: the upsert's insert collided with it
@@ -93,7 +101,7 @@ def renew(names: Collection[str], holder: str, ttl_seconds: float) -> set[str]:
         return set()
     now = utcnow()
     mine = Lease.objects(name__in=list(names), holder=holder, expires_at__gt=now)
-    if mine.update(set__expires_at=now + timedelta(seconds=ttl_seconds)) == len(names):
+    if mine.update(set__expires_at=now + timedelta(seconds=ttl_seconds), set__renewed_at=now) == len(names):
         return set(names)
     return set(Lease.objects(name__in=list(names), holder=holder, expires_at__gt=now).scalar("name"))
 
@@ -132,6 +140,21 @@ def park(name: str, holder: str, wakes: int | None, due_at: datetime | None) -> 
     if due_at is None:
         return mine.delete() == 1
     return mine.update_one(set__due_at=due_at, set__expires_at=FREE) == 1
+
+
+def dispatcher_lease(holder: str) -> str:
+    """The lease a dispatcher process renews while it runs."""
+    return f"{DISPATCHER}:{holder}"
+
+
+def forget_expired_dispatchers(before: datetime) -> int:
+    """Remove the leases of dispatcher processes that stopped renewing them before `before`."""
+    return Lease.objects(name__startswith=f"{DISPATCHER}:", expires_at__lt=before).delete()
+
+
+def force_release(name: str) -> Lease | None:
+    """Take the lease `name` from whoever holds it (an operator's last resort); return what it was."""
+    return Lease.objects(name=name).modify(remove=True)
 
 
 def forget_tenant(tenant_id: Any) -> int:

@@ -1,4 +1,5 @@
-"""Hooks every request passes through before tenancy: request id, JSON-only bodies, access log."""
+"""Hooks every request passes through before tenancy: request id and trace context, JSON-only bodies,
+access log and request metrics."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+from opentelemetry.trace import get_current_span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from werkzeug.datastructures import Headers
 
+from app import metrics
 from app.errors import AppError
-from app.logs import request_id_var
+from app.logs import request_id_var, trace_var
 
 log = logging.getLogger("app.access")
 
@@ -18,6 +23,7 @@ REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A Bot API path carries the bot's token (the development sandbox's routes): never log it.
 BOT_TOKEN_IN_PATH = re.compile(r"/bot(\d++):[^/]++")
+TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 class UnsupportedMediaType(AppError):
@@ -40,6 +46,18 @@ def _accepts_multipart(app: Flask) -> bool:
     return request.mimetype == "multipart/form-data" and getattr(handler, MULTIPART_ATTRIBUTE, False)
 
 
+def trace_of(headers: Headers) -> tuple[str, str] | None:
+    """The trace id and parent span id of a valid W3C `traceparent` header; None without one, or when
+    it is malformed (a wrong length, upper case, an all-zero id, version ff)."""
+    value = headers.get("traceparent")
+    if not value:
+        return None
+    span = get_current_span(TRACE_CONTEXT.extract({"traceparent": value})).get_span_context()
+    if not span.is_valid:
+        return None
+    return format(span.trace_id, "032x"), format(span.span_id, "016x")
+
+
 def _has_body() -> bool:
     return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
 
@@ -52,6 +70,7 @@ def init_app(app: Flask) -> None:
         g.request_id = request_id
         g.started_at = time.perf_counter()
         request_id_var.set(request_id)
+        trace_var.set(trace_of(request.headers))
         if (
             request.method in BODY_METHODS
             and request.endpoint is not None
@@ -66,13 +85,18 @@ def init_app(app: Flask) -> None:
     def finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         started = g.get("started_at")
+        seconds = time.perf_counter() - started if started else None
+        rule = request.url_rule
+        metrics.observe_request(
+            request.method, rule.rule if rule is not None else None, response.status_code, seconds
+        )
         log.info(
             "request",
             extra={
                 "method": request.method,
                 "path": BOT_TOKEN_IN_PATH.sub(r"/bot\1:[token]", request.path),
                 "status": response.status_code,
-                "durationMs": round((time.perf_counter() - started) * 1000, 2) if started else None,
+                "durationMs": round(seconds * 1000, 2) if seconds is not None else None,
             },
         )
         return response
@@ -80,3 +104,4 @@ def init_app(app: Flask) -> None:
     @app.teardown_request
     def forget_request_id(_error: BaseException | None) -> None:
         request_id_var.set(None)
+        trace_var.set(None)

@@ -29,12 +29,13 @@ from typing import Any, Protocol
 
 from flask import Flask
 
-from app import leases
+from app import leases, metrics
 from app.clock import utcnow
 
 log = logging.getLogger("app.dispatcher")
 
 AFTER_ERROR = timedelta(seconds=30)  # a lane whose sender failed unexpectedly is due again after this
+FORGET_STOPPED = timedelta(hours=1)  # the leases of dispatchers stopped this long ago are removed
 SENDER_IDLE = 300.0  # seconds a lane's sender is kept without a turn
 
 
@@ -89,6 +90,7 @@ class Dispatcher:
         self.app = app
         self.factories = senders
         self.holder = holder or leases.new_holder_id()
+        self.own_lease = leases.dispatcher_lease(self.holder)
         self.capacity = config["DISPATCH_LANES"]
         self.ttl = config["DISPATCH_LEASE_TTL"]
         self.interval = config["DISPATCH_INTERVAL_SECONDS"]
@@ -117,6 +119,7 @@ class Dispatcher:
         with self._lock:
             names = list(self._turns)
         kept = leases.renew(names, self.holder, self.ttl)
+        leases.acquire(self.own_lease, self.holder, self.ttl)
         with self._lock:
             for name in names:
                 if name in self._turns:
@@ -144,6 +147,7 @@ class Dispatcher:
             with self._lock:
                 self._turns[lease.name] = thread
                 self._held_until[lease.name] = self._valid_until(started)
+                metrics.LANES_HELD.labels(Lane(lease.name, lease.tenant_id).kind).inc()
                 thread.start()
 
     # -- turns ------------------------------------------------------------------------------------
@@ -181,6 +185,7 @@ class Dispatcher:
         except Exception:
             log.exception("lane given up", extra={"lane": lane.name})
         finally:
+            metrics.LANES_HELD.labels(lane.kind).dec()
             with self._lock:
                 self._turns.pop(lane.name, None)
                 self._held_until.pop(lane.name, None)
@@ -212,6 +217,11 @@ class Dispatcher:
     def run(self) -> None:
         """Dispatch until stop() is called."""
         log.info("dispatcher started", extra={"holder": self.holder, "lanes": self.capacity})
+        try:
+            with self.app.app_context():
+                leases.forget_expired_dispatchers(utcnow() - FORGET_STOPPED)
+        except Exception:
+            log.exception("the leases of stopped dispatchers were not removed")
         while not self.stopping.is_set():
             try:
                 self.step()
@@ -245,4 +255,9 @@ class Dispatcher:
             self._senders.clear()
         for sender in senders:
             sender.close()
+        try:
+            with self.app.app_context():
+                leases.release(self.own_lease, self.holder)
+        except Exception:
+            log.exception("the dispatcher's own lease was not released; it expires by itself")
         log.info("dispatcher stopped", extra={"holder": self.holder})

@@ -19,9 +19,9 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from app import leases
+from app import leases, metrics
 
-from . import billing_overdue, deletion_sweep, monthly_close, reconcile, retention, trial_end
+from . import billing_overdue, deletion_sweep, monthly_close, reconcile, retention, runs, trial_end
 
 log = logging.getLogger("app.jobs")
 
@@ -82,13 +82,14 @@ def job_named(name: str) -> Job:
 
 
 def run_job(app: Flask, job: Job, holder: str | None = None) -> Any:
-    """Run one job in an app context; with a holder, only while it still holds the lease."""
+    """Run one job in an app context; with a holder, only while it still holds the lease. Its start,
+    finish and outcome are recorded (app.jobs.runs) and counted (app.metrics)."""
     with app.app_context():
         if holder is not None and not leases.holds(leases.SCHEDULER, holder):
             log.warning("job skipped: lease lost", extra={"job": job.name})
             return None
         started = time.perf_counter()
-        result = job.func()
+        result = runs.recorded(job.name, job.func, holder)
         log.info(
             "job finished",
             extra={"job": job.name, "result": result, "seconds": round(time.perf_counter() - started, 3)},
@@ -147,7 +148,11 @@ def run_scheduler(app: Flask, stop: threading.Event) -> None:
     try:
         while wait_for_lease(app, holder, stop):
             log.info("scheduler leading", extra={"holder": holder, "jobs": [job.name for job in SCHEDULE]})
-            build_scheduler(app, holder, stop).start()
+            metrics.SCHEDULER_LEADING.set(1)
+            try:
+                build_scheduler(app, holder, stop).start()
+            finally:
+                metrics.SCHEDULER_LEADING.set(0)
     finally:
         with app.app_context():
             leases.release(leases.SCHEDULER, holder)

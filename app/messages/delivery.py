@@ -35,7 +35,7 @@ from bson import ObjectId
 from flask import Flask
 from pymongo import UpdateOne
 
-from app import crypto
+from app import crypto, metrics
 from app.campaigns.models import Campaign
 from app.clock import utcnow
 from app.dispatcher.rates import Rate, Throttle
@@ -45,6 +45,7 @@ from app.telegram.client import (
     OutcomeUnknown,
     PermanentError,
     RetryAfter,
+    ServerRefused,
     TelegramClient,
     TelegramError,
     TransientError,
@@ -211,7 +212,8 @@ class _BotTurn:
         self.in_flight = 0
         self.results: queue.SimpleQueue[tuple[Outgoing, Media | None, Any, float]] = queue.SimpleQueue()
         self.writes: list[UpdateOne] = []
-        self.failures: list[tuple[Outgoing, str, bool]] = []
+        self.sent = 0  # messages among `writes` that Telegram accepted
+        self.failures: list[tuple[Outgoing, str, bool, str]] = []
         self.finished: set[ObjectId] = set()
         self.first_pending = 0.0
         self.sending_campaigns: set[ObjectId] = set()
@@ -397,7 +399,7 @@ class _BotTurn:
                 self.media[stored.id] = Media(kind, stored.filename, content)
         media = self.media[message.media_id]
         if media is None:
-            self._fail(message, "the campaign's media file was deleted", refund=True)
+            self._fail(message, "the campaign's media file was deleted", refund=True, reason="media_deleted")
             return False
         return media
 
@@ -440,20 +442,22 @@ class _BotTurn:
                     "$inc": {"attempts": 1},
                 },
             )
+            self.sent += 1
             if media is not None and isinstance(media.content, bytes):
                 self._remember_file(message.media_id, media, outcome)
             self.finished.add(message.campaign_id)
         elif isinstance(outcome, RetryAfter):
+            metrics.TELEGRAM_RETRY_AFTER.inc()
             throttle.pause(at + outcome.retry_after)
             self._requeue(message, now + timedelta(seconds=outcome.retry_after), None)
         elif isinstance(outcome, PermanentError):
-            self._fail(message, outcome.description, refund=True)
+            reason = "egress_refused" if isinstance(outcome, ServerRefused) else "refused"
+            self._fail(message, outcome.description, refund=True, reason=reason)
         elif isinstance(outcome, OutcomeUnknown):
-            self._fail(message, f"{UNKNOWN}: {outcome.description}", refund=False)
+            self._fail(message, f"{UNKNOWN}: {outcome.description}", refund=False, reason="unknown")
         elif message.attempts + 1 >= self.sender.max_attempts:
-            self._fail(
-                message, f"gave up after {message.attempts + 1} attempts: {outcome.description}", refund=True
-            )
+            error = f"gave up after {message.attempts + 1} attempts: {outcome.description}"
+            self._fail(message, error, refund=True, reason="gave_up")
         else:
             self._requeue(message, now + timedelta(seconds=2 ** (message.attempts + 1)), outcome.description)
         self.held[message.campaign_id] -= 1
@@ -511,8 +515,9 @@ class _BotTurn:
         if messages:
             self._pending()
 
-    def _fail(self, message: Outgoing, error: str, refund: bool) -> None:
-        self.failures.append((message, error[:500], refund))
+    def _fail(self, message: Outgoing, error: str, refund: bool, reason: str) -> None:
+        """Fail a message (written with the next flush); `reason` is its metrics label."""
+        self.failures.append((message, error[:500], refund, reason))
         self._pending()
 
     def _flush(self) -> None:
@@ -520,23 +525,29 @@ class _BotTurn:
         if self.writes:
             Message._get_collection().bulk_write(self.writes, ordered=False)
             self.writes = []
+            metrics.MESSAGES_SENT.inc(self.sent)
+            self.sent = 0
         failures, self.failures = self.failures, []
         self._record_failures(
-            [(message, error, refund, self._mine(message.id)) for message, error, refund in failures]
+            [
+                (message, error, refund, reason, self._mine(message.id))
+                for message, error, refund, reason in failures
+            ]
         )
         self.first_pending = 0.0
         done = {campaign for campaign in self.finished if self.held[campaign] <= 0}
         self.finished -= done
         finish_campaigns(done)
 
-    def _record_failures(self, failures: list[tuple[Outgoing, str, bool, dict[str, Any]]]) -> None:
+    def _record_failures(self, failures: list[tuple[Outgoing, str, bool, str, dict[str, Any]]]) -> None:
         """Fail each message still matching its filter; give units back, emit message.failed."""
         refunds: Counter[str] = Counter()
         events = []
         now = utcnow()
-        for message, error, refund, where in failures:
+        for message, error, refund, reason, where in failures:
             update = {"$set": {"status": "failed", "error": error, "failedAt": now}, "$inc": {"attempts": 1}}
             if Message._get_collection().update_one(where, update).modified_count:
+                metrics.MESSAGES_FAILED.labels(reason).inc()
                 if refund:
                     refunds[usage.period_of(message.queued_at)] += 1
                 events.append(message.event(error))
@@ -550,7 +561,7 @@ class _BotTurn:
         while self._claim(self.sender.batch):
             messages, self.buffer = list(self.buffer), deque()
             for message in messages:
-                self._fail(message, error, refund=True)
+                self._fail(message, error, refund=True, reason="bot_unavailable")
                 self.held[message.campaign_id] -= 1
             self._flush()
 
@@ -571,7 +582,7 @@ class _BotTurn:
                 "status": "sending",
                 "sendingAt": {"$lt": cutoff},
             }
-            failures.append((message, error, False, where))
+            failures.append((message, error, False, "unknown", where))
         if failures:
             self._record_failures(failures)
             finish_campaigns(self.finished)

@@ -22,6 +22,7 @@ from flask import Flask, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter
 from limits import parse, storage
 
+from app import metrics
 from app.errors import AppError, RateLimited
 from app.tenancy.access import Principal, Rule
 from app.tenancy.context import current_tenant
@@ -82,11 +83,17 @@ class MemoryStorage(storage.MemoryStorage):
                 self.timer.start()
 
 
+def _count_refusal(_limit: Any) -> None:
+    """Count a request refused past its tenant's apiCallsPerHour (the answer stays Flask-Limiter's)."""
+    metrics.RATE_LIMIT_REFUSALS.labels("api").inc()
+
+
 limiter = Limiter(
     key_func=_tenant_key,
     application_limits=[ApplicationLimit(_tenant_limit, scope=API_SCOPE, exempt_when=_unmetered)],
     headers_enabled=True,
     strategy="fixed-window",
+    on_breach=_count_refusal,
 )
 
 
@@ -114,6 +121,7 @@ def _count(limit: str, namespace: str, key: str, message: str) -> None:
     """Count one attempt of `key` against `limit`; raise 429 with Retry-After past it."""
     if within(limit, namespace, key):
         return
+    metrics.RATE_LIMIT_REFUSALS.labels(namespace).inc()
     item = parse(limit)
     reset_at, _remaining = limiter.limiter.get_window_stats(item, namespace, key)
     raise RateLimited(

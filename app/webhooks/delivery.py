@@ -30,7 +30,7 @@ from bson import ObjectId
 from flask import Flask, current_app
 from pymongo import UpdateOne
 
-from app import crypto, egress
+from app import crypto, egress, metrics
 from app.audit.models import Actor
 from app.audit.service import record
 from app.clock import utcnow
@@ -130,7 +130,10 @@ class WebhookSender:
                 while not turn.ending():
                     webhook = Webhook.objects(id=self.webhook_id).first()
                     if webhook is None or not webhook.active:
-                        mine.update(set__status="failed", set__last_error="the webhook is disabled or gone")
+                        dropped = mine.update(
+                            set__status="failed", set__last_error="the webhook is disabled or gone"
+                        )
+                        metrics.WEBHOOK_DELIVERIES.labels("disabled").inc(dropped)
                         return None
                     batch = self._claim(turn.holder)
                     if not batch:
@@ -175,7 +178,7 @@ class WebhookSender:
     ) -> None:
         """Write each attempt's outcome (one bulk write); count failures toward disabling the webhook."""
         writes = []
-        delivered = exhausted = 0
+        delivered = exhausted = retried = 0
         for delivery, (ok, entry) in zip(batch, answers, strict=True):
             where = {"_id": delivery["_id"], "tenantId": self.tenant_id, "status": "pending"}
             logged = {"attemptLog": {"$each": [entry], "$slice": -LOG_KEEP}}
@@ -189,10 +192,13 @@ class WebhookSender:
                 exhausted += 1
                 update = {"$set": {"status": "failed", "lastError": entry.get("error")}}
             else:
+                retried += 1
                 retry_at = utcnow() + _backoff(delivery["attempts"])
                 update = {"$set": {"nextAttemptAt": retry_at, "lastError": entry.get("error")}}
             writes.append(UpdateOne(where, {**update, "$push": logged}))
         WebhookDelivery._get_collection().bulk_write(writes, ordered=False)
+        for outcome, count in (("delivered", delivered), ("retried", retried), ("failed", exhausted)):
+            metrics.WEBHOOK_DELIVERIES.labels(outcome).inc(count)
         if delivered:
             Webhook.objects(id=webhook.id).update_one(set__consecutive_failures=0)
         if exhausted:
