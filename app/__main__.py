@@ -1,0 +1,5 @@
+"""`python -m app ...`: the project's commands (app.cli), as `tgm ...` runs them."""
+
+from app.cli import main
+
+main()
