@@ -19,7 +19,7 @@ COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# A lock installs exactly what it pins (--no-deps), then the project itself.
+# A lock installs exactly what it pins (--no-deps), then the project itself (its `tgm` command).
 $(SERVE): requirements-embedded.lock pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements-embedded.lock
 	$(PIP) install --quiet --no-deps --editable .
