@@ -1,4 +1,5 @@
-# Every command sets up .venv first when it is missing or out of date; only python3 is needed.
+# Every command sets up .venv first when it is missing or out of date; python3 (with its venv module)
+# and make are all it needs.
 # .venv is installed from the hash-pinned locks: `make run` takes what serving needs (the runtime and
 # the embedded store), the other targets everything (the test, lint and lock tools too).
 PYTHON ?= python3
