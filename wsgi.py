@@ -1,5 +1,5 @@
-"""The WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
+"""The WSGI entry point: `gunicorn wsgi:app`; `flask --app wsgi ...` runs the commands of app.cli."""
 
-from app import create_app
+from app.cli import application
 
-app = create_app()
+app = application()

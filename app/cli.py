@@ -1,14 +1,21 @@
-"""Operational tasks as flask commands; each docstring is the command's help text."""
+"""Operational tasks as commands; each docstring is the command's help text.
+
+One group of commands, `cli`, serves as `tgm` (the project's console script), `python -m app`, and
+`flask --app wsgi` (which lists them through the `flask.commands` entry points in pyproject.toml, so
+that they show whether or not the app can be created). Listing commands and showing their help never
+create the app; running one does, and a configuration error then ends it with one line on stderr.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
+from typing import Any
 
 import click
 import mongoengine as me
 from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, NoAppException, ScriptInfo, routes_command, shell_command, with_appcontext
 from marshmallow import ValidationError
 
 from app import demo, leases, metrics
@@ -18,9 +25,35 @@ from app.tenants.plans import PLAN_NAMES
 from app.tenants.service import create_tenant
 from app.users.schemas import PASSWORD
 from app.users.service import create_superadmin
-from config import is_embedded
+from config import ConfigError, is_embedded
 
-users_cli = AppGroup("users", help="Manage accounts.")
+
+class UnconfiguredError(NoAppException):
+    """The app cannot be created as configured: one line on stderr and exit status 1, no traceback
+    (Flask's own command line shows the line and lists the commands all the same)."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Configuration error: {self.format_message()}", file=file, err=True)
+
+
+def application() -> Flask:
+    """The app, for `gunicorn wsgi:app` and every command; a configuration error is UnconfiguredError."""
+    from app import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise UnconfiguredError(str(exc)) from None
+
+
+# A group's callback runs before its commands parse their options, so a configuration error ends the
+# command before it prompts for anything.
+@click.group("users", cls=AppGroup)
+@with_appcontext
+def users_cli() -> None:
+    """Manage accounts."""
 
 
 @users_cli.command("create-superadmin")
@@ -46,7 +79,10 @@ def key_recovery_codes_command() -> None:
     click.echo(f"Keyed the recovery codes of {key_stored_recovery_codes()} users.")
 
 
-jobs_cli = AppGroup("jobs", help="Scheduled jobs.")
+@click.group("jobs", cls=AppGroup)
+@with_appcontext
+def jobs_cli() -> None:
+    """Scheduled jobs."""
 
 
 def _refuse_embedded(process: str) -> None:
@@ -156,7 +192,10 @@ def release_lease_command(yes: bool) -> None:
     click.echo(f"Released the scheduler's lease of {released.holder if released else lease.holder}.")
 
 
-dispatcher_cli = AppGroup("dispatcher", help="Campaign and webhook delivery.")
+@click.group("dispatcher", cls=AppGroup)
+@with_appcontext
+def dispatcher_cli() -> None:
+    """Campaign and webhook delivery."""
 
 
 @dispatcher_cli.command("run")
@@ -259,15 +298,40 @@ def _print_reports(reports: list, dry_run: bool) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
-def register(app: Flask) -> None:
-    app.cli.add_command(users_cli)
-    app.cli.add_command(jobs_cli)
-    app.cli.add_command(dispatcher_cli)
-    app.cli.add_command(migrate_command)
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Create the demo superadmin and the two demo tenants (development only)."""
+    if current_app.config["APP_ENV"] == "production":
+        raise click.ClickException("seed-demo creates well-known accounts: refused in production")
+    demo.print_accounts(demo.seed_demo(current_app))
 
-    @app.cli.command("seed-demo")
-    def seed_demo_command() -> None:
-        """Create the demo superadmin and the two demo tenants (development only)."""
-        if current_app.config["APP_ENV"] == "production":
-            raise click.ClickException("seed-demo creates well-known accounts: refused in production")
-        demo.print_accounts(demo.seed_demo(current_app))
+
+# The project's commands; pyproject.toml names each under "flask.commands" too.
+COMMANDS = (users_cli, jobs_cli, dispatcher_cli, migrate_command, seed_demo_command)
+
+
+class Commands(click.Group):
+    """A group whose commands create the app when they run (as `flask --app wsgi` does), not before."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        extra.setdefault("obj", ScriptInfo(create_app=application, set_debug_flag=False))
+        return super().make_context(info_name, args, parent, **extra)
+
+
+cli = Commands(
+    "tgm",
+    help="Operate the Telegram marketing backend. Settings come from the environment (README.md, "
+    "'Settings'; APP_ENV=development for a local run).",
+    commands=[*COMMANDS, shell_command, routes_command],
+)
+
+
+def main() -> None:
+    """The `tgm` console script and `python -m app`."""
+    cli()
+
+
+def register(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,15 +1,19 @@
 """What `make run` promises: gunicorn on the embedded store, with the scheduler and the dispatcher in
-its one worker, delivers a sent campaign (to the development Bot API sandbox), and stops cleanly.
-The service runs as the Makefile starts it, in a process of its own."""
+its one worker, delivers a sent campaign (to the development Bot API sandbox), and stops cleanly; the
+README's walk through the API prints what its comments say. The service runs as the Makefile starts
+it, in a process of its own."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,8 +31,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def service():
+@contextmanager
+def running_service() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`make run`'s command line and settings, on a free port."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -59,11 +63,19 @@ def service():
         assert process.poll() is None, process.stdout.read()
         assert time.monotonic() < deadline, "the service did not start"
         time.sleep(0.1)
-    yield base, process
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=10)
-    process.stdout.close()
+    try:
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def service():
+    with running_service() as running:
+        yield running
 
 
 def signed_up(api: str, name: str, email: str, **extra: str) -> dict[str, str]:
@@ -153,3 +165,70 @@ def test_the_service_stops_cleanly(service):
     assert process.wait(timeout=30) == 0
     output = process.stdout.read()
     assert "Traceback" not in output, output
+
+
+def walk_through(port: int) -> tuple[str, list[str]]:
+    """The README's walk through the API, as shell code for a service on `port`, and what its comments
+    say it prints, in order: a comment at the end of a command's last line, or on the lines right
+    after it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## A walk through the API with curl\n", 1)[1].split("\n## ", 1)[0]
+    code = "\n".join(re.findall(r"```sh\n(.*?)```", section, re.DOTALL))
+    printed = []
+    after_command = False
+    for line in code.splitlines():
+        if line.startswith("#"):
+            if after_command:
+                printed.append(line[1:].strip())
+            continue
+        inline = re.fullmatch(r"(.*?\S)\s{2,}# (.*)", line)
+        if inline:
+            printed.append(inline[2])
+        after_command = bool(line.strip()) and not line.endswith("\\")
+    for host in ("localhost", "127.0.0.1"):
+        code = code.replace(f"{host}:5000", f"{host}:{port}")
+    return code, printed
+
+
+def says(comment: str, printed: str) -> bool:
+    """A comment shows what its line printed, then perhaps ": why"; "..." stands for anything."""
+    cuts = [len(comment), *(match.start() for match in re.finditer(": ", comment))]
+    return any(
+        re.fullmatch(".*".join(re.escape(part) for part in comment[:cut].split("...")), printed)
+        for cut in cuts
+    )
+
+
+def test_the_readme_walk_through_prints_what_its_comments_say():
+    with running_service() as (base, _):
+        code, expected = walk_through(int(base.rpartition(":")[2]))
+        # Waits for the delivery instead of two seconds, which a busy machine may need more than.
+        assert "\nsleep 2\n" in code
+        code = code.replace(
+            "\nsleep 2\n",
+            """\nuntil curl -s $API/campaigns/$CAMPAIGN -H "$AUTH" | grep -q '"status":"completed"'; do
+  sleep 0.2
+done\n""",
+        )
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (0, "")
+    printed = done.stdout.splitlines()
+    assert len(printed) == len(expected), "\n".join(printed)
+    assert [
+        (comment, line) for comment, line in zip(expected, printed, strict=True) if not says(comment, line)
+    ] == []
+
+
+def test_a_comment_says_what_was_printed_or_not():
+    assert says('{"status":"ready"}: the database answers', '{"status":"ready"}')
+    assert says("{'apiCallsPerHour': 5000, ...}: starter's", "{'apiCallsPerHour': 5000, 'campaigns': 50}")
+    assert says("{'limit': 20, 'percent': 5.0, 'used': 1}", "{'limit': 20, 'percent': 5.0, 'used': 1}")
+    assert not says("404", "401")
+    assert not says('{"status":"ok"}', '{"status":"ok"} 200')
+    assert not says("{'apiCallsPerHour': 5000, ...}: starter's", "{'apiCallsPerHour': 1000, 'campaigns': 10}")
