@@ -21,6 +21,10 @@ errorlog = "-"
 # No peer may set the scheme or the script name with X-Forwarded-* or SCRIPT_NAME headers (gunicorn's
 # default trusts its own host): the app applies TRUSTED_PROXIES itself, with werkzeug's ProxyFix.
 forwarded_allow_ips = ""
+# The control socket (gunicornc) of this server, named by its address. gunicorn's default is one path
+# per user ($HOME/.gunicorn/gunicorn.ctl), which a second server of the same user takes over, and the
+# first to stop removes: `gunicornc -s ~/.gunicorn/127.0.0.1-5000.ctl -c "show workers"`.
+control_socket = os.path.join(os.path.expanduser("~"), ".gunicorn", bind.replace(":", "-") + ".ctl")
 
 
 def on_starting(server):

@@ -6,6 +6,8 @@ on documents created directly in each tenant's scope.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -354,6 +356,37 @@ def test_the_scheduler_stops_when_asked_and_gives_the_lease_up(app_factory):
     stop.set()
     scheduler.join(timeout=10)
     assert not scheduler.is_alive()
+    with app.app_context():
+        assert Lease.objects(name=SCHEDULER).count() == 0  # a waiting copy may take over at once
+
+
+def test_sigterm_ends_jobs_run_and_gives_the_lease_up(app_factory, monkeypatch):
+    """`flask jobs run` as a process of its own: it leads, and SIGTERM ends it, the lease released."""
+    app = app_factory(SCHEDULER_POLL_SECONDS=1)
+    monkeypatch.setattr("app.cli._refuse_embedded", lambda process: None)  # one process: the test's
+    held = []
+
+    def terminate_once_leading() -> None:
+        with app.app_context():
+            deadline = time.monotonic() + 10
+            while not (lease := Lease.objects(name=SCHEDULER).first()):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            held.append(lease.holder)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    terminator = threading.Thread(target=terminate_once_leading)
+    terminator.start()
+    try:
+        result = app.test_cli_runner().invoke(args=["jobs", "run"])
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    terminator.join()
+
+    assert result.exit_code == 0, result.output
+    assert held[0].split(":")[1] == str(os.getpid())  # this process led
     with app.app_context():
         assert Lease.objects(name=SCHEDULER).count() == 0  # a waiting copy may take over at once
 

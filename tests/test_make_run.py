@@ -5,71 +5,32 @@ it, in a process of its own."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
 from werkzeug.http import parse_options_header
 
+from app.telegram.sandbox import Sandbox, SandboxServer
+
+from .servers import free_port, smoke, start_service, stop
 from .support import ROOT, bot_token
-
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
 def running_service() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`make run`'s command line and settings, on a free port."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    environment = {
-        **{k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGODB_TEST_URI")},
-        "APP_ENV": "development",
-        "SEED_DEMO": "true",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "TELEGRAM_API_BASE": f"{base}/sandbox/bot-api",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass  # not listening yet, or still starting
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
+    process = start_service(port)
     try:
-        yield base, process
+        yield f"http://127.0.0.1:{port}", process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        process.stdout.close()
+        stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +118,25 @@ def test_files_named_in_any_script_download_under_gunicorn(service):
         assert download.content == data
         disposition, options = parse_options_header(download.headers["Content-Disposition"])
         assert (disposition, options["filename"]) == ("attachment", stored), name
+
+
+def test_the_smoke_script_passes_against_make_run(service):
+    base, _ = service
+    result = smoke(base)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "smoke test passed"
+
+
+def test_the_smoke_script_fails_when_the_bot_api_it_reads_saw_nothing(service):
+    """The service delivered to its own sandbox; another one received nothing, and the script says so."""
+    base, _ = service
+    elsewhere = SandboxServer(Sandbox()).start()
+    try:
+        result = smoke(base, "--bot-api", elsewhere.url)
+    finally:
+        elsewhere.stop()
+    assert result.returncode == 1
+    assert "smoke test FAILED: the Bot API sandbox received []" in result.stderr
 
 
 def test_the_service_stops_cleanly(service):

@@ -9,12 +9,15 @@ It keeps the last messages it received, newest first.
 `blueprint()` serves it inside the app at /sandbox/bot-api (development only: create_app never
 registers it in production), so that `make run` delivers campaigns without a real bot or the
 internet. `SandboxServer` runs it on a port of its own, with an optional delay per answer, for the tests
-and `bench/delivery.py`.
+and `bench/delivery.py`. `python -m app.telegram.sandbox` serves it alone, as a Bot API server of its
+own (the Docker smoke test's: docker-compose.smoke.yml).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import signal
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -201,16 +204,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class SandboxServer:
-    """The sandbox on 127.0.0.1 on a port of its own (HTTP/1.1, kept-alive connections), answering
-    after `delay(bot)` seconds; it counts connections and each bot's requests in flight."""
+    """The sandbox on a port of its own (HTTP/1.1, kept-alive connections), on 127.0.0.1 unless told
+    another address, answering after `delay(bot)` seconds; it counts connections and each bot's
+    requests in flight. GET /messages lists what it received, newest first."""
 
-    def __init__(self, sandbox: Sandbox, delay: Callable[[str], float] = lambda bot: 0.0, port: int = 0):
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        delay: Callable[[str], float] = lambda bot: 0.0,
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ):
         self.sandbox = sandbox
         self.delay = delay
         self.connections = 0
         self.in_flight: Counter[str] = Counter()
         self.most_in_flight: Counter[str] = Counter()
-        self._server = _Server(("127.0.0.1", port), self._handler())
+        self._server = _Server((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -240,6 +250,12 @@ class SandboxServer:
                 with server.sandbox.lock:
                     server.connections += 1
 
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                if self.path == "/messages":
+                    self._write(200, list(server.sandbox.messages()))
+                else:
+                    self._write(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+
             def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
                 _, bot, method = self.path.split("/", 2)
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -263,6 +279,9 @@ class SandboxServer:
                     self.close_connection = True
                     self.connection.close()
                     return
+                self._write(status, body)
+
+            def _write(self, status: int, body: Any) -> None:
                 payload = json.dumps(body).encode()
                 head = (
                     f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
@@ -272,3 +291,25 @@ class SandboxServer:
                 self.wfile.write(head.encode() + payload)
 
         return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the sandbox alone until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="python -m app.telegram.sandbox",
+        description="A local Bot API for development and smoke tests (never Telegram's).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on [%(default)s]")
+    parser.add_argument("--port", type=int, default=8081, help="port to listen on [%(default)s]")
+    args = parser.parse_args(argv)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    server = SandboxServer(Sandbox(), host=args.host, port=args.port).start()
+    print(f"Bot API sandbox listening on {server.url}", flush=True)
+    stopping.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
