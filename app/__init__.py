@@ -14,7 +14,7 @@ import config
 from app import cli, converters, crypto, db, demo, health, logs, request_hooks, validators
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
-from app.auth import credentials, impersonation, oidc, passwords
+from app.auth import credentials, impersonation, oidc, passwords, tokens
 from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
@@ -84,6 +84,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     collection.set_debug(app.config["TENANT_DEBUG"])
 
     jwt.init_app(app)
+    tokens.init_app(app)
     api = Api()
     api.init_app(app)
     api.ma_plugin.converter.add_attribute_function(validators.openapi_properties)
