@@ -11,7 +11,18 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from app import cli, converters, crypto, db, demo, health, logs, request_hooks, validators
+from app import (
+    cli,
+    converters,
+    crypto,
+    db,
+    demo,
+    health,
+    logs,
+    request_hooks,
+    security_headers,
+    validators,
+)
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
 from app.auth import credentials, impersonation, oidc, passwords, tokens
@@ -90,6 +101,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     api.ma_plugin.converter.add_attribute_function(validators.openapi_properties)
     converters.init_app(app, api)
     request_hooks.init_app(app)
+    security_headers.init_app(app)
     middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate))
     rate_limits.init_app(app)
     impersonation.init_app(app)
