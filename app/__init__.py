@@ -14,6 +14,7 @@ import config
 from app import (
     cli,
     converters,
+    cross_origin,
     crypto,
     db,
     demo,
@@ -102,6 +103,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     converters.init_app(app, api)
     request_hooks.init_app(app)
     security_headers.init_app(app)
+    cross_origin.init_app(app)
     middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate))
     rate_limits.init_app(app)
     impersonation.init_app(app)
