@@ -2,13 +2,13 @@
 dashboard's pages, static files, health checks.
 
 Every answer: `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`
-and `Cross-Origin-Opener-Policy: same-origin`. HTML pages (the dashboard, the API docs) get a
-Content-Security-Policy without inline code or styles: every script and stylesheet is a file served by
-the service. Every other answer gets `default-src 'none'`: opened in a browser, it runs and loads
-nothing. API answers are `Cache-Control: no-store` (they hold tokens, accounts and tenant data) unless
-the view set a policy of its own, and in production an answer over HTTPS carries HSTS (with
-TRUSTED_PROXIES, the proxy's X-Forwarded-Proto says whether the client used HTTPS). A header a view set
-itself is kept.
+and `Cross-Origin-Opener-Policy: same-origin`. The pages the service renders (the dashboard's, the API
+docs) get a Content-Security-Policy without inline code or styles: every script and stylesheet is a
+file served by the service. Every other answer, an uploaded HTML file included, gets
+`default-src 'none'`: opened in a browser, it runs and loads nothing. API answers are
+`Cache-Control: no-store` (they hold tokens, accounts and tenant data) unless the view set a policy of
+its own, and in production an answer over HTTPS carries HSTS (with TRUSTED_PROXIES, the proxy's
+X-Forwarded-Proto says whether the client used HTTPS). A header a view set itself is kept.
 
 A small after_request hook rather than flask-talisman: talisman's last release is 1.1.0 of August 2023,
 and the policy is a handful of headers.
@@ -25,6 +25,8 @@ PAGE_CSP = (
 )
 NOTHING_CSP = "default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: a tenant's own domain has subdomains not ours
+# The endpoints that render HTML pages: the dashboard's blueprint, and flask-smorest's Swagger UI page.
+PAGE_ENDPOINTS = ("dashboard.", "api-docs.openapi_swagger_ui")
 EVERY_ANSWER = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -42,9 +44,8 @@ def init_app(app: Flask) -> None:
         headers = response.headers
         for name, value in EVERY_ANSWER.items():
             headers.setdefault(name, value)
-        headers.setdefault(
-            "Content-Security-Policy", PAGE_CSP if response.mimetype == "text/html" else NOTHING_CSP
-        )
+        page = response.mimetype == "text/html" and (request.endpoint or "").startswith(PAGE_ENDPOINTS)
+        headers.setdefault("Content-Security-Policy", PAGE_CSP if page else NOTHING_CSP)
         if request.path.startswith("/api/") and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         if production and request.is_secure:

@@ -262,7 +262,6 @@ def test_the_api_docs_render_under_a_policy_without_inline_code(live, page):
     assert page.locator(".opblock").count() > 50
     page.locator(".opblock-summary", has_text="/api/v1/plans").first.click()
     expect(page.locator(".try-out__btn").first).to_be_visible()
-    shoot(page, "api-docs")
     # The browser's own ask for /favicon.ico is a 404; anything else (a blocked script or style) is not.
     assert [e for e in page.console_errors if not e.startswith("Failed to load resource")] == []
 

@@ -9,7 +9,7 @@ from flask import Flask
 
 from app import security_headers
 
-from .support import register_probe
+from .support import file_part, multipart, register_probe
 
 EVERY_ANSWER = {
     "X-Content-Type-Options": "nosniff",
@@ -118,6 +118,27 @@ def test_static_files(client):
         assert response.status_code == 200
         assert_policy(response)
         assert "no-store" not in response.headers.get("Cache-Control", "")
+
+
+def test_an_uploaded_html_file_is_no_page(client, auth_headers, tenant):
+    upload = client.post(
+        "/api/v1/media",
+        headers=auth_headers,
+        **multipart({"file": file_part(b"<script>alert(1)</script>", "page.html", "text/html")}),
+    )
+    assert upload.status_code == 201
+    response = client.get(f"/api/v1/media/{upload.json['id']}/content", headers=auth_headers)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert_policy(response)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_preflight_is_no_page(client):
+    response = client.options(
+        "/api/v1/plans", headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}
+    )
+    assert response.status_code == 200
+    assert_policy(response)
 
 
 def test_a_header_a_view_sets_is_kept(client, tenant):
