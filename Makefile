@@ -77,11 +77,13 @@ screenshots: $(DEV) browser
 	SCREENSHOTS=1 $(BIN)/pytest -q tests/test_dashboard_browser.py
 
 ## Throughput against a bare Flask app (wrk, installed with apt-get where possible), database
-## operations per route, cost as the data grows, a one-minute soak, and campaign delivery.
+## operations per route, the caches of a request, cost as the data grows, a one-minute soak, and
+## campaign delivery.
 bench: $(DEV)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/roundtrips.py
+	$(BIN)/python bench/auth_cache.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/delivery.py

@@ -76,6 +76,20 @@ def _rate(name: str, raw: str) -> str:
     return f"{int(amount)}/{per.strip()}"
 
 
+def _origins(raw: str) -> list[str]:
+    """Check CORS_ORIGINS: comma-separated origins (scheme://host[:port]), or `*` for any."""
+    origins = [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
+    for origin in origins:
+        scheme, separator, host = origin.partition("://")
+        if origin != "*" and not (
+            scheme in ("http", "https") and separator and host and not set(host) & set("/?#*@ ")
+        ):
+            raise ConfigError(
+                f"CORS_ORIGINS must list origins such as https://app.example.com (or *), not {origin!r}"
+            )
+    return origins
+
+
 def _allow_private_targets(get: Callable[[str], str | None], env: str) -> bool:
     """EGRESS_ALLOW_PRIVATE_TARGETS, or its former name WEBHOOK_ALLOW_PRIVATE_TARGETS; on in development."""
     for name in ("EGRESS_ALLOW_PRIVATE_TARGETS", "WEBHOOK_ALLOW_PRIVATE_TARGETS"):
@@ -132,6 +146,7 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         ),
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", "memory://"),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0")),
+        "CORS_ORIGINS": _origins(get("CORS_ORIGINS", "") or ""),
         "ACCESS_TOKEN_TTL": _int("ACCESS_TOKEN_TTL", get("ACCESS_TOKEN_TTL", "900"), minimum=60),
         "REFRESH_TOKEN_TTL": _int(
             "REFRESH_TOKEN_TTL", get("REFRESH_TOKEN_TTL", str(30 * 86400)), minimum=300

@@ -11,10 +11,23 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
-from app import cli, converters, crypto, db, demo, health, logs, metrics, request_hooks, validators
+from app import (
+    cli,
+    converters,
+    cross_origin,
+    crypto,
+    db,
+    demo,
+    health,
+    logs,
+    metrics,
+    request_hooks,
+    security_headers,
+    validators,
+)
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
-from app.auth import credentials, impersonation, oidc, passwords
+from app.auth import credentials, impersonation, oidc, passwords, tokens
 from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
@@ -89,11 +102,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     collection.set_debug(app.config["TENANT_DEBUG"])
 
     jwt.init_app(app)
+    tokens.init_app(app)
     api = Api()
     api.init_app(app, spec_kwargs={"extra_plugins": [OpenApiPlugin(app)]})
     api.ma_plugin.converter.add_attribute_function(validators.openapi_properties)
     converters.init_app(app, api)
     request_hooks.init_app(app)
+    security_headers.init_app(app)
+    cross_origin.init_app(app)
     middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate))
     rate_limits.init_app(app)
     impersonation.init_app(app)

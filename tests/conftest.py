@@ -18,8 +18,10 @@ os.environ["APP_ENV"] = "testing"
 
 from app import create_app  # noqa: E402
 from app.auth import tokens  # noqa: E402
+from app.auth.cache import auth_cache  # noqa: E402
 from app.db import database  # noqa: E402
 from app.tenancy import context  # noqa: E402
+from app.tenancy.cache import tenant_cache  # noqa: E402
 from app.tenants.models import Tenant  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
@@ -253,7 +255,8 @@ def cache_clock(monkeypatch):
     """The clock of the per-process caches (tenants, credentials) as a list of one number, which a
     test moves by hand (cache_clock[0] += seconds). Ask for it before anything that fills a cache."""
     now = [1000.0]
-    monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
+    for cache in (auth_cache, tenant_cache):
+        monkeypatch.setattr(cache, "timer", lambda: now[0])
     return now
 
 

@@ -12,10 +12,13 @@ import pytest
 from flask_jwt_extended import create_access_token, decode_token
 
 from app.audit.models import AuditLog
+from app.auth import tokens
 from app.auth.models import RevokedToken
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.models import Tenant
+from app.tenants.service import create_tenant
 from app.users.models import User
+from app.users.service import create_user
 
 from .conftest import PASSWORD
 from .support import bearer
@@ -261,10 +264,9 @@ class TestEveryRequestRechecks:
 
     @pytest.mark.parametrize("elsewhere", ["deactivated", "deleted", "revoked"])
     def test_a_change_made_elsewhere_counts_within_the_ttl(
-        self, app, client, owner, auth_headers, tenant, monkeypatch, elsewhere
+        self, cache_clock, app, client, owner, auth_headers, tenant, elsewhere
     ):
-        now = [1000.0]
-        monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
+        now = cache_clock
         assert client.get("/api/v1/tenants/current", headers=auth_headers).status_code == 200
         _change_elsewhere(elsewhere, owner, tenant, auth_headers)
         now[0] += app.config["AUTH_CACHE_TTL"] - 1
@@ -363,6 +365,23 @@ class TestForgedTokens:
             response = other.test_client().get("/api/v1/tenants/current", headers=auth_headers)
         assert response.status_code == 401
         assert response.json["error"]["message"] == "The token is not valid"
+
+    def test_the_tokens_used_last_stay_verified_at_the_bound(self, app_factory, monkeypatch):
+        monkeypatch.setattr(tokens, "VERIFIED_TOKENS_MAX", 2)
+        app = app_factory()
+        verifications = []
+        checked = tokens.decode_token
+        monkeypatch.setattr(
+            tokens, "decode_token", lambda token: verifications.append(token) or checked(token)
+        )
+        with app.app_context():
+            tenant = create_tenant("Acme Corp", "acme")
+            with tenant_scope(tenant):
+                user = create_user("owner@acme.example.com", "Owner", PASSWORD, "owner")
+            first, second, third = (tokens.issue(user, [tokens.PASSWORD])["access_token"] for _ in range(3))
+            for token in (first, second, first, third, first, second):
+                tokens.decode(token)
+        assert verifications == [first, second, third, second]
 
     @pytest.mark.parametrize(
         "header", ["Bearer", "Bearer ", "Basic abc", "Token abc", "Bearer a.b.c", "Bearer ###"]

@@ -253,6 +253,19 @@ def test_a_content_security_policy_forbids_inline_scripts(live, page):
     page.console_errors.clear()  # expected here; any other page must have none
 
 
+def test_the_api_docs_render_under_a_policy_without_inline_code(live, page):
+    _app, base = live
+    response = page.goto(f"{base}/api/v1/docs")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    assert page.locator(".opblock").count() > 50
+    page.locator(".opblock-summary", has_text="/api/v1/plans").first.click()
+    expect(page.locator(".try-out__btn").first).to_be_visible()
+    # The browser's own ask for /favicon.ico is a 404; anything else (a blocked script or style) is not.
+    assert [e for e in page.console_errors if not e.startswith("Failed to load resource")] == []
+
+
 def test_the_usage_tab_shows_the_trial_and_its_end(live, page):
     app, base = live
     owner = {"email": "owner@hooli.example.com", "name": "Gavin", "password": PASSWORD}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from app.tenancy.cache import TTLCache, tenant_cache
@@ -136,10 +138,9 @@ class TestCache:
         response = probe.get("/api/v1/probe/tenant", headers={"X-Tenant-Id": "acme"})
         assert response.json["error"]["code"] == "tenant_suspended"
 
-    def test_hits_do_not_query_and_expire_after_the_ttl(self, monkeypatch):
+    def test_hits_do_not_query_and_expire_after_the_ttl(self):
         now = [1000.0]
-        monkeypatch.setattr("app.tenancy.cache.time.monotonic", lambda: now[0])
-        cache = TTLCache(ttl=60)
+        cache = TTLCache(ttl=60, timer=lambda: now[0])
         loads = []
 
         def load():
@@ -170,6 +171,64 @@ class TestCache:
         for _ in range(3):
             cache.get("unknown", lambda: calls.append(1))
         assert len(calls) == 1
+
+    def test_at_the_bound_the_least_recently_used_goes_and_the_rest_stay(self):
+        cache = TTLCache(ttl=60, max_entries=3)
+        loads = []
+
+        def loader(key):
+            return lambda: loads.append(key) or key
+
+        for key in ("a", "b", "c"):
+            cache.get(key, loader(key))
+        cache.get("a", loader("a"))  # used again: "b" is now the least recently used
+        cache.get("d", loader("d"))
+        for key in ("a", "c", "d", "b"):
+            assert cache.get(key, loader(key)) == key
+        assert loads == ["a", "b", "c", "d", "b"]
+
+    def test_a_stream_of_unknown_keys_does_not_push_out_the_keys_in_use(self):
+        cache = TTLCache(ttl=60, max_entries=100)
+        loads = []
+        for index in range(1_000):
+            cache.get(("hot", index % 10), lambda: loads.append(1))
+            cache.get(("unknown", index), lambda: None)
+        assert len(loads) == 10
+
+    def test_a_ttl_of_zero_keeps_nothing(self):
+        cache = TTLCache(ttl=0)
+        loads = []
+        for _ in range(3):
+            cache.get("k", lambda: loads.append(1))
+        assert len(loads) == 3
+
+    def test_a_new_timer_or_ttl_starts_empty(self):
+        now = [0.0]
+        cache = TTLCache(ttl=60)
+        cache.get("k", lambda: "before")
+        cache.timer = lambda: now[0]
+        assert cache.get("k", lambda: "after") == "after"
+        cache.ttl = 10
+        assert cache.get("k", lambda: "shorter") == "shorter"
+        now[0] += 11
+        assert cache.get("k", lambda: "expired") == "expired"
+
+    def test_threads_sharing_a_cache_at_its_bound_get_their_own_values(self, frequent_thread_switches):
+        cache = TTLCache(ttl=60, max_entries=16)
+        wrong = []
+
+        def work(offset):
+            for index in range(2_000):
+                key = (index + offset) % 50
+                value = cache.get(key, lambda key=key: key)
+                if value != key:
+                    wrong.append((key, value))
+                if index % 500 == 0:
+                    cache.clear()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(work, range(8)))
+        assert wrong == []
 
 
 def test_tenant_debug_logs_each_resolution_and_filter(app_factory):

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt as pyjwt
-from flask import current_app
+from flask import Flask, current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 
 from app.errors import TokenExpired, TokenRevoked, Unauthorized
+from app.tenancy.cache import TTLCache
 
 from .cache import auth_cache, forget
 from .models import RevokedToken
@@ -19,7 +20,8 @@ from .models import RevokedToken
 ACCESS = "access"
 REFRESH = "refresh"
 IMPERSONATION_MAX = timedelta(minutes=15)
-# Tokens whose signature was checked, with their claims: a client sends the same token many times.
+# Tokens whose signature was checked, with their claims: a client sends the same token many times. The
+# most recently used are kept, each at most an access token's lifetime (its expiry is checked anyway).
 VERIFIED_TOKENS_MAX = 10_000
 
 
@@ -86,26 +88,30 @@ def issue_impersonation(user: Any, superadmin: Any) -> tuple[str, dict[str, Any]
     return token, decode_token(token)
 
 
+def init_app(app: Flask) -> None:
+    """Give the app its own tokens verified so far (another app, with another key, checks them again)."""
+    app.extensions["verified_tokens"] = TTLCache(
+        ttl=app.config["ACCESS_TOKEN_TTL"], max_entries=VERIFIED_TOKENS_MAX
+    )
+
+
+def _verify(token: str) -> dict[str, Any]:
+    try:
+        return decode_token(token)
+    except pyjwt.ExpiredSignatureError:
+        raise TokenExpired() from None
+    except (pyjwt.PyJWTError, JWTExtendedException, ValueError, TypeError):
+        raise Unauthorized("The token is not valid") from None
+
+
 def decode(token: str) -> dict[str, Any]:
     """Verify signature, algorithm and expiry; raise 401 token_expired / unauthorized.
 
     A token verified before (by this app, in this process) is not verified again, only its expiry: the
     whole token is the key, signature included. The claims returned are shared: read them only."""
-    verified = current_app.extensions.setdefault("verified_tokens", {})
-    claims = verified.get(token)
-    if claims is not None:
-        if claims["exp"] <= time.time() - current_app.config["JWT_DECODE_LEEWAY"]:
-            raise TokenExpired()
-        return claims
-    try:
-        claims = decode_token(token)
-    except pyjwt.ExpiredSignatureError:
-        raise TokenExpired() from None
-    except (pyjwt.PyJWTError, JWTExtendedException, ValueError, TypeError):
-        raise Unauthorized("The token is not valid") from None
-    if len(verified) >= VERIFIED_TOKENS_MAX:
-        verified.clear()
-    verified[token] = claims
+    claims = current_app.extensions["verified_tokens"].get(token, lambda: _verify(token))
+    if claims["exp"] <= time.time() - current_app.config["JWT_DECODE_LEEWAY"]:
+        raise TokenExpired()
     return claims
 
 

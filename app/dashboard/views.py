@@ -2,7 +2,8 @@
 
 The pages are shells: the browser holds the user's token (sessionStorage) and calls the public API
 with it, so a page can do nothing the API would not let its user do. Every script and stylesheet is
-served from here, and a Content-Security-Policy forbids inline scripts and styles.
+served from here, and the Content-Security-Policy of every page (app/security_headers.py) forbids
+inline scripts and styles.
 """
 
 from __future__ import annotations
@@ -21,21 +22,6 @@ blp = Blueprint(
     static_folder="static",
     static_url_path="/static",
 )
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
-
-
-@blp.after_request
-def secure_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
 
 
 @blp.get("/")

@@ -15,33 +15,61 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import cachetools
+
 
 class TTLCache:
-    """Values by key for `ttl` seconds; at `max_entries` it starts again empty (keys may come from
-    requests: a stream of unknown hosts or keys must not grow it without bound)."""
+    """Values by key for `ttl` seconds of `timer`, at most `max_entries` of them: past that the least
+    recently used goes (keys may come from requests: a stream of unknown hosts or keys must not grow
+    it without bound, nor push out the keys in use). Safe to share between threads."""
 
-    def __init__(self, ttl: float = 60.0, max_entries: int = 10_000):
-        self.ttl = ttl
+    def __init__(
+        self, ttl: float = 60.0, max_entries: int = 10_000, timer: Callable[[], float] = time.monotonic
+    ):
+        self._ttl = ttl
+        self._timer = timer
         self.max_entries = max_entries
-        self._entries: dict[Hashable, tuple[float, Any]] = {}
         self._generation = 0
         self._lock = threading.Lock()
+        self._entries = cachetools.TTLCache(max_entries, ttl, timer=timer)
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, ttl: float) -> None:
+        """Keep values `ttl` seconds from now on (0: keep none); forgets everything."""
+        self._ttl = ttl
+        self._rebuild()
+
+    @property
+    def timer(self) -> Callable[[], float]:
+        return self._timer
+
+    @timer.setter
+    def timer(self, timer: Callable[[], float]) -> None:
+        """Count time with `timer` from now on (tests move a clock by hand); forgets everything."""
+        self._timer = timer
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        with self._lock:
+            self._entries = cachetools.TTLCache(self.max_entries, self._ttl, timer=self._timer)
+            self._generation += 1
 
     def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """Return the cached value of `key`, calling `load()` on a miss or after the TTL."""
-        now = time.monotonic()
         with self._lock:
-            entry = self._entries.get(key)
-            generation = self._generation
-        if entry is not None and entry[0] > now:
-            return entry[1]
+            try:
+                return self._entries[key]
+            except KeyError:
+                generation = self._generation
         value = load()
         with self._lock:
             # A change that happened while we loaded makes our value stale: do not keep it.
-            if generation == self._generation and self.ttl > 0:
-                if len(self._entries) >= self.max_entries:
-                    self._entries.clear()
-                self._entries[key] = (now + self.ttl, value)
+            if generation == self._generation and self._ttl > 0:
+                self._entries[key] = value
         return value
 
     def discard(self, key: Hashable) -> None:
