@@ -102,6 +102,6 @@ class ApiKey(TenantDocument):
         "collection": "api_keys",
         "indexes": [
             {"fields": ["tenant_id", "key_hash"], "unique": True},
-            {"fields": ["tenant_id", "-created_at"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
         ],
     }

@@ -36,6 +36,7 @@ class Invoice(TenantDocument):
             {"fields": ["tenant_id", "number"], "unique": True},
             {"fields": ["tenant_id", "period"], "unique": True},
             {"fields": ["tenant_id", "status", "due_at"]},
+            {"fields": ["tenant_id", "status", "number"]},
         ],
     }
 

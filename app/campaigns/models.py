@@ -40,8 +40,10 @@ class Campaign(TenantDocument):
     meta = {
         "collection": "campaigns",
         "indexes": [
-            {"fields": ["tenant_id", "-created_at"]},
-            {"fields": ["tenant_id", "status"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "status", "-created_at", "-id"]},
+            # A bot's deletion unsets it in the campaigns that name it.
+            {"fields": ["tenant_id", "telegram_account"]},
         ],
     }
 

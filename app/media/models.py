@@ -24,7 +24,13 @@ class MediaFile(TenantDocument):
     created_by = me.StringField(db_field="createdBy")
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
 
-    meta = {"collection": "media_files", "indexes": [{"fields": ["tenant_id", "-created_at"]}]}
+    meta = {
+        "collection": "media_files",
+        "indexes": [
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "complete", "-created_at", "-id"]},
+        ],
+    }
 
 
 class MediaChunk(TenantDocument):

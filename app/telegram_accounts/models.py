@@ -28,7 +28,7 @@ class TelegramAccount(TenantDocument):
         "collection": "telegram_accounts",
         "indexes": [
             {"fields": ["tenant_id", "bot_id"], "unique": True},
-            {"fields": ["tenant_id", "-created_at"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
         ],
     }
 

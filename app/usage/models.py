@@ -18,7 +18,11 @@ class UsageCounter(TenantDocument):
 
     meta = {
         "collection": "usage_counters",
-        "indexes": [{"fields": ["tenant_id", "resource", "period"], "unique": True}],
+        "indexes": [
+            {"fields": ["tenant_id", "resource", "period"], "unique": True},
+            # The monthly close reads a tenant's counters of one period.
+            {"fields": ["tenant_id", "period"]},
+        ],
     }
 
 

@@ -48,7 +48,8 @@ class User(SignInFields, TenantDocument):
             {"fields": ["tenant_id", "email"], "unique": True},
             {"fields": ["tenant_id", "role"]},
             {"fields": ["tenant_id", "-created_at"]},
-            {"fields": ["tenant_id", "sso_subject"]},
+            {"fields": ["tenant_id", "sso_subject", "sso_issuer"]},
+            {"fields": ["tenant_id", "two_factor_enabled"]},
         ],
     }
 

@@ -38,7 +38,11 @@ class Webhook(TenantDocument):
 
     meta = {
         "collection": "webhooks",
-        "indexes": [{"fields": ["tenant_id", "-created_at"]}, {"fields": ["tenant_id", "active", "events"]}],
+        "indexes": [
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "active", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "active", "events"]},
+        ],
     }
 
     def clean(self) -> None:
@@ -66,7 +70,9 @@ class WebhookDelivery(TenantDocument):
             {"fields": ["tenant_id", "status", "next_attempt_at"]},
             # A webhook's claims (its due deliveries in order) and its next due delivery.
             {"fields": ["tenant_id", "webhook_id", "status", "next_attempt_at"]},
-            {"fields": ["tenant_id", "webhook_id", "-created_at"]},
+            {"fields": ["tenant_id", "webhook_id", "-created_at", "-id"]},
             {"fields": ["tenant_id", "created_at"]},
+            # The retention purge: finished deliveries older than the window.
+            {"fields": ["tenant_id", "status", "created_at"]},
         ],
     }
