@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: install run test test-multitenant lint format browser screenshots bench profile fuzz clean
+.PHONY: install run test test-multitenant query-shapes lint format browser screenshots bench profile fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP) lint browser
 ## Only the tenancy isolation tests.
 test-multitenant: $(STAMP)
 	$(BIN)/pytest -m multitenant
+
+## Run the whole suite and write docs/query-shapes.md from the query shapes it recorded.
+query-shapes: $(STAMP) browser
+	QUERY_SHAPES=write $(BIN)/pytest -n auto -q
 
 ## Chromium for the browser tests: installed with apt-get when missing and we are root (CI).
 browser:
