@@ -425,8 +425,10 @@ HEADER = """# Query shapes
 
 Every query shape the app issues while the test suite runs (`make test`), on tenant and global
 collections alike, with the index that serves it. The suite records them on the embedded store and
-fails when a shape is served by no index, or when this list is not the one its run produced; `make
-query-shapes` runs the suite and writes it again. How a shape is recorded, and when an index serves it
+fails when a shape of its run is not listed here as it is now, which it says, naming the shapes
+that no index serves (`make query-shapes` runs the suite and writes the list again). Shapes listed
+as served by `None` were unserved when the check came in: each is a query to change or an index to
+add. How a shape is recorded, and when an index serves it
 (equality fields first, then the sort, then the ranges; `$in` is a range when the query sorts; an `_id`
 in the filter is served by the `_id` index), is said in `tests/query_shapes.py`.
 

@@ -44,6 +44,8 @@ class Campaign(TenantDocument):
             {"fields": ["tenant_id", "status", "-created_at", "-id"]},
             # A bot's deletion unsets it in the campaigns that name it.
             {"fields": ["tenant_id", "telegram_account"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 

@@ -29,6 +29,8 @@ class MediaFile(TenantDocument):
         "indexes": [
             {"fields": ["tenant_id", "-created_at", "-id"]},
             {"fields": ["tenant_id", "complete", "-created_at", "-id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 
@@ -40,5 +42,9 @@ class MediaChunk(TenantDocument):
 
     meta = {
         "collection": "media_chunks",
-        "indexes": [{"fields": ["tenant_id", "media_id", "n"], "unique": True}],
+        "indexes": [
+            {"fields": ["tenant_id", "media_id", "n"], "unique": True},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
     }

@@ -45,5 +45,7 @@ class Message(TenantDocument):
             {"fields": ["tenant_id", "telegram_account_id", "status", "sending_at"]},
             {"fields": ["tenant_id", "status", "queued_at", "id"]},
             {"fields": ["tenant_id", "-queued_at", "-id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }

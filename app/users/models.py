@@ -50,6 +50,8 @@ class User(SignInFields, TenantDocument):
             {"fields": ["tenant_id", "-created_at"]},
             {"fields": ["tenant_id", "sso_subject", "sso_issuer"]},
             {"fields": ["tenant_id", "two_factor_enabled"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 

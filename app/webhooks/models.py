@@ -42,6 +42,8 @@ class Webhook(TenantDocument):
             {"fields": ["tenant_id", "-created_at", "-id"]},
             {"fields": ["tenant_id", "active", "-created_at", "-id"]},
             {"fields": ["tenant_id", "active", "events"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 
@@ -74,5 +76,7 @@ class WebhookDelivery(TenantDocument):
             {"fields": ["tenant_id", "created_at"]},
             # The retention purge: finished deliveries older than the window.
             {"fields": ["tenant_id", "status", "created_at"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
