@@ -15,7 +15,7 @@ LOCK_OPTIONS ?=
 COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
 	--custom-compile-command 'make lock' $(LOCK_OPTIONS)
 
-.PHONY: install run test test-multitenant lint format lock browser screenshots bench profile fuzz clean
+.PHONY: install run test test-multitenant query-shapes lint format lock browser screenshots bench profile fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ test: $(DEV) lint browser
 ## Only the tenancy isolation tests.
 test-multitenant: $(DEV)
 	$(BIN)/pytest -m multitenant
+
+## Run the whole suite and write docs/query-shapes.md from the query shapes it recorded.
+query-shapes: $(DEV) browser
+	QUERY_SHAPES=write $(BIN)/pytest -n auto -q
 
 ## Chromium for the browser tests: installed with apt-get when missing and we are root (CI).
 browser:

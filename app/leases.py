@@ -52,7 +52,7 @@ class Lease(me.Document):
     meta = {
         "collection": "leases",
         "auto_create_index": False,
-        "indexes": [{"fields": ["due_at", "expires_at"]}, {"fields": ["tenant_id"]}],
+        "indexes": [{"fields": ["due_at", "expires_at", "id"]}, {"fields": ["tenant_id"]}],
     }
 
 

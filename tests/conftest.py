@@ -11,6 +11,7 @@ import socket
 import sys
 import uuid
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,57 @@ from app.tenants.models import Tenant  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
+from . import query_shapes  # noqa: E402
 from .support import configure_sso, create_bot, sso_body  # noqa: E402
+
+# -- query shapes: recorded on the embedded store by every process of the run, checked at its end ---
+
+SHAPES = query_shapes.Recorder()
+if not os.environ.get("MONGODB_TEST_URI"):
+    query_shapes.install(SHAPES)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Check every query shape of the run against the declared indexes and docs/query-shapes.md.
+
+    An xdist worker hands its shapes to the controller, which checks those of all workers once they
+    are down; a run without xdist checks its own. A run on a MongoDB server records nothing (the
+    server's own planner is the judge there)."""
+    config = session.config
+    if os.environ.get("MONGODB_TEST_URI"):
+        return
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["query_shapes"] = query_shapes.dumps(SHAPES.shapes)
+        return
+    verdicts = query_shapes.judge(SHAPES.shapes)
+    if os.environ.get("QUERY_SHAPES") == "write":
+        if not _whole_suite_passed(session):
+            raise pytest.UsageError("make query-shapes needs a whole run of the suite that passes")
+        query_shapes.DOCUMENT.write_text(query_shapes.render(verdicts))
+    found = query_shapes.problems(verdicts)
+    config.query_shape_problems = found
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """Take the shapes an xdist worker recorded."""
+    SHAPES.shapes.update(query_shapes.loads(node.workeroutput.get("query_shapes", [])))
+
+
+def _whole_suite_passed(session) -> bool:
+    """Whether the run was the whole suite (no selection) and passed: only then are its shapes all
+    the app's."""
+    option = session.config.option
+    selected = option.keyword or option.markexpr or option.deselect or option.lf or option.ignore
+    whole = [Path(arg).resolve() for arg in session.config.args] == [query_shapes.ROOT / "tests"]
+    return whole and not selected and session.testsfailed == 0
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for problem in getattr(config, "query_shape_problems", []):
+        terminalreporter.write_line(f"QUERY SHAPE: {problem}", red=True)
 
 
 def _test_uri(name: str) -> str:

@@ -14,6 +14,7 @@ from bson import ObjectId
 from app import crypto
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.auth import tokens
+from app.campaigns.models import Campaign, CampaignMessage
 from app.tenancy.context import tenant_scope
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.models import Tenant
@@ -882,6 +883,21 @@ class TestExport:
         for field in ("passwordHash", "keyHash", "tokenEncrypted", "secretEncrypted", "totpSecretEncrypted",
                       "recoveryCodeHashes"):  # fmt: skip
             assert field not in text
+
+    def test_reads_in_batches_each_a_query_of_its_own(
+        self, client, tenant, auth_headers, monkeypatch, count_operations
+    ):
+        monkeypatch.setattr("app.tenants.export.BATCH", 2)
+        with tenant_scope(tenant):
+            for n in range(5):
+                Campaign(name=f"c{n}", message=CampaignMessage(text="hi"), targets=["1"]).save()
+        with count_operations() as counts:
+            body = client.get(EXPORT, headers=auth_headers).json
+        with tenant_scope(tenant):
+            stored = [str(c.id) for c in Campaign.objects.order_by("id")]
+        assert [c["_id"]["$oid"] for c in body["collections"]["campaigns"]] == stored
+        # Five campaigns two at a time: three queries, the last one short.
+        assert counts["campaigns.find"] == 3
 
     def test_is_audited(self, client, owner, auth_headers):
         response = client.get(EXPORT, headers=auth_headers)

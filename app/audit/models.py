@@ -34,9 +34,14 @@ class AuditLog(TenantDocument):
         "collection": "audit_logs",
         "ordering": ["-created_at"],
         "indexes": [
-            {"fields": ["tenant_id", "-created_at"]},
-            {"fields": ["tenant_id", "action", "-created_at"]},
-            {"fields": ["tenant_id", "actor.id", "-created_at"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "action", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "actor.id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "action", "actor.id", "-created_at", "-id"]},
+            # An erasure's entries about the user.
+            {"fields": ["tenant_id", "target_id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 
@@ -59,5 +64,11 @@ class PlatformAuditLog(me.Document):
         "collection": "platform_audit_logs",
         "auto_create_index": False,
         "ordering": ["-created_at"],
-        "indexes": [{"fields": ["-created_at"]}, {"fields": ["tenant_id", "-created_at"]}],
+        "indexes": [
+            {"fields": ["-created_at", "-id"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["action", "-created_at", "-id"]},
+            {"fields": ["tenant_slug", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "target_id"]},
+        ],
     }

@@ -102,6 +102,8 @@ class ApiKey(TenantDocument):
         "collection": "api_keys",
         "indexes": [
             {"fields": ["tenant_id", "key_hash"], "unique": True},
-            {"fields": ["tenant_id", "-created_at"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }

@@ -36,6 +36,9 @@ class Invoice(TenantDocument):
             {"fields": ["tenant_id", "number"], "unique": True},
             {"fields": ["tenant_id", "period"], "unique": True},
             {"fields": ["tenant_id", "status", "due_at"]},
+            {"fields": ["tenant_id", "status", "number"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 

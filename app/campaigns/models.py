@@ -40,8 +40,12 @@ class Campaign(TenantDocument):
     meta = {
         "collection": "campaigns",
         "indexes": [
-            {"fields": ["tenant_id", "-created_at"]},
-            {"fields": ["tenant_id", "status"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "status", "-created_at", "-id"]},
+            # A bot's deletion unsets it in the campaigns that name it.
+            {"fields": ["tenant_id", "telegram_account"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 

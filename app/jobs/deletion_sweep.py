@@ -17,6 +17,7 @@ from typing import Any
 
 from app.clock import utcnow
 from app.leases import Lease
+from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import unscoped
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.admin import DELETING
@@ -33,8 +34,10 @@ SWEEP_REASON = "deletion sweep: remove the documents of deleted tenants"
 
 def _tenant_ids(document_class: type) -> set[Any]:
     """The tenant ids a collection holds documents of (streamed: distinct's answer is one document,
-    which many tenants would push past MongoDB's 16 MB)."""
-    pipeline = [{"$group": {"_id": "$tenantId"}}]
+    which many tenants would push past MongoDB's 16 MB). Sorted first on tenantId, which an index of
+    the collection starts with, so that the server groups index keys instead of reading every
+    document."""
+    pipeline = [{"$sort": {TENANT_FIELD: 1}}, {"$group": {"_id": f"${TENANT_FIELD}"}}]
     return {row["_id"] for row in document_class.objects.aggregate(pipeline) if row["_id"] is not None}
 
 

@@ -24,7 +24,15 @@ class MediaFile(TenantDocument):
     created_by = me.StringField(db_field="createdBy")
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
 
-    meta = {"collection": "media_files", "indexes": [{"fields": ["tenant_id", "-created_at"]}]}
+    meta = {
+        "collection": "media_files",
+        "indexes": [
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "complete", "-created_at", "-id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
+    }
 
 
 class MediaChunk(TenantDocument):
@@ -34,5 +42,9 @@ class MediaChunk(TenantDocument):
 
     meta = {
         "collection": "media_chunks",
-        "indexes": [{"fields": ["tenant_id", "media_id", "n"], "unique": True}],
+        "indexes": [
+            {"fields": ["tenant_id", "media_id", "n"], "unique": True},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
     }

@@ -36,11 +36,16 @@ class Message(TenantDocument):
     meta = {
         "collection": "messages",
         "indexes": [
-            {"fields": ["tenant_id", "campaign_id", "status"]},
+            {"fields": ["tenant_id", "campaign_id", "status", "-queued_at", "-id"]},
+            {"fields": ["tenant_id", "campaign_id", "-queued_at", "-id"]},
             # A bot's claims (due messages in order) and its next due or stale message.
             {"fields": ["tenant_id", "telegram_account_id", "status", "position", "not_before"]},
             {"fields": ["tenant_id", "telegram_account_id", "status", "not_before"]},
-            {"fields": ["tenant_id", "status", "queued_at"]},
-            {"fields": ["tenant_id", "-queued_at"]},
+            # A bot's messages left sending by a dispatcher that died.
+            {"fields": ["tenant_id", "telegram_account_id", "status", "sending_at"]},
+            {"fields": ["tenant_id", "status", "queued_at", "id"]},
+            {"fields": ["tenant_id", "-queued_at", "-id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }

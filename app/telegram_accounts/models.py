@@ -28,7 +28,10 @@ class TelegramAccount(TenantDocument):
         "collection": "telegram_accounts",
         "indexes": [
             {"fields": ["tenant_id", "bot_id"], "unique": True},
-            {"fields": ["tenant_id", "-created_at"]},
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "active", "-created_at", "-id"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 

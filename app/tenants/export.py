@@ -27,10 +27,20 @@ def _json(value: Any) -> str:
 
 
 def _documents(document_class: Any) -> Iterator[str]:
+    """The tenant's documents of a class in `_id` order, read BATCH at a time, each batch by a query of
+    its own: the export streams at the pace of its client, and a server closes a cursor left idle
+    for ten minutes, which one held open between a slow client's reads would be."""
     excluded = getattr(document_class, "export_exclude", ())
-    queryset = document_class.objects.exclude(*excluded).order_by("id").as_pymongo().batch_size(BATCH)
-    for document in queryset.no_cache():
-        yield _json(document)
+    documents = document_class.objects.exclude(*excluded).order_by("id").as_pymongo()
+    after = None
+    while True:
+        batch = documents.filter(id__gt=after) if after is not None else documents
+        rows = list(batch.limit(BATCH))
+        for document in rows:
+            yield _json(document)
+        if len(rows) < BATCH:
+            return
+        after = rows[-1]["_id"]
 
 
 def export_tenant() -> tuple[str, Iterator[str]]:

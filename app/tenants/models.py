@@ -142,8 +142,12 @@ class Tenant(ExactWrites, me.Document):
         "indexes": [
             {"fields": ["slug"], "unique": True},
             {"fields": ["domain"], "unique": True, "sparse": True},
-            {"fields": ["status", "plan"]},
-            {"fields": ["-created_at"]},
+            {"fields": ["status", "plan", "-created_at", "-id"]},
+            {"fields": ["status", "created_at", "id"]},
+            {"fields": ["plan", "-created_at", "-id"]},
+            {"fields": ["-created_at", "-id"]},
+            # The deletion sweep: deletions that stopped halfway.
+            {"fields": ["status", "suspended_reason", "updated_at"]},
             # The trial-end job's question: whose trial has run out?
             {"fields": ["billing.status", "billing.trial_ends_at"]},
         ],

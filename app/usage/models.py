@@ -18,7 +18,13 @@ class UsageCounter(TenantDocument):
 
     meta = {
         "collection": "usage_counters",
-        "indexes": [{"fields": ["tenant_id", "resource", "period"], "unique": True}],
+        "indexes": [
+            {"fields": ["tenant_id", "resource", "period"], "unique": True},
+            # The monthly close reads a tenant's counters of one period.
+            {"fields": ["tenant_id", "period"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
     }
 
 
@@ -34,7 +40,11 @@ class UsageAlert(TenantDocument):
 
     meta = {
         "collection": "usage_alerts",
-        "indexes": [{"fields": ["tenant_id", "resource", "period", "threshold"], "unique": True}],
+        "indexes": [
+            {"fields": ["tenant_id", "resource", "period", "threshold"], "unique": True},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
     }
 
 
@@ -48,5 +58,9 @@ class UsageSnapshot(TenantDocument):
 
     meta = {
         "collection": "usage_snapshots",
-        "indexes": [{"fields": ["tenant_id", "period"], "unique": True}],
+        "indexes": [
+            {"fields": ["tenant_id", "period"], "unique": True},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
     }

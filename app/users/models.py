@@ -48,7 +48,10 @@ class User(SignInFields, TenantDocument):
             {"fields": ["tenant_id", "email"], "unique": True},
             {"fields": ["tenant_id", "role"]},
             {"fields": ["tenant_id", "-created_at"]},
-            {"fields": ["tenant_id", "sso_subject"]},
+            {"fields": ["tenant_id", "sso_subject", "sso_issuer"]},
+            {"fields": ["tenant_id", "two_factor_enabled"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
 

@@ -38,7 +38,13 @@ class Webhook(TenantDocument):
 
     meta = {
         "collection": "webhooks",
-        "indexes": [{"fields": ["tenant_id", "-created_at"]}, {"fields": ["tenant_id", "active", "events"]}],
+        "indexes": [
+            {"fields": ["tenant_id", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "active", "-created_at", "-id"]},
+            {"fields": ["tenant_id", "active", "events"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
+        ],
     }
 
     def clean(self) -> None:
@@ -66,7 +72,11 @@ class WebhookDelivery(TenantDocument):
             {"fields": ["tenant_id", "status", "next_attempt_at"]},
             # A webhook's claims (its due deliveries in order) and its next due delivery.
             {"fields": ["tenant_id", "webhook_id", "status", "next_attempt_at"]},
-            {"fields": ["tenant_id", "webhook_id", "-created_at"]},
+            {"fields": ["tenant_id", "webhook_id", "-created_at", "-id"]},
             {"fields": ["tenant_id", "created_at"]},
+            # The retention purge: finished deliveries older than the window.
+            {"fields": ["tenant_id", "status", "created_at"]},
+            # The GDPR export reads a tenant's documents in _id order.
+            {"fields": ["tenant_id", "id"]},
         ],
     }
