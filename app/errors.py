@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from mongoengine.errors import SaveConditionError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 log = logging.getLogger("app.errors")
 
@@ -180,7 +180,7 @@ def http_error_response(error: HTTPException):
         if status == 400:
             message = "The request body is not valid JSON"
     headers = {}
-    if status == 405 and error.valid_methods:
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
     for name, value in (data.get("headers") or {}).items():
         headers[name] = value
