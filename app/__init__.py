@@ -66,7 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logs.configure(app.config["LOG_LEVEL"])
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     passwords.configure(testing=app.config["TESTING"])
     crypto.configure(app.config["ENCRYPTION_KEYS"])
 

@@ -68,7 +68,7 @@ def run_jobs_command() -> None:
 
     _refuse_embedded("scheduler")
     stop = threading.Event()
-    until_signalled(lambda: run_scheduler(current_app._get_current_object(), stop), stop.set)
+    until_signalled(lambda: run_scheduler(current_app._get_current_object(), stop), stop.set)  # type: ignore[attr-defined]
 
 
 @jobs_cli.command("list")
@@ -93,7 +93,7 @@ def run_once_command(name: str) -> None:
     except KeyError:
         names = ", ".join(job.name for job in SCHEDULE)
         raise click.ClickException(f"no job named {name!r}; the jobs are: {names}") from None
-    click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")
+    click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")  # type: ignore[attr-defined]
 
 
 dispatcher_cli = AppGroup("dispatcher", help="Campaign and webhook delivery.")
@@ -106,7 +106,7 @@ def run_dispatcher_command() -> None:
     from app.workers import dispatcher, until_signalled
 
     _refuse_embedded("dispatcher")
-    running = dispatcher(current_app._get_current_object())
+    running = dispatcher(current_app._get_current_object())  # type: ignore[attr-defined]
     until_signalled(running.run, running.stopping.set)
     running.stop()
 
