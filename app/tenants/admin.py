@@ -34,7 +34,7 @@ def get_tenant(tenant_id: ObjectId) -> Tenant:
 
 def list_tenants(
     page: int, per_page: int, status: str | None = None, plan: str | None = None, q: str | None = None
-):
+) -> dict[str, Any]:
     """Return a page of tenants, newest first, filtered by status, plan and a search term."""
     tenants = Tenant.objects
     if status:
