@@ -23,7 +23,7 @@ run: $(STAMP)
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## Lint, then run the whole suite (the browser tests too, where Chromium is or can be installed).
-test: $(STAMP) lint browser
+test: $(STAMP) lint typecheck browser
 	$(BIN)/pytest -n auto
 
 ## Only the tenancy isolation tests.
@@ -67,6 +67,9 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
