@@ -15,7 +15,7 @@ LOCK_OPTIONS ?=
 COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
 	--custom-compile-command 'make lock' $(LOCK_OPTIONS)
 
-.PHONY: install run test test-multitenant query-shapes lint format lock browser screenshots bench profile fuzz clean
+.PHONY: install run test test-multitenant query-shapes lint typecheck format lock browser screenshots bench profile fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ run: $(SERVE)
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## Lint, then run the whole suite (the browser tests too, where Chromium is or can be installed).
-test: $(DEV) lint browser
+test: $(DEV) lint typecheck browser
 	$(BIN)/pytest -n auto
 
 ## Only the tenancy isolation tests.
@@ -105,6 +105,9 @@ fuzz: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(DEV)
+	$(BIN)/mypy
 
 format: $(DEV)
 	$(BIN)/ruff check --fix .

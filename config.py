@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, overload
 
 ENVIRONMENTS = ("development", "testing", "production")
 
@@ -111,6 +111,10 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
     relaxed = env != "production"
 
+    @overload
+    def get(name: str) -> str | None: ...
+    @overload
+    def get(name: str, default: str) -> str: ...
     def get(name: str, default: str | None = None) -> str | None:
         value = environ.get(name)
         return value if value not in (None, "") else default

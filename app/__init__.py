@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, send_from_directory
+from flask import Flask, Response, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -84,7 +84,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logs.configure(app.config["LOG_LEVEL"], tenant_debug=app.config["TENANT_DEBUG"])
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     passwords.configure(testing=app.config["TESTING"])
     crypto.configure(app.config["ENCRYPTION_KEYS"])
 
@@ -159,6 +159,6 @@ def check_tenancy_rules() -> None:
         raise TenancyConfigurationError("tenancy rules broken:\n  " + "\n  ".join(problems))
 
 
-def _docs_asset(filename: str):
+def _docs_asset(filename: str) -> Response:
     """Serve Swagger UI's files from the installed package (no CDN)."""
     return send_from_directory(swagger_ui_path, filename, max_age=86400)

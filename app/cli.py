@@ -105,7 +105,7 @@ def run_jobs_command() -> None:
     _refuse_embedded("scheduler")
     metrics.serve_separately(current_app.config)
     stop = threading.Event()
-    until_signalled(lambda: run_scheduler(current_app._get_current_object(), stop), stop.set)
+    until_signalled(lambda: run_scheduler(current_app._get_current_object(), stop), stop.set)  # type: ignore[attr-defined]
 
 
 @jobs_cli.command("list")
@@ -130,7 +130,7 @@ def run_once_command(name: str) -> None:
     except KeyError:
         names = ", ".join(job.name for job in SCHEDULE)
         raise click.ClickException(f"no job named {name!r}; the jobs are: {names}") from None
-    click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")
+    click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")  # type: ignore[attr-defined]
 
 
 def _when(moment) -> str:
@@ -206,7 +206,7 @@ def run_dispatcher_command() -> None:
 
     _refuse_embedded("dispatcher")
     metrics.serve_separately(current_app.config)
-    running = dispatcher(current_app._get_current_object())
+    running = dispatcher(current_app._get_current_object())  # type: ignore[attr-defined]
     until_signalled(running.run, running.stopping.set)
     running.stop()
 

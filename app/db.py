@@ -91,10 +91,12 @@ def _serialize_embedded_store() -> None:
             with _embedded_lock:
                 return method(*args, **kwargs)
 
-        run.embedded_lock = True
+        run.__dict__["embedded_lock"] = True
         return run
 
-    targets = [(mongomock.collection.Collection, name) for name in EMBEDDED_OPERATIONS]
+    targets: list[tuple[type, str]] = [
+        (mongomock.collection.Collection, name) for name in EMBEDDED_OPERATIONS
+    ]
     targets.append((mongomock.collection.Cursor, "_compute_results"))
     for owner, name in targets:
         method = getattr(owner, name)
@@ -151,7 +153,7 @@ def _embedded_indexes() -> None:
     import mongomock.store
     from mongomock.filtering import filter_applies
 
-    collection = mongomock.collection.Collection
+    collection: Any = mongomock.collection.Collection
     scan = collection._iter_documents
     if getattr(scan, "indexed", False):
         return
@@ -168,7 +170,7 @@ def _embedded_indexes() -> None:
         found = [store[i] for i in ids if i in store]
         return iter([document for document in found if filter_applies(filter, document)])
 
-    iter_documents.indexed = True
+    iter_documents.__dict__["indexed"] = True
     collection._iter_documents = iter_documents
 
     update = collection._update
@@ -180,7 +182,7 @@ def _embedded_indexes() -> None:
 
     collection._update = update_keeping_tenants
 
-    store_class = mongomock.store.CollectionStore
+    store_class: Any = mongomock.store.CollectionStore
     set_item, del_item, drop = store_class.__setitem__, store_class.__delitem__, store_class.drop
 
     def set_document(self: Any, key: Any, document: Any) -> None:
@@ -206,7 +208,7 @@ def _embedded_indexes() -> None:
     store_class.__delitem__ = del_document
     store_class.drop = drop_documents
 
-    builder = mongomock.collection.BulkOperationBuilder
+    builder: Any = mongomock.collection.BulkOperationBuilder
     add_update = builder.add_update
 
     def add_update_with_sort(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
@@ -226,7 +228,7 @@ def _install_counter() -> None:
     """Count every operation of the embedded store in `_counts` (once per process)."""
     import mongomock.collection
 
-    collection = mongomock.collection.Collection
+    collection: Any = mongomock.collection.Collection
     if getattr(collection.insert_one, "counted", False):
         return
 
@@ -249,10 +251,10 @@ def _install_counter() -> None:
             finally:
                 _depth.depth = depth
 
-        counted.counted = True
+        counted.__dict__["counted"] = True
         setattr(collection, name, counted)
 
-    cursor = mongomock.collection.Cursor
+    cursor: Any = mongomock.collection.Cursor
     compute = cursor._compute_results
 
     def counted_find(self: Any, *args: Any, **kwargs: Any) -> Any:

@@ -26,7 +26,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -183,7 +183,7 @@ class Policy:
             answers = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError):
             raise Unresolved(UNRESOLVED) from None
-        addresses = [answer[4][0] for answer in answers]
+        addresses = [answer[4][0] for answer in answers if isinstance(answer[4][0], str)]
         if not addresses:
             raise Unresolved(UNRESOLVED)
         if not self.allow_private:
@@ -212,7 +212,10 @@ class PinnedAdapter(HTTPAdapter):
         return target.pool(self.poolmanager, **pool_kwargs)
 
 
-def guard(session: requests.Session, policy: Policy) -> requests.Session:
+SessionT = TypeVar("SessionT", bound=requests.Session)
+
+
+def guard(session: SessionT, policy: Policy) -> SessionT:
     """Make a requests session follow the policy: every request checked and pinned, and no proxy from
     the environment (it would connect elsewhere)."""
     adapter = PinnedAdapter(policy)

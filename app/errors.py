@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from mongoengine.errors import SaveConditionError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 log = logging.getLogger("app.errors")
 
@@ -136,7 +136,7 @@ HTTP_CODES = {
 }
 
 
-def envelope(status: int, code: str, message: str, details: Any = None, headers: Any = None):
+def envelope(status: int, code: str, message: str, details: Any = None, headers: Any = None) -> Response:
     """Build the error response that every failure of the API returns."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -169,7 +169,7 @@ def _webargs_details(messages: Any) -> Any:
     return details
 
 
-def http_error_response(error: HTTPException):
+def http_error_response(error: HTTPException) -> Response:
     """Turn any werkzeug HTTPException (flask-smorest and webargs abort with these) into the envelope."""
     status = error.code or 500
     code, message = HTTP_CODES.get(status, (HTTP_CODES[500] if status >= 500 else HTTP_CODES[400]))
@@ -180,7 +180,7 @@ def http_error_response(error: HTTPException):
         if status == 400:
             message = "The request body is not valid JSON"
     headers = {}
-    if status == 405 and error.valid_methods:
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
     for name, value in (data.get("headers") or {}).items():
         headers[name] = value
@@ -191,16 +191,16 @@ def register_error_handlers(app: Flask) -> None:
     """Attach the envelope to our errors and to werkzeug's; log unexpected errors."""
 
     @app.errorhandler(AppError)
-    def handle_app_error(error: AppError):
+    def handle_app_error(error: AppError) -> Response:
         return envelope(error.status, error.code, error.message, error.details, error.headers)
 
     @app.errorhandler(SaveConditionError)
-    def handle_lost_race(error: SaveConditionError):
+    def handle_lost_race(error: SaveConditionError) -> Response:
         # A conditional save found the document changed or removed by a concurrent request.
         return envelope(409, "conflict", "This changed or was removed meanwhile; reload it and try again")
 
     @app.errorhandler(InternalServerError)
-    def handle_internal_error(error: InternalServerError):
+    def handle_internal_error(error: InternalServerError) -> Response:
         original = getattr(error, "original_exception", None)
         if original is not None:
             log.error("unhandled error", exc_info=original)
@@ -208,5 +208,5 @@ def register_error_handlers(app: Flask) -> None:
         return envelope(500, code, message)
 
     @app.errorhandler(HTTPException)
-    def handle_http_exception(error: HTTPException):
+    def handle_http_exception(error: HTTPException) -> Response:
         return http_error_response(error)

@@ -39,8 +39,8 @@ def accepts_multipart(view):
     return view
 
 
-def _accepts_multipart(app: Flask) -> bool:
-    view = app.view_functions[request.endpoint]
+def _accepts_multipart(app: Flask, endpoint: str) -> bool:
+    view = app.view_functions[endpoint]
     view_class = getattr(view, "view_class", None)
     handler = getattr(view_class, request.method.lower(), None) if view_class is not None else view
     return request.mimetype == "multipart/form-data" and getattr(handler, MULTIPART_ATTRIBUTE, False)
@@ -77,7 +77,7 @@ def init_app(app: Flask) -> None:
             and request.path.startswith("/api/")
             and _has_body()
             and not request.is_json
-            and not _accepts_multipart(app)
+            and not _accepts_multipart(app, request.endpoint)
         ):
             raise UnsupportedMediaType()
 

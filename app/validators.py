@@ -23,6 +23,14 @@ from urllib.parse import urlsplit
 import tinycss2
 from flask import current_app
 from marshmallow import ValidationError, fields, validate
+from tinycss2.ast import (
+    CurlyBracketsBlock,
+    FunctionBlock,
+    Node,
+    ParenthesesBlock,
+    SquareBracketsBlock,
+    StringToken,
+)
 
 # ISO 4217 codes of currencies in use (funds and precious metals left out).
 CURRENCIES = frozenset(
@@ -104,7 +112,7 @@ CSS_URL_ALLOWED = re.compile(r"https://|data:image/(?:png|gif|jpeg|webp);", re.I
 CSS_URL_PROBLEM = "only https: and data:image URLs are allowed in url()"
 # Functions whose string arguments are URLs the browser loads, as url()'s are.
 CSS_URL_FUNCTIONS = frozenset({"src", "image", "image-set", "-webkit-image-set"})
-CSS_NESTING = ("function", "() block", "[] block", "{} block")
+CSS_NESTING = (FunctionBlock, ParenthesesBlock, SquareBracketsBlock, CurlyBracketsBlock)
 
 
 @publishes({"pattern": r"\S"})
@@ -206,21 +214,27 @@ def _css_token_problems(css: str) -> list[str]:
     """Return what the tokens of `css` load that the text does not show as a url(), or the bound it
     goes past."""
     problems = []
-    pending = [(tinycss2.parse_component_value_list(css, skip_comments=True), 0, None)]
+    pending: list[tuple[list[Node], int, str | None]] = [
+        (tinycss2.parse_component_value_list(css, skip_comments=True), 0, None)
+    ]
     rules = 0
     while pending:
         tokens, depth, function = pending.pop()
         for token in tokens:
-            if token.type == "string" and function in CSS_URL_FUNCTIONS and not _css_url_allowed(token.value):
+            if (
+                isinstance(token, StringToken)
+                and function in CSS_URL_FUNCTIONS
+                and not _css_url_allowed(token.value)
+            ):
                 problems.append(CSS_URL_PROBLEM)
-            if token.type not in CSS_NESTING:
+            if not isinstance(token, CSS_NESTING):
                 continue
             if depth == MAX_CSS_DEPTH:
                 return [f"Blocks and functions may be nested at most {MAX_CSS_DEPTH} deep."]
             rules += token.type == "{} block"
             if rules > MAX_CSS_RULES:
                 return [f"At most {MAX_CSS_RULES:,} rules."]
-            if token.type == "function":
+            if isinstance(token, FunctionBlock):
                 pending.append((token.arguments, depth + 1, token.lower_name))
             else:
                 pending.append((token.content, depth + 1, None))
@@ -282,7 +296,7 @@ def oidc_issuer(value: str) -> None:
         raise ValidationError("An issuer URL has no query and no fragment.")
 
 
-class _LengthFirst:
+class _LengthFirst(fields.String):
     """A field whose value is refused past `max_length` characters before its validators run, such as
     the patterns of marshmallow's Email and URL: their work stays bounded by the cap."""
 

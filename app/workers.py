@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from app.dispatcher.runner import Dispatcher
+from app.dispatcher.runner import Dispatcher, SenderFactory
 from app.jobs import run_scheduler
 from app.messages.delivery import BotSender
 from app.messages.models import LANE as BOT_LANE
 from app.webhooks.delivery import WebhookSender
 from app.webhooks.events import LANE as WEBHOOK_LANE
 
-SENDERS = {BOT_LANE: BotSender, WEBHOOK_LANE: WebhookSender}
+SENDERS: dict[str, SenderFactory] = {BOT_LANE: BotSender, WEBHOOK_LANE: WebhookSender}
 
 
 def dispatcher(app: Flask, holder: str | None = None) -> Dispatcher:

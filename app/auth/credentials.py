@@ -64,7 +64,7 @@ def authenticate(rule: Rule) -> Principal | None:
 
 
 def _token_principal(claims: dict[str, Any]) -> Principal:
-    subject = claims.get("sub")
+    subject: str = claims["sub"]  # decode() refuses a token without one
     via = f"{claims['type']}_token"
     if claims.get("role") == SUPERADMIN:
         admin = _current_superadmin(subject, claims)
@@ -174,7 +174,7 @@ RANK = {"member": 0, "admin": 1, "owner": 2, SUPERADMIN: 3}
 
 def _creator(tenant: Any, creator_id: str | None) -> User | PlatformUser | None:
     """The tenant user or the superadmin who created a key (None when neither exists any more)."""
-    if not ObjectId.is_valid(creator_id):
+    if creator_id is None or not ObjectId.is_valid(creator_id):
         return None
     return _user(tenant, creator_id) or PlatformUser.objects(id=creator_id).first()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -20,7 +20,7 @@ from authlib.oidc.core import CodeIDToken
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 from joserfc.jws import JWSRegistry
 
 from app import crypto, egress
@@ -114,7 +114,7 @@ def _calling(endpoint: str) -> Iterator[None]:
 def _get_json(session: OAuth2Session, url: str, endpoint: str) -> dict[str, Any]:
     """GET a JSON object from the provider's `endpoint`, following no redirect (it could lead anywhere)."""
     with _calling(endpoint):
-        response = session.get(url, withhold_token=True, allow_redirects=False)
+        response = session.request("GET", url, withhold_token=True, allow_redirects=False)
     try:
         body = response.json() if response.status_code == 200 else None
     except ValueError:
@@ -192,7 +192,7 @@ def _id_token_claims(
     """Verify the ID token (signature against the provider's keys, issuer, audience, expiry, nonce) and
     return its claims."""
     try:
-        keys = KeySet.import_key_set(jwks)
+        keys = KeySet.import_key_set(cast(KeySetSerialization, jwks))
     except (JoseError, ValueError, TypeError, KeyError):
         raise ProviderError(
             "The identity provider's keys cannot be read", details={"reason": "jwks_invalid"}

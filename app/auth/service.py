@@ -37,7 +37,7 @@ def _user_login(
     tenant: Tenant, user: User | None, password: str, address: str | None, code: str | None
 ) -> dict[str, Any]:
     """Check a tenant user's password, state, single sign-on rule and second factor; issue tokens."""
-    if not verify_password(user.password_hash if user else None, password) or not user.active:
+    if not verify_password(user.password_hash if user else None, password) or user is None or not user.active:
         if user is not None:
             subject = str(user.id)
             record_anonymous(
@@ -121,7 +121,7 @@ def login(email: str, password: str, address: str | None, code: str | None = Non
         return _user_login(tenant, _tenant_user(tenant, email), password, address, code)
     account = _last_signed_in(tenants, email)
     tenant, user = account if account is not None else (None, None)
-    if not verify_password(user.password_hash if user else None, password):
+    if not verify_password(user.password_hash if user else None, password) or tenant is None:
         raise InvalidCredentials()
     raise TenantRequired(
         "This email belongs to several tenants: say which (X-Tenant-Id or ?tenant=); "
@@ -136,6 +136,7 @@ def enable_two_factor(principal: Principal, account: User | PlatformUser, code: 
     tokens."""
     account, codes = two_factor.enable(account, code)
     answer: dict[str, Any] = {"recovery_codes": codes}
+    assert principal.claims is not None, "a token's caller"
     if principal.claims.get("scope") == two_factor.ENROLLMENT_SCOPE:
         User.objects(id=account.id).update_one(set__last_login_at=utcnow())
         record("auth.login", target_type="user", target_id=account.id, summary={"enrolled": True})
@@ -145,6 +146,7 @@ def enable_two_factor(principal: Principal, account: User | PlatformUser, code: 
 
 def refresh(principal: Principal) -> dict[str, str]:
     """Issue a new access token for the account of a (rechecked) refresh token."""
+    assert principal.claims is not None, "a token's caller"
     return {"access_token": tokens.issue_access(principal.claims, principal.role)}
 
 

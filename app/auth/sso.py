@@ -193,6 +193,7 @@ def finish_login(callback: dict[str, Any], address: str | None) -> dict[str, Any
     with _audited(tenant):
         if problem is not None:
             raise refused(problem, "This sign-on is not valid (any more): start again")
+        assert flow is not None, "_claim() names a problem wherever it finds no login"
         if tenant is None:
             raise refused("tenant_not_found", "The tenant of this sign-on no longer exists")
         if hinted is not None and hinted.id != tenant.id:

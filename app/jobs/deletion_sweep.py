@@ -15,6 +15,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import mongoengine as me
+
 from app.clock import utcnow
 from app.leases import Lease
 from app.tenancy.collection import TENANT_FIELD
@@ -32,7 +34,7 @@ STALE_DELETION = timedelta(minutes=15)
 SWEEP_REASON = "deletion sweep: remove the documents of deleted tenants"
 
 
-def _tenant_ids(document_class: type) -> set[Any]:
+def _tenant_ids(document_class: type[me.Document]) -> set[Any]:
     """The tenant ids a collection holds documents of (streamed: distinct's answer is one document,
     which many tenants would push past MongoDB's 16 MB). Sorted first on tenantId, which an index of
     the collection starts with, so that the server groups index keys instead of reading every
@@ -52,7 +54,8 @@ def run(now: datetime | None = None) -> dict[str, int]:
         log.warning("tenant deletion finished", extra={"tenant": tenant.slug, "removed": removed})
     orphans = 0
     with unscoped(SWEEP_REASON):
-        owners = [(cls, _tenant_ids(cls)) for cls in (EmailDirectory, Lease, *tenant_document_classes())]
+        classes: list[type[me.Document]] = [EmailDirectory, Lease, *tenant_document_classes()]
+        owners = [(cls, _tenant_ids(cls)) for cls in classes]
         existing = set(Tenant.objects.scalar("id"))
         for document_class, tenant_ids in owners:
             gone = list(tenant_ids - existing)

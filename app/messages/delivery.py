@@ -29,7 +29,7 @@ from collections import Counter, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from bson import ObjectId
 from flask import Flask
@@ -192,6 +192,7 @@ class BotSender:
         """Send one message (in a thread of the turn's pool: no database here)."""
         paid = self.paid_broadcast
         client = self.client
+        assert client is not None, "deliver() follows a refresh() that found the bot"
         if media is None:
             return client.send_message(message.chat, message.text, message.parse_mode, paid_broadcast=paid)
         send = client.send_photo if media.kind == "photo" else client.send_document
@@ -377,13 +378,14 @@ class _BotTurn:
                     continue
                 throttle.start(message.chat)
                 self.in_flight += 1
+                assert self.pool is not None, "sends start only inside run()"
                 self.pool.submit(self._send, message, media)
         self.buffer = waiting + self.buffer
         for message, chat_wait in deferred:
             self._release([message], utcnow() + timedelta(seconds=chat_wait))
         return soonest
 
-    def _media(self, message: Outgoing) -> Media | None | bool:
+    def _media(self, message: Outgoing) -> Media | Literal[False] | None:
         """The message's media to send, None without one, False when it is gone (the message fails)."""
         if message.media_id is None:
             return None
@@ -443,7 +445,7 @@ class _BotTurn:
                 },
             )
             self.sent += 1
-            if media is not None and isinstance(media.content, bytes):
+            if media is not None and message.media_id is not None and isinstance(media.content, bytes):
                 self._remember_file(message.media_id, media, outcome)
             self.finished.add(message.campaign_id)
         elif isinstance(outcome, RetryAfter):

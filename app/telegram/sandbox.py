@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from app.tenancy.access import infra
 
@@ -157,7 +157,7 @@ def blueprint(sandbox: Sandbox) -> Blueprint:
 
     @blp.post("/bot<token>/<method>")
     @infra
-    def call(token: str, method: str):
+    def call(token: str, method: str) -> tuple[Response, int]:
         """Answer a Bot API call."""
         params = request.get_json(silent=True) if request.is_json else request.form.to_dict()
         status, body = sandbox.answer(token, method, params or {})
@@ -225,8 +225,7 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> SandboxServer:
         self._thread.start()

@@ -105,7 +105,7 @@ class _Unscoped:
 
     def __init__(self, reason: str):
         self.reason = reason
-        self.token: Token | None = None
+        self.token: Token[TenantState] | None = None
 
     def __enter__(self) -> None:
         log.info("unscoped access", extra={"reason": self.reason})
@@ -114,6 +114,7 @@ class _Unscoped:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        assert self.token is not None, "__exit__ without __enter__"
         _state.reset(self.token)
 
 

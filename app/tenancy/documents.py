@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import MethodType
+from typing import TYPE_CHECKING, Any, cast
 
 import mongoengine as me
 from bson import DBRef
@@ -95,8 +96,19 @@ class TenantReferenceField(me.ReferenceField):
             raise me.DoesNotExist(f"{ref_cls.__name__} {dbref.id} does not exist")
         return doc
 
+    if TYPE_CHECKING:
+        # A descriptor, as every MongoEngine field is (its base class is untyped).
+        def __get__(self, instance: Any, owner: Any) -> Any: ...
+        def __set__(self, instance: Any, value: Any) -> None: ...
 
-class ExactWrites:
+
+if TYPE_CHECKING:
+    from mongoengine import Document as _Document
+else:
+    _Document = object
+
+
+class ExactWrites(_Document):
     """Mixin: writes that say what they did, whatever a concurrent request does.
 
     save() of a stored document updates it where it still is, and raises SaveConditionError where it
@@ -254,7 +266,7 @@ def _manager_problems(cls: type) -> list[str]:
     return problems
 
 
-def tenancy_problems(classes: list[type] | None = None) -> list[str]:
+def tenancy_problems(classes: list[type[TenantDocument]] | None = None) -> list[str]:
     """List every way in which tenant document classes break the tenancy rules (empty when none)."""
     problems = []
     for cls in tenant_document_classes() if classes is None else classes:
@@ -266,7 +278,10 @@ def tenancy_problems(classes: list[type] | None = None) -> list[str]:
                 problems.append(f"{name}: {kind} {keys} must start with {TENANT_FIELD}")
         if tuple(cls._meta.get("shard_key") or ()) != ("tenant_id",):
             problems.append(f"{name}: shard_key must be ('tenant_id',)")
-        if cls._get_collection.__func__ is not TenantDocument._get_collection.__func__:
+        if (
+            cast(MethodType, cls._get_collection).__func__
+            is not cast(MethodType, TenantDocument._get_collection).__func__
+        ):
             problems.append(f"{name}: _get_collection() must not be overridden")
         problems += _reference_problems(name, cls._fields, nested=False)
         problems += _manager_problems(cls)

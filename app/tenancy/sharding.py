@@ -63,7 +63,7 @@ def shard_commands(
         namespace = f"{database}.{document_class._get_collection_name()}"
         key = shard_key(document_class, hashed)
         commands.append({"shardCollection": namespace, "key": key})
-        if zone:
+        if zone and tenant_id is not None:
             low, high = zone_range(key, tenant_id)
             commands.append({"updateZoneKeyRange": namespace, "min": low, "max": high, "zone": zone})
     return commands

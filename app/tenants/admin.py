@@ -34,7 +34,7 @@ def get_tenant(tenant_id: ObjectId) -> Tenant:
 
 def list_tenants(
     page: int, per_page: int, status: str | None = None, plan: str | None = None, q: str | None = None
-):
+) -> dict[str, Any]:
     """Return a page of tenants, newest first, filtered by status, plan and a search term."""
     tenants = Tenant.objects
     if status:
@@ -217,7 +217,7 @@ def tenant_stats() -> dict[str, Any]:
         by_status[row["_id"]["status"]] = by_status.get(row["_id"]["status"], 0) + row["n"]
         by_plan[row["_id"]["plan"]] = by_plan.get(row["_id"]["plan"], 0) + row["n"]
     totals = {name: {"$sum": f"$usage.{name}"} for name in GAUGES}
-    usage = next(iter(Tenant.objects.aggregate([{"$group": {"_id": None, **totals}}])), {})
+    usage: dict[str, Any] = next(iter(Tenant.objects.aggregate([{"$group": {"_id": None, **totals}}])), {})
     return {
         "tenants": {"total": sum(by_status.values()), "by_status": by_status, "by_plan": by_plan},
         "usage": {name: usage.get(name, 0) for name in GAUGES},

@@ -10,7 +10,7 @@ from app.pagination import PageArgs
 from app.users.schemas import PASSWORD, UserSchema
 
 from .billing import billing_summary
-from .models import BILLING_STATUSES, SSO_ROLES, STATUSES
+from .models import BILLING_STATUSES, SSO_ROLES, STATUSES, Tenant
 from .plans import (
     DEFAULT_PLAN,
     FEATURE_NAMES,
@@ -127,13 +127,13 @@ class TenantSchema(Schema):
     created_at = UtcDateTime(data_key="createdAt")
     updated_at = UtcDateTime(data_key="updatedAt")
 
-    def _billing(self, tenant) -> dict:
+    def _billing(self, tenant: Tenant) -> dict:
         return BILLING.dump(billing_summary(tenant))
 
-    def _limits(self, tenant) -> dict:
+    def _limits(self, tenant: Tenant) -> dict:
         return effective_limits(tenant.plan, tenant.limits)
 
-    def _features(self, tenant) -> dict:
+    def _features(self, tenant: Tenant) -> dict:
         return effective_features(tenant.plan, tenant.features)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter
@@ -79,7 +79,7 @@ class MemoryStorage(storage.MemoryStorage):
     def _MemoryStorage__schedule_expiry(self) -> None:  # the name-mangled method it replaces
         with self.restarting:
             if not self.timer.is_alive():
-                self.timer = threading.Timer(0.01, self._MemoryStorage__expire_events)
+                self.timer = threading.Timer(0.01, cast(Any, self)._MemoryStorage__expire_events)
                 self.timer.start()
 
 

@@ -79,7 +79,7 @@ def used(tenant: Tenant, resource: str, period: str | None = None) -> int:
     return counter.used if counter else 0
 
 
-def _exceeded(tenant: Tenant, resource: str, limit: int, requested: int) -> LimitExceeded:
+def _exceeded(tenant: Tenant, resource: str, limit: int | None, requested: int) -> LimitExceeded:
     current = used(tenant, resource)
     return LimitExceeded(
         f"{resource} limit exceeded",
