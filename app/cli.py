@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from datetime import datetime
 from typing import Any
 
 import click
@@ -133,7 +134,7 @@ def run_once_command(name: str) -> None:
     click.echo(f"{name}: {run_job(current_app._get_current_object(), job)}")  # type: ignore[attr-defined]
 
 
-def _when(moment) -> str:
+def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 

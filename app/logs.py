@@ -30,7 +30,9 @@ class JsonFormatter(BaseJsonFormatter):
     def __init__(self) -> None:
         super().__init__("%(message)s", rename_fields={"exc_info": "exc"}, json_default=str)
 
-    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]):
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
         log_data["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         log_data["level"] = record.levelname.lower()
         log_data["logger"] = record.name

@@ -31,7 +31,7 @@ class TTLCache:
         self.max_entries = max_entries
         self._generation = 0
         self._lock = threading.Lock()
-        self._entries = cachetools.TTLCache(max_entries, ttl, timer=timer)
+        self._entries: cachetools.TTLCache[Hashable, Any] = cachetools.TTLCache(max_entries, ttl, timer=timer)
 
     @property
     def ttl(self) -> float:
