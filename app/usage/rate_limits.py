@@ -66,15 +66,30 @@ def _unmetered() -> bool:
 
 
 class MemoryStorage(storage.MemoryStorage):
-    """limits' in-process storage (`memory://`), whose expiry timer is restarted under a lock: two
-    requests at once could both restart it, and the second `start()` of the same timer raised
-    "threads can only be started once", a 500 (limits 5.8.0)."""
+    """limits' in-process storage (`memory://`), with its counters read, counted and expired under one
+    lock, and its expiry timer restarted under another (limits 5.8.0). Without them, two requests at
+    once could both restart the timer (the second `start()` raised "threads can only be started once",
+    a 500), and a count could be lost: the first count of a window sets its expiry only after counting,
+    and a read in between took the counter for expired and dropped it."""
 
     STORAGE_SCHEME = ["memory"]  # takes the scheme over from limits' own class
 
     def __init__(self, *args: Any, **kwargs: Any):
         self.restarting = threading.Lock()
+        self.counting = threading.RLock()
         super().__init__(*args, **kwargs)
+
+    def get(self, key: str) -> int:
+        with self.counting:
+            return super().get(key)
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        with self.counting:
+            return super().incr(key, expiry, amount)
+
+    def _MemoryStorage__expire_events(self) -> None:  # the name-mangled method the timer runs
+        with self.counting:
+            cast(Any, super())._MemoryStorage__expire_events()
 
     def _MemoryStorage__schedule_expiry(self) -> None:  # the name-mangled method it replaces
         with self.restarting:
