@@ -79,9 +79,9 @@ def test_a_pin_the_lock_lacks_or_holds_at_another_version_is_drift():
     assert drift(lock, {"requirements.txt": bumped}) == [
         "requirements.txt pins flask==0.1, the lock " + flask
     ]
-    added = read("requirements.txt") + "prometheus-client==0.21.1\n"
+    added = read("requirements.txt") + "left-pad-nowhere==1.0.0\n"
     assert drift(lock, {"requirements.txt": added}) == [
-        "requirements.txt pins prometheus-client==0.21.1, the lock does not hold it"
+        "requirements.txt pins left-pad-nowhere==1.0.0, the lock does not hold it"
     ]
 
 
