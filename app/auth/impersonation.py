@@ -23,7 +23,9 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 def _target_user(tenant: Tenant, user_id: str | None) -> User:
     with tenant_scope(tenant):
         if user_id is None:
-            user = User.objects(role="owner", active=True).order_by("created_at").first()
+            user = (
+                User.objects(role="owner", active=True, erased_at=None).order_by("created_at", "id").first()
+            )
         else:
             user = User.objects(id=user_id).first() if ObjectId.is_valid(user_id) else None
     if user is None:

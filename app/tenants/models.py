@@ -150,6 +150,16 @@ class Tenant(ExactWrites, me.Document):
             {"fields": ["status", "suspended_reason", "updated_at"]},
             # The trial-end job's question: whose trial has run out?
             {"fields": ["billing.status", "billing.trial_ends_at"]},
+            # The trial-end job: unconverted trials, oldest first, up to now.
+            {
+                "fields": [
+                    "billing.customer_ref",
+                    "billing.status",
+                    "created_at",
+                    "id",
+                    "billing.trial_ends_at",
+                ]
+            },
         ],
     }
 

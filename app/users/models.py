@@ -50,6 +50,12 @@ class User(SignInFields, TenantDocument):
             {"fields": ["tenant_id", "-created_at"]},
             {"fields": ["tenant_id", "sso_subject", "sso_issuer"]},
             {"fields": ["tenant_id", "two_factor_enabled"]},
+            # The users list (erased users left out), by role, by active flag or both, oldest first;
+            # the owners count and impersonation's default owner use the last one.
+            {"fields": ["tenant_id", "erased_at", "created_at", "id"]},
+            {"fields": ["tenant_id", "erased_at", "role", "created_at", "id"]},
+            {"fields": ["tenant_id", "erased_at", "active", "created_at", "id"]},
+            {"fields": ["tenant_id", "erased_at", "role", "active", "created_at", "id"]},
             # The GDPR export reads a tenant's documents in _id order.
             {"fields": ["tenant_id", "id"]},
         ],
