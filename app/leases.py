@@ -52,7 +52,12 @@ class Lease(me.Document):
     meta = {
         "collection": "leases",
         "auto_create_index": False,
-        "indexes": [{"fields": ["due_at", "expires_at", "id"]}, {"fields": ["tenant_id"]}],
+        "indexes": [
+            {"fields": ["due_at", "expires_at", "id"]},
+            {"fields": ["tenant_id"]},
+            # The leases held now (system status) and the dispatchers' own leases that expired.
+            {"fields": ["expires_at", "id"]},
+        ],
     }
 
 

@@ -82,4 +82,4 @@ def recorded(name: str, func: Callable[[], Any], holder: str | None) -> Any:
 
 def last_runs() -> dict[str, JobRuns]:
     """Every job's record, by job name."""
-    return {runs.name: runs for runs in JobRuns.objects}
+    return {runs.name: runs for runs in JobRuns.objects.order_by("name")}

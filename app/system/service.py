@@ -55,11 +55,15 @@ def _dispatchers(now: datetime) -> tuple[list[dict[str, Any]], int]:
     own_prefix = f"{leases.DISPATCHER}:"
     dispatchers: dict[str, dict[str, Any]] = {}
     lanes: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    held = Lease.objects(expires_at__gt=now, name__ne=leases.SCHEDULER, holder__ne=None)
-    for lease in held.only("name", "holder"):
-        if not lease.name.startswith(own_prefix):
+    for lease in Lease.objects(expires_at__gt=now).only("name", "holder"):
+        if (
+            lease.holder is not None
+            and lease.name != leases.SCHEDULER
+            and not lease.name.startswith(own_prefix)
+        ):
             lanes[lease.holder][lease.name.split(":", 1)[0]] += 1
-    for lease in Lease.objects(name__startswith=own_prefix).order_by("-renewed_at"):
+    own = Lease.objects(name__startswith=own_prefix)  # a few: ordered here, not by an index
+    for lease in sorted(own, key=lambda lease: lease.renewed_at or leases.FREE, reverse=True):
         dispatchers[lease.holder] = {
             "holder": lease.holder,
             "alive": lease.expires_at > now,
