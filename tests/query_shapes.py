@@ -235,7 +235,8 @@ def declared_indexes() -> dict[str, list[Index]]:
     for cls in _document_registry.values():
         if cls._meta.get("abstract") or not cls.__module__.startswith("app."):
             continue
-        indexes = found.setdefault(cls._get_collection_name(), [])
+        # Every collection has its _id index, which serves ranges of _id and an order by it too.
+        indexes = found.setdefault(cls._get_collection_name(), [Index(ID_INDEX, (("_id", 1),), True)])
         for spec in cls._meta.get("index_specs") or []:
             keys = tuple((name, int(direction)) for name, direction in spec["fields"])
             name = "_".join(f"{name}_{direction}" for name, direction in keys)
@@ -344,6 +345,10 @@ def install(recorder: Recorder) -> None:
     ):
         setattr(collection_class, name, outermost(getattr(collection_class, name), filtered))
     collection_class.distinct = outermost(collection_class.distinct, distinct)
+    # A server answers it from the collection's metadata, reading no document (mongomock counts them).
+    collection_class.estimated_document_count = outermost(
+        collection_class.estimated_document_count, lambda *args, **kwargs: []
+    )
     collection_class.aggregate = outermost(collection_class.aggregate, aggregate)
     collection_class.bulk_write = outermost(collection_class.bulk_write, bulk)
 
