@@ -7,7 +7,6 @@ tests against a real MongoDB; each test then gets its own database, dropped afte
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from contextlib import nullcontext
@@ -28,6 +27,7 @@ from app.tenants.service import create_tenant  # noqa: E402
 from app.users.service import create_superadmin, create_user  # noqa: E402
 
 from . import query_shapes  # noqa: E402
+from .servers import free_port  # noqa: E402
 from .support import configure_sso, create_bot, sso_body  # noqa: E402
 
 # -- query shapes: recorded on the embedded store by every process of the run, checked at its end ---
@@ -164,9 +164,7 @@ def count_operations():
 @pytest.fixture
 def unused_port() -> int:
     """A port on 127.0.0.1 where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture
