@@ -8,6 +8,7 @@ they are refused in the same few steps whatever their length."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 import re
@@ -163,7 +164,8 @@ def test_the_structural_check_tells_risky_patterns(pattern, risky):
 
 @contextmanager
 def counted_work() -> Iterator[dict[str, int]]:
-    """Count the Python steps (calls, lines, returns) of the block, and its calls of a compiled pattern."""
+    """Count the Python steps (calls, lines, returns) of the block, and its calls of a compiled pattern.
+    The garbage collector waits meanwhile: a finalizer it ran would count as the block's steps."""
     work = {"steps": 0, "patterns": 0}
 
     def trace(frame: Any, event: str, argument: Any) -> Any:
@@ -175,6 +177,8 @@ def counted_work() -> Iterator[dict[str, int]]:
             work["patterns"] += 1
 
     previous_trace, previous_profile = sys.gettrace(), sys.getprofile()
+    collecting = gc.isenabled()
+    gc.disable()
     sys.settrace(trace)
     sys.setprofile(profile)
     try:
@@ -182,6 +186,8 @@ def counted_work() -> Iterator[dict[str, int]]:
     finally:
         sys.settrace(previous_trace)
         sys.setprofile(previous_profile)
+        if collecting:
+            gc.enable()
 
 
 def run(check: Callable[[Any], Any], value: Any) -> dict[str, int]:
