@@ -37,7 +37,8 @@ from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
 from app.errors import NotFound, Unauthorized
-from app.messages.models import Message
+from app.leases import Lease
+from app.messages.models import LANE, Message
 from app.tenancy.access import infra
 from app.tenancy.context import unscoped
 
@@ -98,10 +99,9 @@ SCHEDULER_LEADING = Gauge(
     multiprocess_mode="livemax",
 )
 
-# Every tenant id is above this: with it, a count over all tenants is bounded on the tenant-first
-# index (tenantId, status, queuedAt), which the server walks tenant by tenant.
-_ANY_TENANT = ObjectId("0" * 24)
 QUEUE_STATUSES = ("queued", "sending")
+# Bots counted by one aggregation (its $match has one branch per bot).
+_BOTS_PER_COUNT = 500
 
 
 def observe_request(method: str, route: str | None, status: int, seconds: float | None) -> None:
@@ -114,12 +114,26 @@ def observe_request(method: str, route: str | None, status: int, seconds: float 
 
 
 def queue_depth() -> dict[str, int]:
-    """Count the messages queued and being sent, across every tenant."""
+    """Count the messages queued and being sent, across every tenant.
+
+    A bot with messages to send always has a lane (app.leases), so the count reads the bots' lanes
+    and then counts their messages on the tenant-first index (tenantId, telegramAccountId, status):
+    one aggregation per batch of bots, its cost bound by the bots with work, not by the messages
+    ever sent."""
+    counts = dict.fromkeys(QUEUE_STATUSES, 0)
     with unscoped(reason="metrics: the queue depth across tenants"):
-        return {
-            status: Message.objects(tenant_id__gte=_ANY_TENANT, status=status).count()
-            for status in QUEUE_STATUSES
-        }
+        lanes = Lease.objects(name__startswith=f"{LANE}:").only("name", "tenant_id")
+        bots = [(lane.tenant_id, ObjectId(lane.name.split(":", 1)[1])) for lane in lanes]
+        for start in range(0, len(bots), _BOTS_PER_COUNT):
+            batch = bots[start : start + _BOTS_PER_COUNT]
+            of_bots = [{"tenantId": tenant_id, "telegramAccountId": bot} for tenant_id, bot in batch]
+            pipeline: list[Mapping[str, Any]] = [
+                {"$match": {"$or": of_bots, "status": {"$in": list(QUEUE_STATUSES)}}},
+                {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+            ]
+            for row in Message._get_collection().aggregate(pipeline):
+                counts[row["_id"]] += row["count"]
+    return counts
 
 
 class QueueDepth:

@@ -13,11 +13,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import metrics
 from app.errors import NotFound
 from app.jobs import job_named, run_job
+from app.messages.models import Message
+from app.tenancy.context import unscoped
 
 from .support import connect_bot, error_of, random_id, sent_campaign, set_limits
 
@@ -116,6 +119,24 @@ def test_a_scrape_counts_requests_deliveries_jobs_and_refusals(
 
     # No tenant is a label anywhere.
     assert not any(str(tenant.id) in str(labels) for _name, labels in after)
+
+
+def test_the_queue_depth_counts_the_messages_of_every_bot_of_every_tenant(
+    client, auth_headers, other_headers, monkeypatch
+):
+    first, second = connect_bot(client, auth_headers)[0], connect_bot(client, auth_headers)[0]
+    idle = connect_bot(client, other_headers)[0]
+    other = connect_bot(client, other_headers)[0]
+    assert idle not in (first, second, other)
+    sent_campaign(client, auth_headers, first, ["5001", "5002"])
+    sent_campaign(client, auth_headers, second, ["5003"])
+    sent_campaign(client, other_headers, other, ["5004", "5005", "5006", "5007"])
+    with unscoped(reason="test: a message taken by a dispatcher"):
+        Message.objects(telegram_account_id=ObjectId(other), chat="5007").update(set__status="sending")
+
+    assert metrics.queue_depth() == {"queued": 6, "sending": 1}
+    monkeypatch.setattr(metrics, "_BOTS_PER_COUNT", 2)  # three bots with work: two counts
+    assert metrics.queue_depth() == {"queued": 6, "sending": 1}
 
 
 def test_a_failed_job_is_counted_as_failed(app, client):
