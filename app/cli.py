@@ -21,6 +21,7 @@ from marshmallow import ValidationError
 
 from app import demo, leases, metrics
 from app.errors import AppError
+from app.tenants.admin import fill_search_terms
 from app.tenants.models import Tenant
 from app.tenants.plans import PLAN_NAMES
 from app.tenants.service import create_tenant
@@ -78,6 +79,19 @@ def key_recovery_codes_command() -> None:
     from app.auth.two_factor import key_stored_recovery_codes
 
     click.echo(f"Keyed the recovery codes of {key_stored_recovery_codes()} users.")
+
+
+@click.group("tenants", cls=AppGroup)
+@with_appcontext
+def tenants_cli() -> None:
+    """Look after the tenants' records."""
+
+
+@tenants_cli.command("fill-search-terms")
+def fill_search_terms_command() -> None:
+    """Write the search terms of tenants an older version stored without them, so that the
+    superadmin's search finds them (once after upgrading; running it again changes nothing)."""
+    click.echo(f"Wrote the search terms of {fill_search_terms()} tenants.")
 
 
 @click.group("jobs", cls=AppGroup)
@@ -309,7 +323,7 @@ def seed_demo_command() -> None:
 
 
 # The project's commands; pyproject.toml names each under "flask.commands" too.
-COMMANDS = (users_cli, jobs_cli, dispatcher_cli, migrate_command, seed_demo_command)
+COMMANDS = (users_cli, tenants_cli, jobs_cli, dispatcher_cli, migrate_command, seed_demo_command)
 
 
 class Commands(click.Group):

@@ -8,7 +8,7 @@ from bson import ObjectId
 from app.audit.models import PlatformAuditLog
 from app.tenancy.context import unscoped
 from app.tenancy.documents import tenant_document_classes
-from app.tenants.admin import DELETING
+from app.tenants.admin import DELETING, fill_search_terms
 from app.tenants.models import Tenant
 from app.tenants.plans import PLANS
 from app.tenants.service import create_tenant
@@ -63,7 +63,8 @@ def many_tenants(tenant, other_tenant):
     """Acme (professional), Globex (starter) and three free tenants, one of them suspended."""
     extra = [create_tenant(f"Initech {n}", f"initech-{n}") for n in range(1, 4)]
     Tenant.objects(id=extra[0].id).update(set__status="suspended", set__suspended_reason="test")
-    Tenant.objects(id=tenant.id).update(set__domain="marketing.acme.io")
+    tenant.domain = "marketing.acme.io"
+    tenant.save()
     return [tenant, other_tenant, *extra]
 
 
@@ -134,6 +135,73 @@ class TestList:
     )
     def test_search_name_slug_and_domain(self, client, superadmin_headers, many_tenants, q, expected):
         assert slugs_of(client.get(TENANTS, query_string={"q": q}, headers=superadmin_headers)) == expected
+
+    @pytest.mark.parametrize(
+        ("q", "expected"),
+        [
+            ("corp", ["acme"]),  # a word of the name
+            ("  acme   CORP ", ["acme"]),  # white space as the name has it, any case
+            ("2", ["initech-2"]),  # a part of the slug
+            ("marketing", ["acme"]),  # a label of the domain
+            ("io", ["acme"]),
+            ("cme", []),  # the beginning of a word, not any part of it
+            ("corp acme", []),
+        ],
+    )
+    def test_search_matches_the_beginning_of_each_word(
+        self, client, superadmin_headers, many_tenants, q, expected
+    ):
+        assert slugs_of(client.get(TENANTS, query_string={"q": q}, headers=superadmin_headers)) == expected
+
+    def test_search_with_filters_counts_what_it_finds(self, client, superadmin_headers, many_tenants):
+        for query, expected in [
+            ({"q": "initech", "status": "active"}, ["initech-2", "initech-3"]),
+            ({"q": "initech", "plan": "free", "status": "suspended"}, ["initech-1"]),
+            ({"q": "initech", "plan": "starter"}, []),
+            ({"q": "initech", "perPage": 1, "page": 2}, ["initech-2"]),
+        ]:
+            response = client.get(TENANTS, query_string=query, headers=superadmin_headers)
+            assert slugs_of(response) == expected, query
+        response = client.get(
+            TENANTS, query_string={"q": "initech", "perPage": 1}, headers=superadmin_headers
+        )
+        assert response.json["total"] == 3
+
+    def test_search_finds_a_renamed_tenant_by_its_new_name_only(
+        self, client, superadmin_headers, many_tenants, tenant
+    ):
+        response = client.patch(
+            tenant_url(tenant), json={"name": "Umbrella Holdings"}, headers=superadmin_headers
+        )
+        assert response.status_code == 200, response.json
+        assert slugs_of(client.get(TENANTS, query_string={"q": "umbrella"}, headers=superadmin_headers)) == [
+            "acme"
+        ]
+        assert slugs_of(client.get(TENANTS, query_string={"q": "corp"}, headers=superadmin_headers)) == []
+
+    def test_tenants_stored_without_search_terms_are_found_once_filled(
+        self, app, client, superadmin_headers, many_tenants
+    ):
+        """An older version stored no search terms: `tenants fill-search-terms` writes them, once."""
+        Tenant.objects.update(unset__search_terms=True)
+        assert slugs_of(client.get(TENANTS, query_string={"q": "initech"}, headers=superadmin_headers)) == []
+
+        result = app.test_cli_runner().invoke(args=["tenants", "fill-search-terms"])
+        assert result.exit_code == 0, result.output
+        assert result.output == f"Wrote the search terms of {len(many_tenants)} tenants.\n"
+        found = client.get(TENANTS, query_string={"q": "initech"}, headers=superadmin_headers)
+        assert slugs_of(found) == ["initech-1", "initech-2", "initech-3"]
+        assert slugs_of(client.get(TENANTS, query_string={"q": "acme.io"}, headers=superadmin_headers)) == [
+            "acme"
+        ]
+        again = app.test_cli_runner().invoke(args=["tenants", "fill-search-terms"])
+        assert again.output == "Wrote the search terms of 0 tenants.\n"
+
+    def test_filling_search_terms_works_in_batches(self, client, superadmin_headers, many_tenants):
+        Tenant.objects.update(unset__search_terms=True)
+        assert fill_search_terms(batch_size=2) == len(many_tenants)
+        found = client.get(TENANTS, query_string={"q": "initech"}, headers=superadmin_headers)
+        assert slugs_of(found) == ["initech-1", "initech-2", "initech-3"]
 
     @pytest.mark.parametrize(("q", "expected"), [(".*", ["regex-fans"]), ("(", []), ("[a-z]+", [])])
     def test_search_treats_regex_characters_literally(

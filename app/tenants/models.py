@@ -132,6 +132,8 @@ class Tenant(ExactWrites, me.Document):
     branding = me.EmbeddedDocumentField(Branding, default=Branding)
     created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
     updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+    # What the superadmin's search matches by prefix (search_terms), kept by clean().
+    search_terms = me.ListField(me.StringField(), db_field="searchTerms")
 
     meta = {
         "collection": "tenants",
@@ -142,10 +144,17 @@ class Tenant(ExactWrites, me.Document):
         "indexes": [
             {"fields": ["slug"], "unique": True},
             {"fields": ["domain"], "unique": True, "sparse": True},
-            {"fields": ["status", "plan", "-created_at", "-id"]},
-            {"fields": ["status", "created_at", "id"]},
-            {"fields": ["plan", "-created_at", "-id"]},
-            {"fields": ["-created_at", "-id"]},
+            # The superadmin's list, filtered by status and plan or not, newest first, and searched:
+            # the search term, a prefix (a range), comes after the sort.
+            {"fields": ["status", "plan", "-created_at", "-id", "search_terms"]},
+            {"fields": ["status", "created_at", "id", "search_terms"]},
+            {"fields": ["plan", "-created_at", "-id", "search_terms"]},
+            {"fields": ["-created_at", "-id", "search_terms"]},
+            # The count of the search's matches (the page's total).
+            {"fields": ["status", "plan", "search_terms"]},
+            {"fields": ["status", "search_terms"]},
+            {"fields": ["plan", "search_terms"]},
+            {"fields": ["search_terms"]},
             # The deletion sweep: deletions that stopped halfway.
             {"fields": ["status", "suspended_reason", "updated_at"]},
             # The trial-end job's question: whose trial has run out?
@@ -169,6 +178,23 @@ class Tenant(ExactWrites, me.Document):
 
     def clean(self) -> None:
         self.updated_at = utcnow()
+        self.search_terms = search_terms(self.name, self.slug, self.domain)
+
+
+def search_text(text: str) -> str:
+    """Text as the search compares it: case folded, runs of white space made one space."""
+    return " ".join(text.casefold().split())
+
+
+def search_terms(name: str, slug: str, domain: str | None) -> list[str]:
+    """What a search finds a tenant by, each matched by prefix: its name, slug and domain whole, and
+    their words (the name's), parts (the slug's, between hyphens), and the domain's labels and the
+    domains it is under (marketing.acme.io: acme.io, io)."""
+    terms = [search_text(name), *search_text(name).split(" "), slug, *slug.split("-")]
+    if domain:
+        labels = domain.casefold().split(".")
+        terms += [*(".".join(labels[i:]) for i in range(len(labels))), *labels]
+    return list(dict.fromkeys(term for term in terms if term))
 
 
 def _forget_cached_tenants(sender: type, document: Tenant, **kwargs: object) -> None:

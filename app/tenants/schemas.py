@@ -340,7 +340,14 @@ class UsageReportSchema(Schema):
 class TenantListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(STATUSES))
     plan = fields.String(validate=validate.OneOf(PLAN_NAMES))
-    q = fields.String(validate=validate.Length(min=1, max=100))
+    q = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={
+            "description": "The beginning of a tenant's name, slug or domain, or of one of their words, "
+            "in any case",
+            "example": "acme",
+        },
+    )
 
 
 class BillingPatchSchema(Schema):
