@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .query_shapes import Index, Verdict, serving_index, shape_of
+from . import query_shapes
+from .query_shapes import Index, Verdict, judge, problems, render, serving_index, shape_of
 
 
 def _index(*keys: str, unique: bool = False) -> Index:
@@ -79,3 +80,24 @@ def test_an_empty_filter_is_served_by_no_index_and_the_message_names_the_closest
     assert verdict.problem() == (
         "messages: no index serves {chat, tenantId} (issued at app/x.py:1); closest index: tenantId_status"
     )
+
+
+def test_a_run_fails_on_an_unserved_shape_even_when_the_list_shows_it(tmp_path, monkeypatch):
+    served = shape_of("messages", {"tenantId": 1, "status": "queued"})
+    unserved = shape_of("messages", {"tenantId": 1, "chat": "x"})
+    indexes = {"messages": [_index("tenantId", "status")]}
+    verdicts = judge({served: "app/x.py:1", unserved: "app/x.py:2"}, indexes)
+    document = tmp_path / "query-shapes.md"
+    monkeypatch.setattr(query_shapes, "DOCUMENT", document)
+    monkeypatch.setattr(query_shapes, "ROOT", tmp_path)
+
+    document.write_text(render(verdicts))
+    assert problems(verdicts) == [verdicts[0].problem()]
+    assert "{chat, tenantId}" in verdicts[0].problem()
+
+    document.write_text(render(verdicts[1:]))
+    assert problems(verdicts) == [
+        verdicts[0].problem(),
+        "query-shapes.md does not list 1 shapes of this run as they are: run make query-shapes",
+    ]
+    assert problems(verdicts[1:]) == []
