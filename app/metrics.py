@@ -98,6 +98,13 @@ SCHEDULER_LEADING = Gauge(
     "1 while this process holds the scheduler's lease and runs the jobs.",
     multiprocess_mode="livemax",
 )
+HEARTBEAT = Gauge(
+    "process_heartbeat_timestamp_seconds",
+    "When the main loop of this process's scheduler or dispatcher last went round (Unix time), leading "
+    "or waiting: what their containers' healthcheck reads (python -m app.probe).",
+    ["process"],
+    multiprocess_mode="livemax",
+)
 
 QUEUE_STATUSES = ("queued", "sending")
 # Bots counted by one aggregation (its $match has one branch per bot).
@@ -111,6 +118,11 @@ def observe_request(method: str, route: str | None, status: int, seconds: float 
         REQUEST_SECONDS.labels(method, route).observe(seconds)
     if status >= 400:
         REQUEST_ERRORS.labels(method, route, f"{status // 100}xx").inc()
+
+
+def beat(process: str) -> None:
+    """Say that the main loop of `process` ("scheduler", "dispatcher") went round just now."""
+    HEARTBEAT.labels(process).set_to_current_time()
 
 
 def queue_depth() -> dict[str, int]:

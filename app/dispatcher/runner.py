@@ -223,6 +223,7 @@ class Dispatcher:
         except Exception:
             log.exception("the leases of stopped dispatchers were not removed")
         while not self.stopping.is_set():
+            metrics.beat("dispatcher")
             try:
                 self.step()
             except Exception:

@@ -99,7 +99,7 @@ def run_job(app: Flask, job: Job, holder: str | None = None) -> Any:
 
 def build_scheduler(app: Flask, holder: str, stop: threading.Event | None = None) -> BlockingScheduler:
     """Return a scheduler with every job of SCHEDULE, a renewal of the lease that stops it when lost,
-    and a look at `stop` every second."""
+    and a look at `stop` every second (the scheduler's heartbeat)."""
     ttl = app.config["SCHEDULER_LEASE_TTL"]
     scheduler = BlockingScheduler(timezone="UTC")
     for job in SCHEDULE:
@@ -121,6 +121,7 @@ def build_scheduler(app: Flask, holder: str, stop: threading.Event | None = None
                 scheduler.shutdown(wait=False)
 
     def stop_when_asked() -> None:
+        metrics.beat("scheduler")
         if stop is not None and stop.is_set():
             scheduler.shutdown(wait=False)
 
@@ -133,6 +134,7 @@ def wait_for_lease(app: Flask, holder: str, stop: threading.Event) -> bool:
     """Poll until `holder` holds the lease (True) or `stop` is set (False)."""
     ttl, poll = app.config["SCHEDULER_LEASE_TTL"], app.config["SCHEDULER_POLL_SECONDS"]
     while not stop.is_set():
+        metrics.beat("scheduler")
         with app.app_context():
             if leases.acquire(leases.SCHEDULER, holder, ttl):
                 return True
