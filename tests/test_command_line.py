@@ -52,6 +52,7 @@ def listed(help_text: str) -> set[str]:
 def test_the_group_holds_every_project_command():
     assert {command.name for command in COMMANDS} == {
         "users",
+        "tenants",
         "jobs",
         "dispatcher",
         "migrate-to-multitenant",

@@ -8,6 +8,7 @@ import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
+from bson import ObjectId
 
 from app import leases
 from app.clock import utcnow
@@ -16,6 +17,9 @@ from app.jobs.runs import RUNS_KEPT, JobRuns
 from app.leases import SCHEDULER, Lease
 
 from .support import connect_bot, error_of, sent_campaign
+
+# Bots' account ids, as the lanes of bots are named.
+BOTS = [str(ObjectId()) for _ in range(3)]
 
 SYSTEM = "/api/v1/platform/system"
 
@@ -82,9 +86,9 @@ def test_the_dispatchers_alive_and_the_lanes_they_hold(app, client, superadmin_h
     now = utcnow()
     for holder in ("d1", "d2"):
         assert leases.acquire(leases.dispatcher_lease(holder), holder, 15)
-    for kind, key, holder in (("bot", "b1", "d1"), ("bot", "b2", "d1"), ("webhook", "w1", "d1")):
+    for kind, key, holder in (("bot", BOTS[0], "d1"), ("bot", BOTS[1], "d1"), ("webhook", "w1", "d1")):
         assert leases.acquire(leases.lane_name(kind, key), holder, 15)
-    leases.wake(leases.lane_name("bot", "b3"), None, now - timedelta(seconds=5))  # due, nobody holds it
+    leases.wake(leases.lane_name("bot", BOTS[2]), None, now - timedelta(seconds=5))  # due, nobody holds it
     assert leases.acquire(leases.dispatcher_lease("d3"), "d3", 15)
     Lease.objects(name=leases.dispatcher_lease("d3")).update(set__expires_at=now - timedelta(minutes=1))
 
@@ -136,7 +140,7 @@ def test_the_status_command(app):
     assert leases.acquire(SCHEDULER, "host-a", 60)
     run_job(app, job_named("usage-reconcile"))
     assert leases.acquire(leases.dispatcher_lease("d1"), "d1", 15)
-    assert leases.acquire(leases.lane_name("bot", "b1"), "d1", 15)
+    assert leases.acquire(leases.lane_name("bot", BOTS[0]), "d1", 15)
 
     result = app.test_cli_runner().invoke(args=["jobs", "status"])
 
