@@ -49,6 +49,11 @@ def variants(*names: str) -> list[dict]:
     return [{"name": name, "message": {"text": TEXTS[name]}} for name in names]
 
 
+def a_test(**changes) -> dict:
+    """An A/B test of variants A and B, half of the targets in it, with `changes`."""
+    return {"variants": variants("A", "B"), "testPercent": 50, **changes}
+
+
 def ab_body(targets, percent=50, rule=None, names=("A", "B"), **changes) -> dict:
     return {
         "name": "Cover sheets",
@@ -101,17 +106,6 @@ def senders():
 
 
 @pytest.fixture
-def settings():
-    return {"TELEGRAM_RATE_PER_BOT": "100/second"}
-
-
-@pytest.fixture(autouse=True)
-def fast_fake(fake_telegram):
-    fake_telegram.limits.per_bot = (100, 1.0)
-    return fake_telegram
-
-
-@pytest.fixture
 def sender(client, auth_headers) -> tuple[str, str]:
     """A bot of acme: (account id, Telegram bot id)."""
     return connect_bot(client, auth_headers)
@@ -124,60 +118,27 @@ class TestValidation:
     @pytest.mark.parametrize(
         ("test", "field"),
         [
-            ({"variants": variants("A"), "testPercent": 50}, "variants"),
-            ({"variants": variants("A", "B", "C", "A", "B", "C"), "testPercent": 50}, "variants"),
-            ({"variants": variants("A", "A"), "testPercent": 50}, "variants"),
-            (
-                {
-                    "variants": [{"name": "x" * 33, "message": {"text": "t"}}, *variants("A")],
-                    "testPercent": 5,
-                },
-                "variants",
-            ),
-            (
-                {"variants": [{"name": "  ", "message": {"text": "t"}}, *variants("A")], "testPercent": 5},
-                "variants",
-            ),
-            ({"variants": [{"name": "X", "message": {}}, *variants("A")], "testPercent": 5}, "variants"),
-            ({"variants": [{"name": "X"}, *variants("A")], "testPercent": 5}, "variants"),
-            ({"variants": variants("A", "B"), "testPercent": 0}, "testPercent"),
-            ({"variants": variants("A", "B"), "testPercent": 101}, "testPercent"),
-            ({"variants": variants("A", "B"), "testPercent": "50"}, "testPercent"),
-            ({"variants": variants("A", "B"), "testPercent": 50.5}, "testPercent"),
+            (a_test(variants=variants("A")), "variants"),
+            (a_test(variants=variants("A", "B", "C", "A", "B", "C")), "variants"),
+            (a_test(variants=variants("A", "A")), "variants"),
+            (a_test(variants=[{"name": "x" * 33, "message": {"text": "t"}}, *variants("A")]), "variants"),
+            (a_test(variants=[{"name": "  ", "message": {"text": "t"}}, *variants("A")]), "variants"),
+            (a_test(variants=[{"name": "X", "message": {}}, *variants("A")]), "variants"),
+            (a_test(variants=[{"name": "X"}, *variants("A")]), "variants"),
+            (a_test(testPercent=0), "testPercent"),
+            (a_test(testPercent=101), "testPercent"),
+            (a_test(testPercent="50"), "testPercent"),
+            (a_test(testPercent=50.5), "testPercent"),
             ({"variants": variants("A", "B")}, "testPercent"),
+            (a_test(winnerRule={"metric": "clicks", "afterMinutes": 5}), "winnerRule"),
+            (a_test(winnerRule={"metric": "deliveryRate", "afterMinutes": 0}), "winnerRule"),
+            (a_test(winnerRule={"metric": "deliveryRate", "afterMinutes": 10081}), "winnerRule"),
+            (a_test(winnerRule={"metric": "deliveryRate"}), "winnerRule"),
             (
-                {
-                    "variants": variants("A", "B"),
-                    "testPercent": 50,
-                    "winnerRule": {"metric": "clicks", "afterMinutes": 5},
-                },
+                a_test(testPercent=100, winnerRule={"metric": "deliveryRate", "afterMinutes": 60}),
                 "winnerRule",
             ),
-            (
-                {
-                    "variants": variants("A", "B"),
-                    "testPercent": 50,
-                    "winnerRule": {"metric": "deliveryRate", "afterMinutes": 0},
-                },
-                "winnerRule",
-            ),
-            (
-                {
-                    "variants": variants("A", "B"),
-                    "testPercent": 50,
-                    "winnerRule": {"metric": "deliveryRate", "afterMinutes": 10081},
-                },
-                "winnerRule",
-            ),
-            (
-                {
-                    "variants": variants("A", "B"),
-                    "testPercent": 100,
-                    "winnerRule": {"metric": "deliveryRate", "afterMinutes": 60},
-                },
-                "winnerRule",
-            ),
-            ({"variants": variants("A", "B"), "testPercent": 50, "winner": "A"}, "winner"),
+            (a_test(winner="A"), "winner"),
         ],
     )
     def test_a_bad_test_is_422_at_its_field_and_stores_nothing(
@@ -574,13 +535,63 @@ class TestChoosingTheWinner:
         plain = create(client, auth_headers, {"name": "n", "targets": ["1001"], "message": {"text": "hi"}})
         assert error_of(choose(client, auth_headers, plain["id"]), 409)["code"] == "conflict"
 
-    def test_of_two_concurrent_choices_one_wins(
-        self, client, tenant, auth_headers, running, frequent_thread_switches
+    def test_of_concurrent_choices_one_wins(
+        self, client, tenant, auth_headers, sender, frequent_thread_switches
     ):
-        results = run_together(6, lambda i: choose(client, auth_headers, running, "AB"[i % 2]).status_code)
+        for round_ in range(5):
+            body = ab_body(chats(6, start=9_000_000 + 100 * round_), telegramAccountId=sender[0])
+            campaign_id = sent(client, auth_headers, body)
 
-        assert sorted(results) == [200] + [409] * 5
+            results = run_together(
+                6,
+                lambda i, campaign_id=campaign_id: (
+                    choose(client, auth_headers, campaign_id, "AB"[i % 2]).status_code
+                ),
+            )
+
+            assert sorted(results) == [200] + [409] * 5
+            winner = stored_document(Campaign, tenant, campaign_id).ab_test.winner
+            held_out = [m for m in stored_messages(tenant, campaign_id) if m.held_out]
+            assert {(m.status, m.variant) for m in held_out} == {("queued", winner)}
+        assert len(audit_entries(tenant, "campaign.winner_chosen")) == 5
+
+    def test_a_choice_and_a_cancel_at_once_leave_nothing_to_send_and_no_units_held(
+        self, client, tenant, auth_headers, sender, frequent_thread_switches
+    ):
+        for round_ in range(5):
+            body = ab_body(chats(20, start=8_000_000 + 100 * round_), percent=25, telegramAccountId=sender[0])
+            campaign_id = sent(client, auth_headers, body)
+            cancel = {"status": "cancelled"}
+
+            def act(i, campaign_id=campaign_id, cancel=cancel):
+                if i == 0:
+                    return choose(client, auth_headers, campaign_id).status_code
+                return client.patch(
+                    f"{CAMPAIGNS}/{campaign_id}", json=cancel, headers=auth_headers
+                ).status_code
+
+            results = run_together(2, act)
+
+            assert results[1] == 200 and results[0] in (200, 409)
+            assert {m.status for m in stored_messages(tenant, campaign_id)} == {"cancelled"}
+        assert messages_used(tenant) == 0
+
+    def test_the_rule_and_an_owner_at_once_choose_one_winner_and_release_each_target_once(
+        self, client, tenant, auth_headers, sender, frequent_thread_switches
+    ):
+        rule = {"metric": "deliveryRate", "afterMinutes": 1}
+        campaign_id = sent(
+            client, auth_headers, ab_body(chats(40), percent=10, rule=rule, telegramAccountId=sender[0])
+        )
+        due = utcnow() + timedelta(minutes=2)
+
+        results = run_together(
+            2, lambda i: choose(client, auth_headers, campaign_id).status_code if i else ab_winners.run(due)
+        )
+
+        assert results[1] in (200, 409)
         assert len(audit_entries(tenant, "campaign.winner_chosen")) == 1
-        winner = stored_document(Campaign, tenant, running).ab_test.winner
-        held_out = [m for m in stored_messages(tenant, running) if m.held_out]
-        assert {(m.status, m.variant) for m in held_out} == {("queued", winner)}
+        winner = stored_document(Campaign, tenant, campaign_id).ab_test.winner
+        held_out = [m for m in stored_messages(tenant, campaign_id) if m.held_out]
+        assert len(held_out) == 36 and {(m.status, m.variant) for m in held_out} == {("queued", winner)}
+        assert ab_winners.run(due) == {"chosen": 0, "released": 0}
