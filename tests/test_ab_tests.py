@@ -244,6 +244,15 @@ class TestPlanGating:
             == 200
         )
 
+    def test_a_test_under_way_when_the_plan_changes_still_gets_its_winner(
+        self, client, tenant, auth_headers, sender
+    ):
+        campaign_id = sent(client, auth_headers, ab_body(chats(4), telegramAccountId=sender[0]))
+        update_tenant(tenant, set__plan="starter")
+
+        assert choose(client, auth_headers, campaign_id).status_code == 200
+        assert {m.status for m in stored_messages(tenant, campaign_id)} == {"queued"}
+
     def test_a_draft_made_before_a_downgrade_is_not_sent(self, client, tenant, auth_headers, sender):
         campaign = create(client, auth_headers, ab_body(chats(3), telegramAccountId=sender[0]))
         update_tenant(tenant, set__features={"abTesting": False})
@@ -296,6 +305,19 @@ class TestSplit:
     def test_sending_reserves_every_target_at_once(self, client, tenant, auth_headers, sender):
         sent(client, auth_headers, ab_body(chats(50), percent=10, telegramAccountId=sender[0]))
         assert messages_used(tenant) == 50
+
+    def test_a_scheduled_tests_rule_counts_from_the_scheduled_time(
+        self, client, tenant, auth_headers, sender
+    ):
+        starts = (utcnow() + timedelta(days=1)).replace(microsecond=0)
+        rule = {"metric": "deliveryRate", "afterMinutes": 30}
+        body = ab_body(chats(4), rule=rule, telegramAccountId=sender[0], scheduledAt=starts.isoformat())
+        campaign_id = sent(client, auth_headers, body)
+
+        campaign = stored_document(Campaign, tenant, campaign_id)
+        assert campaign.status == "scheduled"
+        assert campaign.ab_test.winner_due_at.replace(tzinfo=starts.tzinfo) == starts + timedelta(minutes=30)
+        assert ab_winners.run(starts + timedelta(minutes=31)) == {"chosen": 0, "released": 0}  # not started
 
 
 # -- delivery and the winner ----------------------------------------------------------------------------
