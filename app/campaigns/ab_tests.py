@@ -60,7 +60,7 @@ def _announce(campaign: Campaign, chosen_by: str) -> None:
     emit(WINNER_CHOSEN, data)
 
 
-def _given(body: MessageBody, variant: str, language: str, now: datetime) -> dict[str, Any]:
+def _released_as(body: MessageBody, variant: str, language: str, now: datetime) -> dict[str, Any]:
     sets = {f"set__{name}": value for name, value in given(body).items()}
     return {
         **sets,
@@ -83,10 +83,10 @@ def _release(campaign: Campaign) -> int:
         # The translations first: what is left held after them reads a language the winner lacks.
         for language, translation in (winner.message.translations or {}).items():
             released += held.filter(language=language).update(
-                **_given(translation, winner.name, language, now)
+                **_released_as(translation, winner.name, language, now)
             )
         fallback = current_tenant().settings.general.language
-        released += held.update(**_given(winner.message, winner.name, fallback, now))
+        released += held.update(**_released_as(winner.message, winner.name, fallback, now))
         leases.wake(leases.lane_name(BOT_LANE, first["telegramAccountId"]), campaign.tenant_id, now)
     Campaign.objects(id=campaign.id, ab_test__winner__ne=None).update_one(unset__ab_test__winner_due_at=True)
     if released:
@@ -102,7 +102,7 @@ def choose_winner(campaign_id: ObjectId, name: str | None) -> Campaign:
         raise Conflict("The campaign has no A/B test")
     variant = test.variant(name) if name is not None else None
     if variant is None:
-        names = ", ".join(variant.name for variant in test.variants)
+        names = ", ".join(each.name for each in test.variants)
         raise ValidationFailed(details={"variant": [f"Name one of the campaign's variants: {names}."]})
     if not test.holds_out:
         raise Conflict("Every target is in the test (testPercent 100): there is no winner to choose")
