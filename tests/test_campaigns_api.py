@@ -642,7 +642,14 @@ class TestStats:
         )
         stats = client.get(campaign_url(campaign["id"], "/stats"), headers=auth_headers)
         assert stats.status_code == 200
-        assert stats.json["messages"] == {"queued": 0, "sending": 0, "sent": 0, "failed": 0, "cancelled": 0}
+        assert stats.json["messages"] == {
+            "held": 0,
+            "queued": 0,
+            "sending": 0,
+            "sent": 0,
+            "failed": 0,
+            "cancelled": 0,
+        }
         assert stats.json["targets"] == 6
         send(client, auth_headers, campaign["id"])
         mark_messages(tenant, campaign["id"], "sent", 3)
@@ -650,7 +657,14 @@ class TestStats:
         body = client.get(campaign_url(campaign["id"], "/stats"), headers=auth_headers).json
         assert body["campaignId"] == campaign["id"]
         assert body["status"] == "sending"
-        assert body["messages"] == {"queued": 2, "sending": 0, "sent": 3, "failed": 1, "cancelled": 0}
+        assert body["messages"] == {
+            "held": 0,
+            "queued": 2,
+            "sending": 0,
+            "sent": 3,
+            "failed": 1,
+            "cancelled": 0,
+        }
         assert body["deliveryRate"] == pytest.approx(0.75)
 
     def test_stats_count_only_this_campaign(self, client, auth_headers, bot):

@@ -207,6 +207,7 @@ class TestFiveHundredChats:
             stats = client.get(f"{CAMPAIGNS}/{campaign_id}/stats", headers=headers)
             assert stats.status_code == 200, stats.json
             assert stats.json["messages"] == {
+                "held": 0,
                 "queued": 0,
                 "sending": 0,
                 "sent": total,

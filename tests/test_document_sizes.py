@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 import bson
 from bson import ObjectId
 
-from app.campaigns.models import Campaign, CampaignMessage
+from app.campaigns.models import (
+    MAX_TRANSLATIONS,
+    MAX_VARIANTS,
+    ABTest,
+    Campaign,
+    CampaignMessage,
+    Translation,
+    Variant,
+    WinnerRule,
+)
 from app.campaigns.schemas import MAX_TARGETS, CampaignCreateSchema
 
 BSON_LIMIT = 16 * 1024 * 1024
@@ -24,19 +33,44 @@ def _longest(field, prefix: str = "") -> str:
     return prefix + WIDE * (field.max_length - len(prefix))
 
 
+def _worst_message() -> CampaignMessage:
+    """A message at its longest, in its most languages, each with media."""
+    text = _longest(CampaignMessage._fields["text"])
+    languages = [f"x{n:02d}-Abcd-419" for n in range(MAX_TRANSLATIONS)]  # the longest tag's shape
+    return CampaignMessage(
+        text=text,
+        parse_mode="MarkdownV2",
+        media_id=ObjectId(),
+        translations={
+            language: Translation(text=text, parse_mode="MarkdownV2", media_id=ObjectId())
+            for language in languages
+        },
+    )
+
+
 def _worst_campaign() -> Campaign:
     fields = Campaign._fields
-    message_fields = CampaignMessage._fields
     target_field = fields["targets"].field
+    targets = [_longest(target_field, prefix=f"@{n}") for n in range(MAX_TARGETS)]
     now = datetime(9999, 12, 31, tzinfo=UTC)
     return Campaign(
         tenant_id=ObjectId(),
         name=_longest(fields["name"]),
         description=_longest(fields["description"]),
-        message=CampaignMessage(
-            text=_longest(message_fields["text"]), parse_mode="MarkdownV2", media_id=ObjectId()
+        message=_worst_message(),
+        targets=targets,
+        target_languages=dict.fromkeys(targets, "abc-Abcd-419"),
+        ab_test=ABTest(
+            variants=[
+                Variant(name=_longest(Variant._fields["name"], prefix=str(n)), message=_worst_message())
+                for n in range(MAX_VARIANTS)
+            ],
+            test_percent=99,
+            winner_rule=WinnerRule(metric="deliveryRate", after_minutes=10080),
+            winner=_longest(Variant._fields["name"], prefix="0"),
+            winner_chosen_at=now,
+            winner_due_at=now,
         ),
-        targets=[_longest(target_field, prefix=f"@{n}") for n in range(MAX_TARGETS)],
         telegram_account=ObjectId(),
         scheduled_at=now,
         status="cancelled",

@@ -108,6 +108,7 @@ def test_the_schedule_names_every_job(app):
         "deletion-sweep",
         "billing-overdue",
         "trial-end",
+        "ab-test-winners",
     ]
     assert job_named("monthly-close").func is monthly_close.run
     assert job_named("trial-end").func is trial_end.run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -11,9 +12,8 @@ from app import leases
 from app.audit.service import record
 from app.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed, found
-from app.media.models import MediaFile
 from app.messages.models import LANE as BOT_LANE
-from app.messages.models import MESSAGE_STATUSES, Message
+from app.messages.models import Message
 from app.pagination import paginate
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.access import Principal
@@ -21,7 +21,14 @@ from app.tenancy.context import current_tenant
 from app.tenants.service import require_feature
 from app.usage import service as usage
 
-from .models import EDITABLE_STATUSES, SENDABLE_STATUSES, Campaign, CampaignMessage
+from . import contents, outgoing
+from .models import (
+    EDITABLE_STATUSES,
+    SENDABLE_STATUSES,
+    Campaign,
+)
+
+WAITING = ("queued", "held")  # messages that nothing sent yet, nor will before they are claimed
 
 
 def _account(account_id: str | None) -> TelegramAccount | None:
@@ -46,14 +53,7 @@ def _apply(campaign: Campaign, fields: dict[str, Any]) -> None:
     for name in ("name", "description", "targets", "scheduled_at"):
         if name in fields:
             setattr(campaign, name, fields[name])
-    if "message" in fields:
-        message = fields["message"]
-        if (
-            message.get("media_id")
-            and MediaFile.objects(id=message["media_id"], complete=True).first() is None
-        ):
-            raise ValidationFailed(details={"message": {"mediaId": ["No such media file."]}})
-        campaign.message = CampaignMessage(**message)
+    contents.apply(campaign, fields)
     if "telegram_account_id" in fields:
         campaign.telegram_account = _account(fields["telegram_account_id"])
 
@@ -88,14 +88,26 @@ def get_campaign(campaign_id: ObjectId) -> Campaign:
 
 
 def _cancel_queued(campaign: Campaign) -> int:
-    """Cancel the campaign's messages still waiting, and give their units back to the month they were
-    reserved in (the month of the send, whose counter the reservation raised)."""
-    cancelled = Message.objects(campaign_id=campaign.id, status="queued").update(
+    """Cancel the campaign's messages still waiting (queued, or held for an A/B test's winner), and give
+    their units back to the month they were reserved in (the month of the send, whose counter the
+    reservation raised)."""
+    cancelled = Message.objects(campaign_id=campaign.id, status__in=WAITING).update(
         set__status="cancelled", set__failed_at=utcnow()
     )
     sent = campaign.send_requested_at
     usage.refund("messagesPerMonth", cancelled, period=usage.period_of(sent) if sent else None)
     return cancelled
+
+
+def cancel_if_stopped(campaign: Campaign, running: tuple[str, ...]) -> bool:
+    """Cancel the messages just queued for a campaign that is no longer in a `running` status (cancelled
+    or deleted meanwhile: they must not go out); True when it was stopped."""
+    if Campaign.objects(id=campaign.id, status__in=running).only("id").first() is not None:
+        return False
+    _cancel_queued(campaign)
+    if Campaign.objects(id=campaign.id).only("id").first() is None:
+        Message.objects(campaign_id=campaign.id).delete()
+    return True
 
 
 def update_campaign(campaign_id: ObjectId, fields: dict[str, Any]) -> Campaign:
@@ -106,7 +118,9 @@ def update_campaign(campaign_id: ObjectId, fields: dict[str, Any]) -> Campaign:
             raise ValidationFailed(details={"status": ["Cancel on its own, without other changes."]})
         if campaign.status not in ("scheduled", "sending", "draft"):
             raise Conflict(f"A {campaign.status} campaign cannot be cancelled")
-        moved = Campaign.objects(id=campaign.id, status=campaign.status).update_one(set__status="cancelled")
+        moved = Campaign.objects(id=campaign.id, status=campaign.status).update_one(
+            set__status="cancelled", unset__ab_test__winner_due_at=True
+        )
         if not moved:
             raise Conflict("The campaign changed meanwhile; reload it")
         cancelled = _cancel_queued(campaign)
@@ -140,9 +154,17 @@ def delete_campaign(campaign_id: ObjectId) -> None:
     if not Campaign.objects(id=campaign.id).delete():
         raise NotFound("No such campaign")
     _cancel_queued(campaign)
-    Message.objects(campaign_id=campaign.id, status__ne="queued").delete()
+    Message.objects(campaign_id=campaign.id, status__nin=WAITING).delete()
     usage.refund("campaigns")
     record("campaign.deleted", target_type="campaign", target_id=campaign_id, summary={"name": campaign.name})
+
+
+def _winner_due(campaign: Campaign, starts: datetime) -> datetime | None:
+    """When the campaign's winner rule applies (None: the owner picks, or there is nothing to pick)."""
+    test = campaign.ab_test
+    if test is None or not test.holds_out or test.winner_rule is None:
+        return None
+    return starts + timedelta(minutes=test.winner_rule.after_minutes)
 
 
 def send_campaign(campaign_id: ObjectId) -> Campaign:
@@ -158,8 +180,18 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         )
     if campaign.scheduled_at is not None:
         _check_schedule(campaign.scheduled_at)
+    tenant = current_tenant()
+    if campaign.ab_test is not None:
+        require_feature(tenant, "abTesting")
+    if campaign.uses_languages:
+        require_feature(tenant, "multiLanguage")
     target_status = "scheduled" if campaign.scheduled_at else "sending"
     account_id = campaign.telegram_account.id
+    now = utcnow()
+    due = campaign.scheduled_at or now
+    changes: dict[str, Any] = {"set__status": target_status, "set__send_requested_at": now}
+    if (winner_due := _winner_due(campaign, due)) is not None:
+        changes["set__ab_test__winner_due_at"] = winner_due
     # Claim the campaign first, as it is now: of two concurrent sends only one moves it out of draft,
     # no edit lands after the claim (edits need a draft), and the bot and time checked above are in
     # the claim's filter. The messages are made from what the claim returns.
@@ -168,39 +200,22 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         status__in=SENDABLE_STATUSES,
         telegram_account=account_id,
         scheduled_at=campaign.scheduled_at,
-    ).modify(new=True, set__status=target_status, set__send_requested_at=utcnow())
+    ).modify(new=True, **changes)
     if claimed is None:
         raise Conflict("The campaign is being sent already, or changed meanwhile")
-    due = claimed.scheduled_at or utcnow()
     try:
         with usage.reserved("messagesPerMonth", len(claimed.targets)):
             Message.objects.insert(
-                [
-                    Message(
-                        campaign_id=claimed.id,
-                        telegram_account_id=account_id,
-                        chat=chat,
-                        text=claimed.message.text,
-                        parse_mode=claimed.message.parse_mode,
-                        media_id=claimed.message.media_id,
-                        position=position,
-                        not_before=due,
-                    )
-                    for position, chat in enumerate(claimed.targets)
-                ],
+                outgoing.messages_of(claimed, account_id, due, tenant.settings.general.language),
                 load_bulk=False,
             )
     except BaseException:
         if Campaign.objects(id=claimed.id, status=target_status).update_one(
-            set__status="draft", unset__send_requested_at=True
+            set__status="draft", unset__send_requested_at=True, unset__ab_test__winner_due_at=True
         ):
             Message.objects(campaign_id=claimed.id).delete()
         raise
-    if Campaign.objects(id=claimed.id, status__in=("scheduled", "sending")).only("id").first() is None:
-        # Cancelled or deleted while its messages were being queued: they must not go out.
-        _cancel_queued(claimed)
-        if Campaign.objects(id=claimed.id).only("id").first() is None:
-            Message.objects(campaign_id=claimed.id).delete()
+    if cancel_if_stopped(claimed, ("scheduled", "sending")):
         raise Conflict("The campaign was cancelled or deleted while it was being sent")
     leases.wake(leases.lane_name(BOT_LANE, account_id), campaign.tenant_id, due)
     record(
@@ -210,21 +225,3 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         summary={"messages": len(claimed.targets)},
     )
     return get_campaign(claimed.id)
-
-
-def campaign_stats(campaign_id: ObjectId) -> dict[str, Any]:
-    """Count the campaign's messages by status (the plan's basicAnalytics feature)."""
-    require_feature(current_tenant(), "basicAnalytics")
-    campaign = get_campaign(campaign_id)
-    counts = dict.fromkeys(MESSAGE_STATUSES, 0)
-    pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-    for row in Message.objects(campaign_id=campaign.id).aggregate(pipeline):
-        counts[row["_id"]] = row["n"]
-    finished = counts["sent"] + counts["failed"]
-    return {
-        "campaign_id": str(campaign.id),
-        "status": campaign.status,
-        "targets": len(campaign.targets),
-        "messages": counts,
-        "delivery_rate": round(counts["sent"] / finished, 4) if finished else None,
-    }

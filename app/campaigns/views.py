@@ -9,7 +9,8 @@ from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import roles
 
-from . import service
+from . import ab_tests, service, stats
+from .content_schemas import WinnerChoiceSchema
 from .schemas import (
     CampaignCreateSchema,
     CampaignListArgs,
@@ -67,9 +68,19 @@ class SendCampaign(MethodView):
         return service.send_campaign(campaign_id)
 
 
+@blp.route("/<objectid:campaign_id>/winner")
+class ChooseCampaignWinner(MethodView):
+    @roles("owner", "admin")
+    @blp.arguments(WinnerChoiceSchema)
+    @blp.response(200, CampaignSchema)
+    def post(self, body, campaign_id):
+        """Choose the A/B test's winner: the targets held out of the test get its message."""
+        return ab_tests.choose_winner(campaign_id, body["variant"])
+
+
 @blp.route("/<objectid:campaign_id>/stats")
 class CampaignStats(MethodView):
     @blp.response(200, CampaignStatsSchema)
     def get(self, campaign_id):
-        """Count the campaign's messages by status."""
-        return service.campaign_stats(campaign_id)
+        """Count the campaign's messages by status, and per variant and language where it has them."""
+        return stats.campaign_stats(campaign_id)

@@ -21,7 +21,16 @@ from flask import Flask
 
 from app import leases, metrics
 
-from . import billing_overdue, deletion_sweep, monthly_close, reconcile, retention, runs, trial_end
+from . import (
+    ab_winners,
+    billing_overdue,
+    deletion_sweep,
+    monthly_close,
+    reconcile,
+    retention,
+    runs,
+    trial_end,
+)
 
 log = logging.getLogger("app.jobs")
 
@@ -70,6 +79,12 @@ SCHEDULE = (
         trial_end.run,
         lambda config: {"trigger": "cron", "minute": 29},
         "Move tenants whose trial ended without a payment method to the free plan (audited, trial.ended).",
+    ),
+    Job(
+        "ab-test-winners",
+        ab_winners.run,
+        lambda config: {"trigger": "cron", "minute": "*"},
+        "Choose the A/B test winners whose rule applies and give the held-out targets the winner's message.",
     ),
 )
 

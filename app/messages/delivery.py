@@ -57,7 +57,7 @@ from app.tenants.models import Tenant
 from app.usage import service as usage
 from app.webhooks.events import emit, emit_many
 
-from .models import Message
+from .models import UNFINISHED, Message
 
 log = logging.getLogger("app.dispatch")
 
@@ -610,7 +610,7 @@ class _BotTurn:
 def finish_campaigns(campaign_ids: set[ObjectId]) -> None:
     """Complete (or fail) the campaigns of the tenant in context that have nothing left to send."""
     for campaign_id in campaign_ids:
-        if Message.objects(campaign_id=campaign_id, status__in=("queued", "sending")).only("id").first():
+        if Message.objects(campaign_id=campaign_id, status__in=UNFINISHED).only("id").first():
             continue
         counts = defaultdict(int)
         pipeline = [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]

@@ -16,8 +16,20 @@ class MessageSchema(Schema):
     campaign_id = fields.String(data_key="campaignId")
     telegram_account_id = fields.String(data_key="telegramAccountId")
     chat = fields.String()
-    text = fields.String()
+    text = fields.String(
+        allow_none=True, metadata={"description": "Null while held for an A/B test's winner"}
+    )
     status = fields.String()
+    variant = fields.String(allow_none=True, metadata={"description": "The A/B test variant sent"})
+    language = fields.String(
+        allow_none=True,
+        metadata={"description": "The language of what was sent (held: the language the chat reads)"},
+    )
+    held_out = fields.Boolean(
+        data_key="heldOut",
+        allow_none=True,
+        metadata={"description": "Held out of the A/B test for its winner"},
+    )
     attempts = fields.Integer()
     telegram_message_id = fields.Integer(data_key="telegramMessageId", allow_none=True)
     error = fields.String(allow_none=True)

@@ -10,6 +10,7 @@ from app.tenancy.documents import TenantDocument
 WEBHOOK_EVENTS = (
     "campaign.completed",
     "campaign.failed",
+    "campaign.winner_chosen",
     "message.failed",
     "usage.threshold",
     "tenant.suspended",
