@@ -30,6 +30,8 @@ from typing import Any
 import mongoengine as me
 from bson import ObjectId
 from mongoengine.connection import get_db
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from app.tenancy.collection import TENANT_FIELD, touches_tenant_field
 from config import EMBEDDED_SCHEME, is_embedded
@@ -280,3 +282,29 @@ def counted_operations() -> Iterator[dict[str, int]]:
     with _counting:
         result.update(_counts)
     result["total"] = sum(_counts.values())
+
+
+DUPLICATE_KEY = 11000
+
+
+def insert_missing(collection: Any, documents: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+    """Insert each document (with its `_id`) unless one with the same values of `keys`, the fields of
+    a unique index, is stored already: one bulk write of upserts that set the document only when they
+    insert it, so that a second run, or two at once, insert each key once. Which documents went in is
+    told by reading them back: an `_id` the caller chose is stored only where its document went in."""
+    requests = [
+        UpdateOne(
+            {key: document[key] for key in keys},
+            {"$setOnInsert": {name: value for name, value in document.items() if name not in keys}},
+            upsert=True,
+        )
+        for document in documents
+    ]
+    if not requests:
+        return
+    try:
+        collection.bulk_write(requests, ordered=False)
+    except BulkWriteError as exc:
+        # Two upserts of one key at once: the server retries most; the one left lost to the other.
+        if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            raise

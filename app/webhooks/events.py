@@ -4,7 +4,8 @@ of each webhook's lane for the dispatcher."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from app import leases
@@ -21,22 +22,59 @@ def emit(event: str, data: dict[str, Any]) -> int:
     return emit_many(event, [data])
 
 
+def _deliveries(
+    event: str, webhook_ids: Sequence[Any], items: Sequence[dict[str, Any]], now: datetime
+) -> list:
+    payloads = [
+        {"id": uuid.uuid4().hex, "event": event, "createdAt": now.isoformat(), "data": data} for data in items
+    ]
+    return [
+        WebhookDelivery(webhook_id=webhook_id, event=event, payload=payload, next_attempt_at=now)
+        for payload in payloads
+        for webhook_id in webhook_ids
+    ]
+
+
 def emit_many(event: str, items: Sequence[dict[str, Any]]) -> int:
     """Queue one `event` per item of data (one query and one insert for all of them)."""
     if not items:
         return 0
     now = utcnow()
     webhooks = list(Webhook.objects(active=True, events=event).scalar("id"))
-    payloads = [
-        {"id": uuid.uuid4().hex, "event": event, "createdAt": now.isoformat(), "data": data} for data in items
-    ]
-    deliveries = [
-        WebhookDelivery(webhook_id=webhook_id, event=event, payload=payload, next_attempt_at=now)
-        for payload in payloads
-        for webhook_id in webhooks
-    ]
+    deliveries = _deliveries(event, webhooks, items, now)
     if deliveries:
         WebhookDelivery.objects.insert(deliveries, load_bulk=False)
-        for webhook_id in webhooks:
-            leases.wake(leases.lane_name(LANE, webhook_id), current_tenant_id(), now)
+        tenant_id = current_tenant_id()
+        leases.wake_many({leases.lane_name(LANE, webhook_id): tenant_id for webhook_id in webhooks}, now)
     return len(deliveries)
+
+
+def emit_for_tenants(event: str, items: Mapping[Any, Sequence[dict[str, Any]]]) -> int:
+    """Queue one `event` per item of data of each tenant id in `items`, for that tenant's webhooks:
+    one query, one insert and one bulk wake for all of them (cross-tenant work inside `unscoped()`:
+    every delivery and lane names its tenant). Return how many deliveries were queued."""
+    if not items:
+        return 0
+    now = utcnow()
+    subscribed: dict[Any, list[Any]] = {}
+    for webhook in Webhook.objects(tenant_id__in=list(items), active=True, events=event).only(
+        "id", "tenant_id"
+    ):
+        subscribed.setdefault(webhook.tenant_id, []).append(webhook.id)
+    documents = []
+    for tenant_id, webhook_ids in subscribed.items():
+        for delivery in _deliveries(event, webhook_ids, items[tenant_id], now):
+            delivery.tenant_id = tenant_id
+            delivery.validate()
+            documents.append(delivery.to_mongo().to_dict())
+    if documents:
+        WebhookDelivery._get_collection().insert_many(documents, ordered=False)
+        leases.wake_many(
+            {
+                leases.lane_name(LANE, webhook_id): tenant_id
+                for tenant_id, webhook_ids in subscribed.items()
+                for webhook_id in webhook_ids
+            },
+            now,
+        )
+    return len(documents)
