@@ -1,31 +1,38 @@
 """Invoices at the close of each period, payments from the provider, and overdue suspensions.
 
 Numbering: the tenant document holds the last invoice number and the last invoiced period. One
-conditional update moves both forward, so of two closes of one period only one gets a number, and a
-number, once taken, always gets its invoice (a close that died in between is repaired by the next
-run). Amounts are in cents; the balance on the tenant adds up its open invoices.
+conditional update per tenant, sent for a whole batch of tenants in one bulk write, moves both forward
+only while the period is later than the last invoiced one, so of two closes of one period only one
+gets a number, and a number, once taken, always gets its invoice (a close that died in between is
+repaired by the next run, which finds the number on the tenant). The invoice is inserted only if its
+period has none (the unique (tenantId, period) index). Amounts are in cents; the balance on the tenant
+adds up its open invoices.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import mongoengine as me
+from bson import ObjectId
 from flask import current_app
+from pymongo import UpdateOne
 
 from app.audit.models import Actor
-from app.audit.service import record
+from app.audit.service import record, record_for_tenants
 from app.clock import utcnow
+from app.db import insert_missing
 from app.errors import found
 from app.pagination import paginate
-from app.tenancy.context import tenant_scope
+from app.tenancy.collection import TENANT_FIELD
+from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.admin import activate_tenant, suspend_tenant
 from app.tenants.billing import CURRENCY, price_cents
 from app.tenants.models import Tenant
 from app.usage.service import period_bounds
-from app.webhooks.events import emit
+from app.webhooks.events import emit, emit_for_tenants
 
 from .models import Invoice
 
@@ -48,22 +55,31 @@ def _describe(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def _allocate_number(tenant: Tenant, period: str) -> int | None:
-    """Take the next invoice number for `period`, once; None when a later period is invoiced already."""
-    # Never invoiced (no field, or null) or last invoiced before `period`: a string compares only with
-    # strings, so $not $gte matches all three in one clause.
+def _allocate_numbers(tenants: Sequence[Tenant], period: str) -> dict[Any, int]:
+    """Take the next invoice number of each of `tenants` for `period`, once; return the number each
+    holds for `period` (none for a tenant with a later period invoiced already).
+
+    One bulk write moves the counter of every tenant not yet invoiced for `period` or a later one
+    (never invoiced, no field or null, or last invoiced before: a string compares only with strings,
+    so $not $gte matches all three in one clause); one read returns the counters. A number taken by a
+    close that stopped before its invoice is found again, so a number, once taken, gets its invoice."""
     earlier = {"billing.lastInvoicedPeriod": {"$not": {"$gte": period}}}
-    moved = (
-        Tenant.objects(id=tenant.id, __raw__=earlier)
-        .only("billing")
-        .modify(new=True, inc__billing__last_invoice_number=1, set__billing__last_invoiced_period=period)
-    )
-    if moved is not None:
-        return moved.billing.last_invoice_number
-    current = Tenant.objects(id=tenant.id).only("billing").first()
-    if current.billing.last_invoiced_period == period:
-        return current.billing.last_invoice_number  # taken by a close that stopped before its invoice
-    return None
+    moves = [
+        UpdateOne(
+            {"_id": tenant.id, **earlier},
+            {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}},
+        )
+        for tenant in tenants
+    ]
+    if not moves:
+        return {}
+    Tenant._get_collection().bulk_write(moves, ordered=False)
+    counters = Tenant.objects(id__in=[tenant.id for tenant in tenants]).only("billing")
+    return {
+        tenant.id: tenant.billing.last_invoice_number
+        for tenant in counters
+        if tenant.billing.last_invoiced_period == period
+    }
 
 
 def billed_part(tenant: Tenant, period: str) -> tuple[datetime, int]:
@@ -84,17 +100,36 @@ def issue_invoice(
 ) -> Invoice | None:
     """Bill `tenant` for a closed period, issued `now` (the close); None when that period is billed
     already (idempotent)."""
-    with tenant_scope(tenant):
-        if Invoice.objects(period=period).only("id").first() is not None:
-            return None
-        number = _allocate_number(tenant, period)
-        if number is None:
-            log.warning("period older than the last invoiced one; not billed", extra={"period": period})
-            return None
+    with unscoped("billing: invoice one tenant for a closed period"):
+        issued = issue_invoices([tenant], period, {tenant.id: usage}, now or utcnow())
+    return issued[0] if issued else None
+
+
+def issue_invoices(
+    tenants: Sequence[Tenant], period: str, usage: Mapping[Any, dict[str, Any]], now: datetime
+) -> list[Invoice]:
+    """Bill each of `tenants` for a closed period with its usage in it, issued `now` (the close);
+    return the invoices issued by this call (a period billed already is billed no more). Run inside
+    `unscoped()`: a constant number of operations for the whole batch, each naming its tenants."""
+    ids = [tenant.id for tenant in tenants]
+    billed = set(Invoice.objects(tenant_id__in=ids, period=period).scalar("tenant_id"))
+    pending = [tenant for tenant in tenants if tenant.id not in billed]
+    numbers = _allocate_numbers(pending, period)
+    if len(numbers) < len(pending):
+        log.warning(
+            "period older than the last invoiced one; not billed",
+            extra={"period": period, "tenants": len(pending) - len(numbers)},
+        )
+    due_at = now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"])
+    drafts = {}
+    for tenant in pending:
+        if tenant.id not in numbers:
+            continue
         billed_from, amount = billed_part(tenant, period)
-        now = now or utcnow()
         invoice = Invoice(
-            number=number,
+            id=ObjectId(),
+            tenant_id=tenant.id,
+            number=numbers[tenant.id],
             period=period,
             plan=tenant.plan,
             price_cents=price_cents(tenant) or 0,
@@ -102,26 +137,39 @@ def issue_invoice(
             amount_cents=amount,
             currency=CURRENCY,
             status="open" if amount else "paid",
-            usage=usage,
+            usage=usage[tenant.id],
             issued_at=now,
-            due_at=now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"]),
+            due_at=due_at,
             paid_at=None if amount else now,
         )
-        try:
-            invoice.save(force_insert=True)
-        except me.NotUniqueError:
-            return None  # a concurrent close of the same period wrote it
-        if amount:
-            Tenant.objects(id=tenant.id).update_one(inc__billing__balance_cents=amount)
-        record(
-            "invoice.created",
-            target_type="invoice",
-            target_id=invoice.id,
-            summary=_describe(invoice),
-            actor=SYSTEM,
-        )
-        emit("invoice.created", _describe(invoice))
-        return invoice
+        invoice.validate()
+        drafts[invoice.id] = invoice
+    if not drafts:
+        return []
+    insert_missing(
+        Invoice._get_collection(),
+        [invoice.to_mongo().to_dict() for invoice in drafts.values()],
+        (TENANT_FIELD, "period"),
+    )
+    # Those stored with the id given here are this call's (a concurrent close wrote the others).
+    stored = Invoice.objects(tenant_id__in=[i.tenant_id for i in drafts.values()], period=period).scalar("id")
+    issued = [drafts[invoice_id] for invoice_id in stored if invoice_id in drafts]
+    balances = [
+        UpdateOne({"_id": invoice.tenant_id}, {"$inc": {"billing.balanceCents": invoice.amount_cents}})
+        for invoice in issued
+        if invoice.amount_cents
+    ]
+    if balances:
+        Tenant._get_collection().bulk_write(balances, ordered=False)
+    summaries = {invoice.tenant_id: [_describe(invoice)] for invoice in issued}
+    record_for_tenants(
+        "invoice.created",
+        [(invoice.tenant_id, invoice.id, summaries[invoice.tenant_id][0]) for invoice in issued],
+        target_type="invoice",
+        actor=SYSTEM,
+    )
+    emit_for_tenants("invoice.created", summaries)
+    return issued
 
 
 def _settle(invoice: Invoice, status: str, **changes: Any) -> bool:
