@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
+from app.db import stored_like
 from app.logs import request_id_var
 from app.pagination import paginate
 from app.tenancy.context import tenant_scope
@@ -101,15 +102,19 @@ def record_for_tenants(
 ) -> int:
     """Append one entry per (tenant id, target id, summary) to the audit log of its tenant, in one
     insert (cross-tenant work inside `unscoped()`: each entry names its tenant); return how many."""
-    documents = []
-    for tenant_id, target_id, summary in entries:
-        entry = _entry(action, actor, target_type, target_id, summary)
-        entry.tenant_id = tenant_id
-        entry.validate()
-        documents.append(entry.to_mongo().to_dict())
-    if documents:
-        AuditLog._get_collection().insert_many(documents, ordered=False)
-    return len(documents)
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "target_id": str(target_id) if target_id is not None else None,
+            "summary": redact(summary or {}),
+        }
+        for tenant_id, target_id, summary in entries
+    ]
+    if rows:
+        template = _entry(action, actor, target_type, None, None)
+        template.tenant_id = rows[0]["tenant_id"]
+        AuditLog._get_collection().insert_many(stored_like(template, rows), ordered=False)
+    return len(rows)
 
 
 def record_anonymous(

@@ -10,22 +10,22 @@ first did not, and finish what it left.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.tenancy.context import unscoped
 from app.tenants.batches import tenant_batches
-from app.tenants.models import Tenant
 from app.usage.service import period_bounds, period_of
-from app.usage.snapshots import snapshot_usage
+from app.usage.snapshots import SNAPSHOT_FIELDS, snapshot_usage
 
-from .service import issue_invoices
+from .service import INVOICED_FIELDS, issue_invoices
 
 log = logging.getLogger("app.billing")
 
 CLOSE_REASON = "monthly close: snapshot and bill a batch of tenants"
-# What the close reads of a tenant: its limits and gauges, and what its invoice needs.
-CLOSE_FIELDS = ("created_at", "plan", "limits", "usage", "billing")
+# What the close reads of a tenant (stored names): when it was created, what its snapshot and invoice need.
+CLOSE_FIELDS = ("createdAt", *SNAPSHOT_FIELDS, *INVOICED_FIELDS)
 
 
 def previous_period(now: datetime) -> str:
@@ -34,9 +34,10 @@ def previous_period(now: datetime) -> str:
     return period_of(start - timedelta(days=1))
 
 
-def close_batch(tenants: Sequence[Tenant], period: str, now: datetime) -> dict[str, int]:
-    """Snapshot and bill `period` for `tenants` (all created before it ended); return how many were
-    closed now, how many were closed already, and how many invoices were issued."""
+def close_batch(tenants: Sequence[Mapping[str, Any]], period: str, now: datetime) -> dict[str, int]:
+    """Snapshot and bill `period` for `tenants` (as stored, with CLOSE_FIELDS; all created before it
+    ended); return how many were closed now, how many were closed already, and how many invoices were
+    issued."""
     with unscoped(CLOSE_REASON):
         usage = snapshot_usage(tenants, period)
         invoices = issue_invoices(
@@ -52,7 +53,7 @@ def close_month(now: datetime) -> dict[str, int | str]:
     _start, end = period_bounds(period)
     totals = {"closed": 0, "alreadyClosed": 0, "invoiced": 0}
     for batch in tenant_batches(*CLOSE_FIELDS):
-        existed = [tenant for tenant in batch if tenant.created_at < end]
+        existed = [tenant for tenant in batch if tenant["createdAt"] < end]
         if existed:
             for name, count in close_batch(existed, period, now).items():
                 totals[name] += count

@@ -23,13 +23,12 @@ from pymongo import UpdateOne
 from app.audit.models import Actor
 from app.audit.service import record, record_for_tenants
 from app.clock import utcnow
-from app.db import insert_missing
+from app.db import insert_missing, stored_like
 from app.errors import found
 from app.pagination import paginate
-from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.admin import activate_tenant, suspend_tenant
-from app.tenants.billing import CURRENCY, price_cents
+from app.tenants.billing import CURRENCY, monthly_price_cents
 from app.tenants.models import Tenant
 from app.usage.service import period_bounds
 from app.webhooks.events import emit, emit_for_tenants
@@ -43,56 +42,68 @@ SYSTEM = Actor(kind="system")
 
 
 def _describe(invoice: Invoice) -> dict[str, Any]:
+    return _described(invoice.to_mongo())
+
+
+def _described(invoice: Mapping[str, Any]) -> dict[str, Any]:
+    """What an invoice's audit entries and events say of it, from the invoice as stored."""
+    billed_from = invoice.get("billedFrom")
     return {
-        "invoiceId": str(invoice.id),
-        "number": invoice.number,
-        "period": invoice.period,
-        "priceCents": invoice.price_cents,
-        "billedFrom": invoice.billed_from.isoformat() if invoice.billed_from else None,
-        "amountCents": invoice.amount_cents,
-        "currency": invoice.currency,
-        "status": invoice.status,
+        "invoiceId": str(invoice["_id"]),
+        "number": invoice["number"],
+        "period": invoice["period"],
+        "priceCents": invoice.get("priceCents"),
+        "billedFrom": billed_from.isoformat() if billed_from else None,
+        "amountCents": invoice["amountCents"],
+        "currency": invoice["currency"],
+        "status": invoice["status"],
     }
 
 
-def _allocate_numbers(tenants: Sequence[Tenant], period: str) -> dict[Any, int]:
-    """Take the next invoice number of each of `tenants` for `period`, once; return the number each
-    holds for `period` (none for a tenant with a later period invoiced already).
+# What invoicing reads of a tenant (stored names, the same as its fields' here).
+INVOICED_FIELDS = ("plan", "billing")
+
+
+def _allocate_numbers(tenant_ids: Sequence[Any], period: str) -> dict[Any, int]:
+    """Take the next invoice number of each tenant of `tenant_ids` for `period`, once; return the
+    number each holds for `period` (none for a tenant with a later period invoiced already).
 
     One bulk write moves the counter of every tenant not yet invoiced for `period` or a later one
     (never invoiced, no field or null, or last invoiced before: a string compares only with strings,
     so $not $gte matches all three in one clause); one read returns the counters. A number taken by a
     close that stopped before its invoice is found again, so a number, once taken, gets its invoice."""
+    if not tenant_ids:
+        return {}
     earlier = {"billing.lastInvoicedPeriod": {"$not": {"$gte": period}}}
     moves = [
         UpdateOne(
-            {"_id": tenant.id, **earlier},
+            {"_id": tenant_id, **earlier},
             {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}},
         )
-        for tenant in tenants
+        for tenant_id in tenant_ids
     ]
-    if not moves:
-        return {}
     Tenant._get_collection().bulk_write(moves, ordered=False)
-    counters = Tenant.objects(id__in=[tenant.id for tenant in tenants]).only("billing")
+    counters = Tenant.objects(id__in=list(tenant_ids)).only("billing").as_pymongo()
     return {
-        tenant.id: tenant.billing.last_invoice_number
+        tenant["_id"]: tenant["billing"]["lastInvoiceNumber"]
         for tenant in counters
-        if tenant.billing.last_invoiced_period == period
+        if tenant["billing"].get("lastInvoicedPeriod") == period
     }
 
 
-def billed_part(tenant: Tenant, period: str) -> tuple[datetime, int]:
+def billed_part(plan: str, billing: Mapping[str, Any], period: str) -> tuple[datetime, int]:
     """Return where the billed part of `period` starts and what it costs in cents (pro rata, rounded
-    down): trial days are never billed, and neither is a tenant still trialing at the close, whose trial
-    runs on or ended unconverted (the trial-end job moves it to free)."""
+    down) for a tenant on `plan` with `billing` (as stored): trial days are never billed, and neither is
+    a tenant still trialing at the close, whose trial runs on or ended unconverted (the trial-end job
+    moves it to free)."""
     start, end = period_bounds(period)
-    if tenant.billing.status == "trialing":
+    if billing.get("status") == "trialing":
         since = end
     else:
-        since = min(max(start, tenant.billing.trial_ends_at or start), end)
+        since = min(max(start, billing.get("trialEndsAt") or start), end)
     billed = int((end - since).total_seconds())
-    return since, (price_cents(tenant) or 0) * billed // int((end - start).total_seconds())
+    price = monthly_price_cents(plan, billing.get("priceCents")) or 0
+    return since, price * billed // int((end - start).total_seconds())
 
 
 def issue_invoice(
@@ -101,74 +112,78 @@ def issue_invoice(
     """Bill `tenant` for a closed period, issued `now` (the close); None when that period is billed
     already (idempotent)."""
     with unscoped("billing: invoice one tenant for a closed period"):
-        issued = issue_invoices([tenant], period, {tenant.id: usage}, now or utcnow())
-    return issued[0] if issued else None
+        stored = Tenant.objects(id=tenant.id).only(*INVOICED_FIELDS).as_pymongo().first()
+        issued = issue_invoices([stored], period, {tenant.id: usage}, now or utcnow())
+        return Invoice.objects.get(id=issued[0]["_id"]) if issued else None
 
 
 def issue_invoices(
-    tenants: Sequence[Tenant], period: str, usage: Mapping[Any, dict[str, Any]], now: datetime
-) -> list[Invoice]:
-    """Bill each of `tenants` for a closed period with its usage in it, issued `now` (the close);
-    return the invoices issued by this call (a period billed already is billed no more). Run inside
-    `unscoped()`: a constant number of operations for the whole batch, each naming its tenants."""
-    ids = [tenant.id for tenant in tenants]
-    billed = set(Invoice.objects(tenant_id__in=ids, period=period).scalar("tenant_id"))
-    pending = [tenant for tenant in tenants if tenant.id not in billed]
-    numbers = _allocate_numbers(pending, period)
+    tenants: Sequence[Mapping[str, Any]], period: str, usage: Mapping[Any, dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Bill each of `tenants` (as stored, with INVOICED_FIELDS) for a closed period with its usage in
+    it, issued `now` (the close); return the invoices issued by this call, as stored (a period billed
+    already is billed no more). Run inside `unscoped()`: a constant number of operations for the whole
+    batch, each naming its tenants."""
+    ids = [tenant["_id"] for tenant in tenants]
+    billed = {
+        found["tenantId"]
+        for found in Invoice.objects(tenant_id__in=ids, period=period).only("tenant_id").as_pymongo()
+    }
+    pending = [tenant for tenant in tenants if tenant["_id"] not in billed]
+    numbers = _allocate_numbers([tenant["_id"] for tenant in pending], period)
     if len(numbers) < len(pending):
         log.warning(
             "period older than the last invoiced one; not billed",
             extra={"period": period, "tenants": len(pending) - len(numbers)},
         )
-    due_at = now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"])
-    drafts = {}
-    for tenant in pending:
-        if tenant.id not in numbers:
-            continue
-        billed_from, amount = billed_part(tenant, period)
-        invoice = Invoice(
-            id=ObjectId(),
-            tenant_id=tenant.id,
-            number=numbers[tenant.id],
-            period=period,
-            plan=tenant.plan,
-            price_cents=price_cents(tenant) or 0,
-            billed_from=billed_from,
-            amount_cents=amount,
-            currency=CURRENCY,
-            status="open" if amount else "paid",
-            usage=usage[tenant.id],
-            issued_at=now,
-            due_at=due_at,
-            paid_at=None if amount else now,
-        )
-        invoice.validate()
-        drafts[invoice.id] = invoice
-    if not drafts:
+    numbered = [tenant for tenant in pending if tenant["_id"] in numbers]
+    if not numbered:
         return []
-    insert_missing(
-        Invoice._get_collection(),
-        [invoice.to_mongo().to_dict() for invoice in drafts.values()],
-        (TENANT_FIELD, "period"),
+    rows = []
+    for tenant in numbered:
+        billing = tenant.get("billing", {})
+        billed_from, amount = billed_part(tenant["plan"], billing, period)
+        rows.append(
+            {
+                "id": ObjectId(),
+                "tenant_id": tenant["_id"],
+                "number": numbers[tenant["_id"]],
+                "plan": tenant["plan"],
+                "price_cents": monthly_price_cents(tenant["plan"], billing.get("priceCents")) or 0,
+                "billed_from": billed_from,
+                "amount_cents": amount,
+                "status": "open" if amount else "paid",
+                "usage": usage[tenant["_id"]],
+                "paid_at": None if amount else now,
+            }
+        )
+    template = Invoice(
+        **rows[0],
+        period=period,
+        currency=CURRENCY,
+        issued_at=now,
+        due_at=now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"]),
     )
+    drafts = {document["_id"]: document for document in stored_like(template, rows)}
+    insert_missing(Invoice._get_collection(), list(drafts.values()))
     # Those stored with the id given here are this call's (a concurrent close wrote the others).
-    stored = Invoice.objects(tenant_id__in=[i.tenant_id for i in drafts.values()], period=period).scalar("id")
-    issued = [drafts[invoice_id] for invoice_id in stored if invoice_id in drafts]
+    stored = Invoice.objects(tenant_id__in=[tenant["_id"] for tenant in numbered], period=period).only("id")
+    issued = [drafts[found["_id"]] for found in stored.as_pymongo() if found["_id"] in drafts]
     balances = [
-        UpdateOne({"_id": invoice.tenant_id}, {"$inc": {"billing.balanceCents": invoice.amount_cents}})
+        UpdateOne({"_id": invoice["tenantId"]}, {"$inc": {"billing.balanceCents": invoice["amountCents"]}})
         for invoice in issued
-        if invoice.amount_cents
+        if invoice["amountCents"]
     ]
     if balances:
         Tenant._get_collection().bulk_write(balances, ordered=False)
-    summaries = {invoice.tenant_id: [_describe(invoice)] for invoice in issued}
+    described = {invoice["tenantId"]: _described(invoice) for invoice in issued}
     record_for_tenants(
         "invoice.created",
-        [(invoice.tenant_id, invoice.id, summaries[invoice.tenant_id][0]) for invoice in issued],
+        [(invoice["tenantId"], invoice["_id"], described[invoice["tenantId"]]) for invoice in issued],
         target_type="invoice",
         actor=SYSTEM,
     )
-    emit_for_tenants("invoice.created", summaries)
+    emit_for_tenants("invoice.created", {tenant_id: [summary] for tenant_id, summary in described.items()})
     return issued
 
 

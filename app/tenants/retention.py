@@ -71,7 +71,7 @@ def purge_expired_batch(tenants: Sequence[dict[str, Any]], now: datetime) -> dic
 def purge_expired(now: datetime) -> dict[str, int]:
     """Purge every tenant that has a retention window, a batch at a time."""
     totals = {"tenants": 0, "messages": 0, "webhookDeliveries": 0, "auditLogs": 0}
-    for batch in tenant_batches("settings__compliance", raw=True):
+    for batch in tenant_batches("settings.compliance"):
         removed = purge_expired_batch(batch, now)
         for name, count in removed.items():
             totals[name] += count

@@ -11,54 +11,62 @@ names its tenant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
 
 from app.clock import utcnow
-from app.db import insert_missing
-from app.tenancy.collection import TENANT_FIELD
-from app.tenants.models import Tenant
+from app.db import insert_missing, stored_like
+from app.tenants.models import Usage
 from app.tenants.plans import LIMIT_NAMES, effective_limits
 
 from .models import UsageCounter, UsageSnapshot
 from .service import GAUGES
 
+# What a snapshot reads of a tenant (stored names).
+SNAPSHOT_FIELDS = ("plan", "limits", "usage")
 
-def _resources(tenant: Tenant, counters: dict[str, int]) -> dict[str, dict[str, Any]]:
-    limits = effective_limits(tenant.plan, tenant.limits)
+
+def _resources(tenant: Mapping[str, Any], counters: dict[str, int]) -> dict[str, dict[str, Any]]:
+    limits = effective_limits(tenant["plan"], tenant.get("limits") or {})
+    gauges = tenant.get("usage", {})
     resources = {}
     for name in LIMIT_NAMES:
-        used = getattr(tenant.usage, GAUGES[name]) if name in GAUGES else counters.get(name, 0)
+        used = (
+            gauges.get(Usage._fields[GAUGES[name]].db_field, 0) if name in GAUGES else counters.get(name, 0)
+        )
         resources[name] = {"used": used, "limit": limits[name]}
     return resources
 
 
-def snapshot_usage(tenants: Sequence[Tenant], period: str) -> dict[Any, tuple[dict[str, Any], bool]]:
-    """Snapshot what each of `tenants` used in `period`, unless it is snapshotted already; return, by
-    tenant id, the stored snapshot's resources and whether this call wrote it."""
-    ids = [tenant.id for tenant in tenants]
+def snapshot_usage(
+    tenants: Sequence[Mapping[str, Any]], period: str
+) -> dict[Any, tuple[dict[str, Any], bool]]:
+    """Snapshot what each of `tenants` (as stored, with SNAPSHOT_FIELDS) used in `period`, unless it is
+    snapshotted already; return, by tenant id, the stored snapshot's resources and whether this call
+    wrote it."""
+    ids = [tenant["_id"] for tenant in tenants]
     counters: dict[Any, dict[str, int]] = {tenant_id: {} for tenant_id in ids}
-    for counter in UsageCounter.objects(tenant_id__in=ids, period=period).only(
-        "tenant_id", "resource", "used"
-    ):
-        counters[counter.tenant_id][counter.resource] = counter.used
-    closed_at = utcnow()
-    written = {}
-    documents = []
-    for tenant in tenants:
-        snapshot = UsageSnapshot(
-            id=ObjectId(),
-            tenant_id=tenant.id,
-            period=period,
-            plan=tenant.plan,
-            resources=_resources(tenant, counters[tenant.id]),
-            closed_at=closed_at,
-        )
-        snapshot.validate()
-        written[tenant.id] = snapshot.id
-        documents.append(snapshot.to_mongo().to_dict())
-    insert_missing(UsageSnapshot._get_collection(), documents, (TENANT_FIELD, "period"))
+    found = UsageCounter.objects(tenant_id__in=ids, period=period).only("tenant_id", "resource", "used")
+    for counter in found.as_pymongo():
+        counters[counter["tenantId"]][counter["resource"]] = counter["used"]
+    rows = [
+        {
+            "id": ObjectId(),
+            "tenant_id": tenant["_id"],
+            "plan": tenant["plan"],
+            "resources": _resources(tenant, counters[tenant["_id"]]),
+        }
+        for tenant in tenants
+    ]
+    if not rows:
+        return {}
+    written = {row["tenant_id"]: row["id"] for row in rows}
+    template = UsageSnapshot(**rows[0], period=period, closed_at=utcnow())
+    insert_missing(UsageSnapshot._get_collection(), stored_like(template, rows))
     stored = UsageSnapshot.objects(tenant_id__in=ids, period=period).only("id", "tenant_id", "resources")
-    return {snap.tenant_id: (snap.resources, snap.id == written[snap.tenant_id]) for snap in stored}
+    return {
+        snap["tenantId"]: (snap["resources"], snap["_id"] == written[snap["tenantId"]])
+        for snap in stored.as_pymongo()
+    }

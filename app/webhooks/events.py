@@ -10,6 +10,7 @@ from typing import Any
 
 from app import leases
 from app.clock import utcnow
+from app.db import stored_like
 from app.tenancy.context import current_tenant_id
 
 from .models import Webhook, WebhookDelivery
@@ -22,16 +23,9 @@ def emit(event: str, data: dict[str, Any]) -> int:
     return emit_many(event, [data])
 
 
-def _deliveries(
-    event: str, webhook_ids: Sequence[Any], items: Sequence[dict[str, Any]], now: datetime
-) -> list:
-    payloads = [
-        {"id": uuid.uuid4().hex, "event": event, "createdAt": now.isoformat(), "data": data} for data in items
-    ]
+def _payloads(event: str, items: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     return [
-        WebhookDelivery(webhook_id=webhook_id, event=event, payload=payload, next_attempt_at=now)
-        for payload in payloads
-        for webhook_id in webhook_ids
+        {"id": uuid.uuid4().hex, "event": event, "createdAt": now.isoformat(), "data": data} for data in items
     ]
 
 
@@ -41,7 +35,11 @@ def emit_many(event: str, items: Sequence[dict[str, Any]]) -> int:
         return 0
     now = utcnow()
     webhooks = list(Webhook.objects(active=True, events=event).scalar("id"))
-    deliveries = _deliveries(event, webhooks, items, now)
+    deliveries = [
+        WebhookDelivery(webhook_id=webhook_id, event=event, payload=payload, next_attempt_at=now)
+        for payload in _payloads(event, items, now)
+        for webhook_id in webhooks
+    ]
     if deliveries:
         WebhookDelivery.objects.insert(deliveries, load_bulk=False)
         tenant_id = current_tenant_id()
@@ -57,24 +55,23 @@ def emit_for_tenants(event: str, items: Mapping[Any, Sequence[dict[str, Any]]]) 
         return 0
     now = utcnow()
     subscribed: dict[Any, list[Any]] = {}
-    for webhook in Webhook.objects(tenant_id__in=list(items), active=True, events=event).only(
-        "id", "tenant_id"
-    ):
-        subscribed.setdefault(webhook.tenant_id, []).append(webhook.id)
-    documents = []
-    for tenant_id, webhook_ids in subscribed.items():
-        for delivery in _deliveries(event, webhook_ids, items[tenant_id], now):
-            delivery.tenant_id = tenant_id
-            delivery.validate()
-            documents.append(delivery.to_mongo().to_dict())
-    if documents:
-        WebhookDelivery._get_collection().insert_many(documents, ordered=False)
-        leases.wake_many(
-            {
-                leases.lane_name(LANE, webhook_id): tenant_id
-                for tenant_id, webhook_ids in subscribed.items()
-                for webhook_id in webhook_ids
-            },
-            now,
-        )
-    return len(documents)
+    webhooks = Webhook.objects(tenant_id__in=list(items), active=True, events=event).only("id", "tenant_id")
+    for webhook in webhooks.as_pymongo():
+        subscribed.setdefault(webhook["tenantId"], []).append(webhook["_id"])
+    rows = [
+        {"tenant_id": tenant_id, "webhook_id": webhook_id, "payload": payload}
+        for tenant_id, webhook_ids in subscribed.items()
+        for payload in _payloads(event, items[tenant_id], now)
+        for webhook_id in webhook_ids
+    ]
+    if not rows:
+        return 0
+    template = WebhookDelivery(**rows[0], event=event, next_attempt_at=now, created_at=now)
+    WebhookDelivery._get_collection().insert_many(stored_like(template, rows), ordered=False)
+    lanes = {
+        leases.lane_name(LANE, webhook_id): tenant_id
+        for tenant_id, webhook_ids in subscribed.items()
+        for webhook_id in webhook_ids
+    }
+    leases.wake_many(lanes, now)
+    return len(rows)
