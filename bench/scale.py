@@ -107,6 +107,15 @@ def measure_list(app, tenants: int, requests: int) -> tuple[float, float, float]
     return statistics.median(latencies), statistics.quantiles(latencies, n=100)[98], ops["total"] / requests
 
 
+def system_entries(tenant_ids: list, action: str, target_type: str) -> list[dict]:
+    """One audit entry of the system per tenant, as stored."""
+    actor = Actor(kind="system")
+    return [
+        AuditLog(tenant_id=i, action=action, actor=actor, target_type=target_type).to_mongo().to_dict()
+        for i in tenant_ids
+    ]
+
+
 def close_case(size: int, floor: bool) -> Callable[[], object]:
     now = utcnow()
     ids = insert_tenants(size, now - timedelta(days=90))
@@ -136,12 +145,7 @@ def close_case(size: int, floor: bool) -> Callable[[], object]:
         .to_dict()
         for i in ids
     ]
-    entries = [
-        AuditLog(tenant_id=i, action="invoice.created", actor=Actor(kind="system"), target_type="invoice")
-        .to_mongo()
-        .to_dict()
-        for i in ids
-    ]
+    entries = system_entries(ids, "invoice.created", "invoice")
     db = database()
 
     def writes() -> None:
@@ -159,12 +163,7 @@ def reconcile_case(size: int, floor: bool) -> Callable[[], object]:
     ids = insert_tenants(size, utcnow(), campaigns=1)
     if not floor:
         return reconcile.run
-    entries = [
-        AuditLog(tenant_id=i, action="usage.reconciled", actor=Actor(kind="system"), target_type="usage")
-        .to_mongo()
-        .to_dict()
-        for i in ids
-    ]
+    entries = system_entries(ids, "usage.reconciled", "usage")
     db = database()
 
     def writes() -> None:

@@ -57,7 +57,7 @@ def purge_expired_batch(tenants: Sequence[dict[str, Any]], now: datetime) -> dic
             by_cutoff.setdefault(now - timedelta(days=days), []).append(tenant["_id"])
     removed = {"tenants": sum(len(ids) for ids in by_cutoff.values())}
     if not by_cutoff:
-        return {"tenants": 0, **{name: 0 for name, *_rest in RETAINED}}
+        return {**removed, **{name: 0 for name, *_rest in RETAINED}}
     with unscoped(PURGE_REASON):
         for name, document_class, finished, aged_by in RETAINED:
             deletes = [

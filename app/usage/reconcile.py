@@ -69,8 +69,9 @@ def count_gauges(tenant_ids: list[Any]) -> dict[Any, dict[str, int]]:
     return {tenant_id: {name: totals[name].get(tenant_id, 0) for name in totals} for tenant_id in tenant_ids}
 
 
-def _field(gauge: str) -> str:
-    return f"usage.{Usage._fields[GAUGES[gauge]].db_field}"
+def _stored_name(gauge: str) -> str:
+    """The name a gauge is stored under in the tenant's `usage`."""
+    return Usage._fields[GAUGES[gauge]].db_field
 
 
 def recount_batch(tenants: Sequence[dict[str, Any]], now: datetime) -> dict[Any, dict[str, Any]]:
@@ -85,8 +86,8 @@ def recount_batch(tenants: Sequence[dict[str, Any]], now: datetime) -> dict[Any,
         for tenant in tenants:
             tenant_id, stored = tenant["_id"], tenant.get("usage", {})
             for name, actual in counted[tenant_id].items():
-                field = _field(name)
-                before = stored.get(field.split(".")[1], 0)
+                field = f"usage.{_stored_name(name)}"
+                before = stored.get(_stored_name(name), 0)
                 if before != actual:
                     writes.append(UpdateOne({"_id": tenant_id, field: before}, {"$set": {field: actual}}))
                     proposed.setdefault(tenant_id, {})[name] = {"from": before, "to": actual}
@@ -119,7 +120,7 @@ def _applied(proposed: dict[Any, dict[str, dict[str, int]]]) -> dict[Any, dict[s
             if name == "activeOwners":
                 value = tenant.get("owners", {}).get("active")
             else:
-                value = tenant.get("usage", {}).get(_field(name).split(".")[1])
+                value = tenant.get("usage", {}).get(_stored_name(name))
             if value == change["to"]:
                 held[name] = change
         if held:
@@ -151,7 +152,12 @@ def recompute_usage(tenant: Tenant) -> dict[str, int]:
         owners = _grouped(User, [tenant.id], ACTIVE_OWNERS, 1).get(tenant.id, 0)
         Tenant._get_collection().update_one(
             {"_id": tenant.id},
-            {"$set": {**{_field(name): value for name, value in gauges.items()}, "owners.active": owners}},
+            {
+                "$set": {
+                    **{f"usage.{_stored_name(name)}": value for name, value in gauges.items()},
+                    "owners.active": owners,
+                }
+            },
         )
         queued = Message.objects(tenant_id=tenant.id, queued_at__gte=start, queued_at__lt=end).count()
         UsageCounter._get_collection().update_one(
