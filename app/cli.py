@@ -24,7 +24,6 @@ from app.errors import AppError
 from app.tenants.admin import fill_search_terms
 from app.tenants.models import Tenant
 from app.tenants.plans import PLAN_NAMES
-from app.tenants.service import create_tenant
 from app.users.schemas import PASSWORD
 from app.users.service import create_superadmin
 from config import ConfigError, is_embedded
@@ -249,8 +248,8 @@ def migrate_command(
     slug: str | None, name: str, plan: str, dry_run: bool, backup: str | None, batch_size: int, yes: bool
 ) -> None:
     """Convert a single-tenant database to the multi-tenant layout (idempotent; back up first)."""
-    from app.jobs.reconcile import recompute_tenant_usage
     from app.tenancy import migration
+    from app.tenants.migration import migrate_to_multitenant
 
     config = current_app.config
     if config["CREATE_INDEXES"]:
@@ -274,17 +273,17 @@ def migrate_command(
         click.echo("Back up the database first (mongodump, or --backup PATH).")
         click.confirm("Migrate without a backup?", abort=True)
     try:
-        tenant = tenant or create_tenant(name, slug, plan=plan)
-        reports = migration.migrate(
-            tenant,
-            batch_size=batch_size,
+        reports, usage = migrate_to_multitenant(
+            slug,
+            name,
+            plan,
+            batch_size,
             progress=lambda length, label: click.progressbar(
                 length=length, label=f"{label:<20}", file=sys.stderr
             ),
         )
     except (migration.MigrationError, AppError) as exc:
         raise click.ClickException(str(exc)) from None
-    usage = recompute_tenant_usage(tenant)
     _print_reports(reports, dry_run=False)
     click.echo(f"Usage of {slug} recomputed: {usage}")
     click.echo("Migration finished: every collection has the same number of documents as before.")

@@ -23,13 +23,14 @@ import functools
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import mongoengine as me
 from bson import ObjectId
 from mongoengine.connection import get_db
+from pymongo.errors import BulkWriteError
 
 from app.tenancy.collection import TENANT_FIELD, touches_tenant_field
 from config import EMBEDDED_SCHEME, is_embedded
@@ -147,8 +148,11 @@ def _embedded_indexes() -> None:
     `_id`s reads only those documents, and one naming its `tenantId`s only those tenants' documents
     (every index of a tenant collection starts with tenantId). The documents of each tenant are kept
     as they are written and deleted; an update that writes tenantId itself (the migration's
-    backfill) makes the store group them again when next asked. Bulk updates get past pymongo 4.11's
-    `sort` argument, which mongomock does not know."""
+    backfill) makes the store group them again when next asked. An aggregation's leading $match,
+    $sort and $project run as a find, as a server runs them, and a cursor hands out its documents by
+    position instead of copying the rest of its results for each. Bulk updates get past pymongo
+    4.11's `sort` argument, which mongomock does not know."""
+    import mongomock.aggregate
     import mongomock.collection
     import mongomock.store
     from mongomock.filtering import filter_applies
@@ -159,16 +163,25 @@ def _embedded_indexes() -> None:
         return
 
     def iter_documents(self: Any, filter: Any) -> Any:
+        # The documents found by the values named hold those values: the rest of the filter decides
+        # (as a server's index does; mongomock would look each document up in the list of values).
         store = self._store
         ids = _values_named(filter, "_id")
-        if ids is None:
-            tenants = _values_named(filter, TENANT_FIELD)
-            if tenants is None:
-                return scan(self, filter)
-            by_tenant = _tenants_of(store)
-            ids = [key for tenant in [*tenants, None] for key in by_tenant.get(tenant, ())]
-        found = [store[i] for i in ids if i in store]
-        return iter([document for document in found if filter_applies(filter, document)])
+        if ids is not None:
+            rest = {name: value for name, value in filter.items() if name != "_id"}
+            found = [store[i] for i in ids if i in store]
+            return iter([document for document in found if filter_applies(rest, document)])
+        tenants = _values_named(filter, TENANT_FIELD)
+        if tenants is None:
+            return scan(self, filter)
+        by_tenant = _tenants_of(store)
+        rest = {name: value for name, value in filter.items() if name != TENANT_FIELD}
+        found = [store[key] for tenant in tenants for key in by_tenant.get(tenant, ())]
+        untenanted = [store[key] for key in by_tenant.get(None, ())]
+        return iter(
+            [document for document in found if filter_applies(rest, document)]
+            + [document for document in untenanted if filter_applies(filter, document)]
+        )
 
     iter_documents.__dict__["indexed"] = True
     collection._iter_documents = iter_documents
@@ -207,6 +220,38 @@ def _embedded_indexes() -> None:
     store_class.__setitem__ = set_document
     store_class.__delitem__ = del_document
     store_class.drop = drop_documents
+
+    aggregate = collection.aggregate
+
+    def aggregate_through_find(self: Any, pipeline: Any, session: Any = None, **kwargs: Any) -> Any:
+        # A server runs a leading $match, $sort and inclusion $project as a query, through an index;
+        # mongomock would copy the whole collection first.
+        stages = list(pipeline)
+        query: dict[str, Any] = {}
+        for operator in ("$match", "$sort", "$project"):
+            if stages and set(stages[0]) == {operator}:
+                query[operator] = stages.pop(0)[operator]
+        if not query or not all(value in (0, 1) for value in query.get("$project", {}).values()):
+            return aggregate(self, pipeline, session, **kwargs)
+        cursor = self.find(query.get("$match"), query.get("$project"))
+        if "$sort" in query:
+            cursor = cursor.sort(list(query["$sort"].items()))
+        return mongomock.aggregate.process_pipeline(list(cursor), self.database, stages, session)
+
+    collection.aggregate = aggregate_through_find
+
+    cursor_class: Any = mongomock.collection.Cursor
+
+    def next_document(self: Any) -> Any:
+        # By position: mongomock copies the rest of its results for every document it returns.
+        results = self._compute_results(with_limit_and_skip=False)
+        position = self._skip + self._emitted
+        if position >= len(results) or (self._limit and self._emitted >= abs(self._limit)):
+            raise StopIteration
+        self._emitted += 1
+        return results[position]
+
+    cursor_class.__next__ = cursor_class.next = next_document
 
     builder: Any = mongomock.collection.BulkOperationBuilder
     add_update = builder.add_update
@@ -280,3 +325,40 @@ def counted_operations() -> Iterator[dict[str, int]]:
     with _counting:
         result.update(_counts)
     result["total"] = sum(_counts.values())
+
+
+DUPLICATE_KEY = 11000
+
+
+def insert_missing(collection: Any, documents: list[dict[str, Any]]) -> None:
+    """Insert each document unless a unique index of the collection holds one with the same key: one
+    unordered insert, whose duplicate key errors are the documents stored already (by a run before,
+    or one running at the same time). Which documents went in is told by reading them back: an `_id`
+    the caller chose is stored only where its document went in."""
+    if not documents:
+        return
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            raise
+
+
+def stored_like(template: me.Document, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The stored forms of documents that are `template` but for the fields each row gives (Python
+    names, stored values; None leaves the field out, as the ODM does). The template is validated once:
+    a batch of documents built by the same code differs only in values of the same kinds, and building
+    each through the ODM would cost more than writing it."""
+    template.validate()
+    stored = template.to_mongo().to_dict()
+    documents = []
+    for row in rows:
+        document = dict(stored)
+        for name, value in row.items():
+            key = template._fields[name].db_field
+            if value is None:
+                document.pop(key, None)
+            else:
+                document[key] = value
+        documents.append(document)
+    return documents

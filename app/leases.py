@@ -25,13 +25,16 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import mongoengine as me
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from app.clock import utcnow
+from app.db import DUPLICATE_KEY
 
 SCHEDULER = "scheduler"
 DISPATCHER = "dispatcher"  # the prefix of a dispatcher process's own lease
@@ -113,16 +116,35 @@ def renew(names: Collection[str], holder: str, ttl_seconds: float) -> set[str]:
 
 def wake(name: str, tenant_id: Any, at: datetime | None = None) -> None:
     """Say that the lane `name` of a tenant has work due at `at` (now by default)."""
-    update = {
-        "min__due_at": at or utcnow(),
-        "inc__wakes": 1,
-        "set_on_insert__tenant_id": tenant_id,
-        "set_on_insert__expires_at": FREE,
-    }
+    wake_many({name: tenant_id}, at or utcnow())
+
+
+def _wakes(lanes: Mapping[str, Any], at: datetime, upsert: bool) -> list[UpdateOne]:
+    return [
+        UpdateOne(
+            {"_id": name},
+            {
+                "$min": {"dueAt": at},
+                "$inc": {"wakes": 1},
+                "$setOnInsert": {"tenantId": tenant_id, "expiresAt": FREE},
+            },
+            upsert=upsert,
+        )
+        for name, tenant_id in lanes.items()
+    ]
+
+
+def wake_many(lanes: Mapping[str, Any], at: datetime) -> None:
+    """Say that each lane of `lanes` (its name: its tenant's id) has work due at `at`: one bulk write."""
+    requests = _wakes(lanes, at, upsert=True)
     try:
-        Lease.objects(name=name).update_one(upsert=True, **update)
-    except me.NotUniqueError:
-        Lease.objects(name=name).update_one(**update)  # another wake inserted it first
+        Lease._get_collection().bulk_write(requests, ordered=False)
+    except BulkWriteError as exc:
+        if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+            raise
+        # Another wake inserted these lanes first: wake them without inserting.
+        lost = [requests[error["index"]]._filter["_id"] for error in exc.details["writeErrors"]]
+        Lease._get_collection().bulk_write(_wakes(dict.fromkeys(lost), at, upsert=False), ordered=False)
 
 
 def wake_tenant(tenant_id: Any) -> None:

@@ -1,5 +1,6 @@
 """Measure what the service costs as the data grows: one tenant's list as the tenant count grows, and
-the monthly close, the retention purge and the migration backfill next to their raw-driver floor.
+the monthly close, the usage reconcile, the retention purge and the migration backfill next to their
+raw-driver floor.
 
     .venv/bin/python bench/scale.py [--tenants 10,1000,10000] [--sizes 1000,10000,100000] [--budget 240]
 
@@ -12,17 +13,22 @@ raw collection operations that make the same writes on the same store (the floor
 - monthly close (app/jobs/monthly_close.py run): N tenants closed; each gets a usage snapshot, an
   invoice, an audit entry and its invoice number; floor: one insert_many per collection and one
   update_many on the tenants;
+- usage reconcile (app/jobs/reconcile.py run): N tenants whose campaigns gauge drifted; each is
+  repaired and gets an audit entry; floor: one update_many on the tenants and one insert_many;
 - retention purge (app/jobs/retention.py run): N expired messages spread over 10 tenants with a
   retention window; floor: one delete_many with the same filter across tenants;
 - migration backfill (app.tenancy.migration.migrate, what the migrate command runs): N untenanted
   documents of a single-tenant database (generated as bench/migration.py does); floor: one
   update_many per collection.
 The service and the floor must leave the same number of documents, and of untenanted documents, in
-every collection. The embedded store has no query planner: every filtered read scans its collection,
-so work done tenant by tenant grows with tenants x documents here where a server would use the
-tenantId indexes; and its cursor copies its result list for every document it returns, so one
-operation on n documents (a floor's delete_many) costs time quadratic in n. A run whose time,
-projected from the smaller sizes, exceeds --budget seconds is skipped and its projection printed.
+every collection. "ops/batch" is what each batch (1,000 tenants or 1,000 documents; the purge's 10
+tenants are one) costs in operations: the service's operations divided by its batches at the first
+size, then the operations added per batch added since the size before (a job's fixed operations left
+out); constant as N grows when the job works in bulk. The embedded store has no query planner: a
+filter that names no _id and no tenantId scans its collection (app/db.py), and it copies every
+document it reads or changes, so its times are the store's, not a server's: compare ratios. A run
+whose time, projected from the smaller sizes, exceeds --budget seconds is skipped and its projection
+printed.
 """
 
 from __future__ import annotations
@@ -42,17 +48,20 @@ os.environ.setdefault("APP_ENV", "development")
 
 from app import create_app  # noqa: E402
 from app.audit.models import Actor, AuditLog  # noqa: E402
+from app.billing.closing import previous_period  # noqa: E402
 from app.billing.models import Invoice  # noqa: E402
 from app.clock import utcnow  # noqa: E402
 from app.db import (
     counted_operations,  # noqa: E402
     database,  # noqa: E402
 )
-from app.jobs import monthly_close, retention  # noqa: E402
+from app.jobs import monthly_close, reconcile, retention  # noqa: E402
 from app.tenancy import migration  # noqa: E402
 from app.tenancy.collection import TENANT_FIELD  # noqa: E402
+from app.tenants.batches import TENANTS_PER_BATCH  # noqa: E402
 from app.tenants.models import Tenant  # noqa: E402
 from app.tenants.plans import LIMIT_NAMES, effective_limits  # noqa: E402
+from app.tenants.retention import FINISHED_MESSAGES  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.usage.models import UsageSnapshot  # noqa: E402
 from bench.migration import generate  # noqa: E402
@@ -69,12 +78,15 @@ def fresh_database():
     return db
 
 
-def insert_tenants(count: int, created_at: datetime, retention_days: int | None = None) -> list:
+def insert_tenants(
+    count: int, created_at: datetime, retention_days: int | None = None, campaigns: int = 0
+) -> list:
     """Insert `count` valid tenant documents with one insert_many; return their ids."""
     docs = []
     for index in range(count):
         tenant = Tenant(name=f"Tenant {index}", slug=f"tenant-{index}", created_at=created_at)
         tenant.settings.compliance.data_retention_days = retention_days
+        tenant.usage.campaigns = campaigns
         docs.append(tenant.to_mongo().to_dict())
     database().tenants.insert_many(docs)
     return [doc["_id"] for doc in docs]
@@ -95,12 +107,21 @@ def measure_list(app, tenants: int, requests: int) -> tuple[float, float, float]
     return statistics.median(latencies), statistics.quantiles(latencies, n=100)[98], ops["total"] / requests
 
 
+def system_entries(tenant_ids: list, action: str, target_type: str) -> list[dict]:
+    """One audit entry of the system per tenant, as stored."""
+    actor = Actor(kind="system")
+    return [
+        AuditLog(tenant_id=i, action=action, actor=actor, target_type=target_type).to_mongo().to_dict()
+        for i in tenant_ids
+    ]
+
+
 def close_case(size: int, floor: bool) -> Callable[[], object]:
     now = utcnow()
     ids = insert_tenants(size, now - timedelta(days=90))
     if not floor:
         return lambda: monthly_close.run(now)
-    period = monthly_close.previous_period(now)
+    period = previous_period(now)
     limits = effective_limits("free", {})
     resources = {name: {"used": 0, "limit": limits[name]} for name in LIMIT_NAMES}
     snapshots = [
@@ -124,12 +145,7 @@ def close_case(size: int, floor: bool) -> Callable[[], object]:
         .to_dict()
         for i in ids
     ]
-    entries = [
-        AuditLog(tenant_id=i, action="invoice.created", actor=Actor(kind="system"), target_type="invoice")
-        .to_mongo()
-        .to_dict()
-        for i in ids
-    ]
+    entries = system_entries(ids, "invoice.created", "invoice")
     db = database()
 
     def writes() -> None:
@@ -138,6 +154,20 @@ def close_case(size: int, floor: bool) -> Callable[[], object]:
             {}, {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}}
         )
         db.invoices.insert_many(invoices)
+        db.audit_logs.insert_many(entries)
+
+    return writes
+
+
+def reconcile_case(size: int, floor: bool) -> Callable[[], object]:
+    ids = insert_tenants(size, utcnow(), campaigns=1)
+    if not floor:
+        return reconcile.run
+    entries = system_entries(ids, "usage.reconciled", "usage")
+    db = database()
+
+    def writes() -> None:
+        db.tenants.update_many({}, {"$set": {"usage.campaigns": 0}})
         db.audit_logs.insert_many(entries)
 
     return writes
@@ -168,7 +198,7 @@ def retention_case(size: int, floor: bool) -> Callable[[], object]:
         return lambda: retention.run(now)
     cutoff = now - timedelta(days=RETENTION_DAYS)
     return lambda: db.messages.delete_many(
-        {"status": {"$in": list(retention.FINISHED_MESSAGES)}, "queuedAt": {"$lt": cutoff}}
+        {"status": {"$in": list(FINISHED_MESSAGES)}, "queuedAt": {"$lt": cutoff}}
     )
 
 
@@ -186,10 +216,12 @@ def migration_case(size: int, floor: bool) -> Callable[[], object]:
     return writes
 
 
+# Each job: its name, what N counts, how its data is made, and how many batches N makes.
 JOBS = [
-    ("monthly close", "tenants", close_case),
-    ("retention purge", "messages", retention_case),
-    ("migration backfill", "documents", migration_case),
+    ("monthly close", "tenants", close_case, lambda n: math.ceil(n / TENANTS_PER_BATCH)),
+    ("usage reconcile", "tenants", reconcile_case, lambda n: math.ceil(n / TENANTS_PER_BATCH)),
+    ("retention purge", "messages", retention_case, lambda n: 1),
+    ("migration backfill", "documents", migration_case, lambda n: math.ceil(n / 1000)),
 ]
 
 
@@ -222,7 +254,7 @@ def projected(measured: list[tuple[int, float]], size: int) -> float:
 
 
 def numbers(text: str) -> list[int]:
-    return [int(part) for part in text.split(",")]
+    return [int(part) for part in text.split(",") if part]
 
 
 def main() -> None:
@@ -231,6 +263,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=numbers, default=[1000, 10000, 100000])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--budget", type=float, default=240.0, help="seconds a single run may take")
+    parser.add_argument("--jobs", type=lambda text: text.split(","), help="only these jobs (comma-separated)")
     args = parser.parse_args()
     app = create_app(
         {"CREATE_INDEXES": False, "LOG_LEVEL": "WARNING", "MONGODB_URI": "mongomock://localhost/bench_scale"}
@@ -243,10 +276,13 @@ def main() -> None:
             print(f"{tenants:>8}  {median:>9.2f}  {p99:>7.2f}  {ops:>11.1f}", flush=True)
         print()
         print("jobs on fresh data, service next to the raw collection operations (floor)")
-        head = ("job", "documents", "service s", "floor s", "ratio", "service ops", "floor ops")
+        head = ("job", "documents", "service s", "floor s", "ratio", "service ops", "floor ops", "ops/batch")
         print(f"{head[0]:<20}  {head[1]:>19}  " + "  ".join(f"{h:>11}" for h in head[2:]))
-        for name, unit, case in JOBS:
+        for name, unit, case, batches in JOBS:
+            if args.jobs and name not in args.jobs:
+                continue
             measured: list[tuple[int, float]] = []
+            counted: tuple[int, int] | None = None  # the last run's batches and operations
             for size in args.sizes:
                 label = f"{name:<20}  {size:>9} {unit:<9}"
                 estimate = projected(measured, size)
@@ -257,9 +293,14 @@ def main() -> None:
                 floor, floor_ops, floor_left = measure_job(case, size, floor=True)
                 assert service_left == floor_left, (name, size, service_left, floor_left)
                 measured.append((size, service))
+                per_batch = service_ops / batches(size)
+                if counted is not None and batches(size) > counted[0]:
+                    # What each batch more costs: the operations a job makes once are left out.
+                    per_batch = (service_ops - counted[1]) / (batches(size) - counted[0])
+                counted = (batches(size), service_ops)
                 print(
                     f"{label}  {service:>11.2f}  {floor:>11.3f}  {service / floor:>11.1f}  "
-                    f"{service_ops:>11}  {floor_ops:>11}",
+                    f"{service_ops:>11}  {floor_ops:>11}  {per_batch:>11.1f}",
                     flush=True,
                 )
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +20,7 @@ from bson import ObjectId
 
 from app import leases
 from app.audit.models import Actor, AuditLog
+from app.billing import closing
 from app.campaigns.models import Campaign, CampaignMessage
 from app.clock import utcnow
 from app.errors import Conflict, LimitExceeded
@@ -55,10 +54,12 @@ from app.tenancy.context import (
     unscoped,
 )
 from app.tenancy.documents import global_document_classes, tenant_document_classes
+from app.tenants import retention as retention_service
 from app.tenants.admin import DELETING
 from app.tenants.models import Tenant
 from app.tenants.plans import GB, LIMIT_NAMES
 from app.tenants.service import create_tenant
+from app.usage import reconcile as reconcile_service
 from app.usage import service as usage
 from app.usage.models import UsageCounter, UsageSnapshot
 from app.users import owners
@@ -475,7 +476,7 @@ def assert_october_closed(acme, globex):
     ],
 )
 def test_the_period_closed_is_the_month_before_now(now, period):
-    assert monthly_close.previous_period(now) == period
+    assert closing.previous_period(now) == period
 
 
 def test_monthly_close_writes_one_snapshot_per_tenant_for_the_month_that_ended(app, october):
@@ -573,12 +574,21 @@ def test_a_tenant_created_after_the_period_ended_gets_no_snapshot(app, october):
     assert_october_closed(acme, globex)
 
 
-def test_reset_monthly_usage_is_the_original_designs_name_and_is_idempotent(app, october):
+def test_closing_a_batch_of_one_tenant_is_idempotent_and_resets_no_counter(app, october):
     acme, globex = october
+    stored = Tenant.objects(id=acme.id).as_pymongo().first()
 
-    assert monthly_close.reset_monthly_usage(acme, "2026-10") is True
+    assert closing.close_batch([stored], "2026-10", CLOSE_NOW) == {
+        "closed": 1,
+        "alreadyClosed": 0,
+        "invoiced": 1,
+    }
     first = dump()
-    assert monthly_close.reset_monthly_usage(acme, "2026-10") is False
+    assert closing.close_batch([stored], "2026-10", CLOSE_NOW) == {
+        "closed": 0,
+        "alreadyClosed": 1,
+        "invoiced": 0,
+    }
 
     assert dump() == first
     assert set(snapshots()) == {(acme.id, "2026-10")}
@@ -864,16 +874,17 @@ def test_reconciliation_does_not_count_erased_users(app, tenant, make_user):
 
 def test_reconciliation_never_overwrites_a_reservation_made_while_it_counted(app, tenant, monkeypatch):
     acme = update_tenant(tenant, set__usage__campaigns=7)
-    real_count = reconcile.count_gauges
+    real_count = reconcile_service.count_gauges
 
-    def count_then_reserve():
-        counted = real_count()
+    def count_then_reserve(tenant_ids):
+        counted = real_count(tenant_ids)
         # meanwhile a request creates a campaign (and reserves it)
-        Campaign(name="late", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
+        with tenant_scope(acme):
+            Campaign(name="late", message=CampaignMessage(text="hi"), targets=["@channel1"]).save()
         Tenant.objects(id=acme.id).update(inc__usage__campaigns=1)
         return counted
 
-    monkeypatch.setattr(reconcile, "count_gauges", count_then_reserve)
+    monkeypatch.setattr(reconcile_service, "count_gauges", count_then_reserve)
     assert reconcile.run() == {"tenants": 1, "repaired": 0}
     assert gauges(acme)["campaigns"] == 8
     assert reconciled_entries(acme) == []
@@ -990,55 +1001,109 @@ def tenants_with_work(*tenants):
         )
 
 
+# Each job that works a batch of tenants at a time: its service's function for one batch.
+BATCHES = {
+    "monthly-close": (closing, "close_batch"),
+    "retention-purge": (retention_service, "purge_expired_batch"),
+    "usage-reconcile": (reconcile_service, "recount_batch"),
+}
+# The unscoped access of each job that reads or writes across tenants, and why.
+UNSCOPED_REASONS = {
+    "monthly-close": {closing.CLOSE_REASON},
+    "retention-purge": {retention_service.PURGE_REASON},
+    "usage-reconcile": {reconcile_service.RECOUNT_REASON},
+    "deletion-sweep": {deletion_sweep.SWEEP_REASON},
+}
+
+
+def tenant_id_of(tenant):
+    return tenant["_id"] if isinstance(tenant, dict) else tenant.id
+
+
 @pytest.mark.parametrize("job", MAINTENANCE, ids=lambda job: job.name)
 def test_every_job_visits_every_tenant_and_leaves_no_tenant_in_context(
     app, tenant, other_tenant, job, monkeypatch
 ):
     tenants_with_work(tenant, other_tenant)
+    module, name = BATCHES[job.name]
+    work_on_batch = getattr(module, name)
     visited = []
 
-    @contextmanager
-    def recording_scope(scoped):
-        with tenant_scope(scoped) as entered:
-            visited.append(current_tenant_id())
-            yield entered
+    def recording_batch(batch, *args):
+        assert current_state() == TenantState()  # each batch enters its own unscoped access
+        visited.extend(tenant_id_of(each) for each in batch)
+        return work_on_batch(batch, *args)
 
-    monkeypatch.setattr(sys.modules[job.func.__module__], "tenant_scope", recording_scope)
+    monkeypatch.setattr(module, name, recording_batch)
     assert current_state() == TenantState()
 
     assert run_job(app, job) is not None
 
-    assert set(visited) == {tenant.id, other_tenant.id}
+    assert sorted(visited) == sorted([tenant.id, other_tenant.id])  # each tenant once
     assert current_tenant_id() is None
     assert current_state() == TenantState()  # neither a tenant nor unscoped access is left behind
 
 
-@pytest.mark.parametrize(
-    ("name", "per_tenant"),
-    [
-        ("monthly-close", "close_tenant"),
-        ("retention-purge", "purge_tenant"),
-        ("usage-reconcile", "reconcile_tenant"),
-    ],
-)
-def test_a_job_failing_midway_leaves_no_tenant_in_context(
-    app, tenant, other_tenant, name, per_tenant, monkeypatch
-):
+@pytest.mark.parametrize("name", sorted(BATCHES))
+def test_a_job_failing_midway_leaves_no_tenant_in_context(app, tenant, other_tenant, name, monkeypatch):
     tenants_with_work(tenant, other_tenant)
     job = job_named(name)
-    module = sys.modules[job.func.__module__]
+    module, per_batch = BATCHES[name]
 
-    def fail(scoped, *args):
-        with tenant_scope(scoped):
+    def fail(batch, *args):
+        with unscoped("test: the database goes away in the middle of a batch"), tenant_scope(tenant):
             raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(module, per_tenant, fail)
+    monkeypatch.setattr(module, per_batch, fail)
 
     with pytest.raises(RuntimeError):
         run_job(app, job)
 
     assert current_tenant_id() is None
     assert current_state() == TenantState()
+
+
+@pytest.mark.parametrize("name", sorted(BATCHES))
+def test_every_write_of_a_job_across_tenants_names_its_tenants(app, tenant, other_tenant, name, monkeypatch):
+    """Unscoped access lets any filter through: the bulk jobs bind each write to its tenants themselves."""
+    tenants_with_work(tenant, other_tenant)
+    with tenant_scope(tenant):
+        Webhook(url="https://hooks.example.com/x", events=["invoice.created"], secret_encrypted="x").save()
+    update_tenant(tenant, set__usage__campaigns=9, set__billing__price_cents=100)
+    for each in (tenant, other_tenant):
+        with tenant_scope(each):
+            message("sent", LONG_AGO)
+    ours = {tenant.id, other_tenant.id}
+    named = []
+
+    def names_ours(value):
+        tenants = value.get("$in") if isinstance(value, dict) else [value]
+        named.append(tuple(tenants))
+        return bool(tenants) and set(tenants) <= ours
+
+    raw_bulk_write, raw_insert_many = (
+        collection.GuardedCollection.bulk_write,
+        collection.GuardedCollection.insert_many,
+    )
+
+    def bulk_write(self, requests, *args, **kwargs):
+        for request in requests:
+            document = getattr(request, "_doc", None)
+            request_filter = getattr(request, "_filter", None)
+            assert names_ours((request_filter or document)[collection.TENANT_FIELD]), request
+        return raw_bulk_write(self, requests, *args, **kwargs)
+
+    def insert_many(self, documents, *args, **kwargs):
+        documents = list(documents)
+        assert all(names_ours(document[collection.TENANT_FIELD]) for document in documents), documents
+        return raw_insert_many(self, documents, *args, **kwargs)
+
+    monkeypatch.setattr(collection.GuardedCollection, "bulk_write", bulk_write)
+    monkeypatch.setattr(collection.GuardedCollection, "insert_many", insert_many)
+
+    run_job(app, job_named(name))
+
+    assert named  # the job wrote
 
 
 def test_the_loop_over_tenants_runs_its_body_with_no_tenant_in_context(app, tenant, other_tenant):
@@ -1064,7 +1129,7 @@ def test_the_loop_over_tenants_runs_its_body_with_no_tenant_in_context(app, tena
 
 
 @pytest.mark.parametrize("job", SCHEDULE, ids=lambda job: job.name)
-def test_every_tenant_owned_query_of_a_job_is_scoped_to_one_tenant(
+def test_every_tenant_owned_query_of_a_job_is_scoped_to_one_tenant_or_under_the_jobs_reason(
     app, tenant, other_tenant, job, monkeypatch
 ):
     tenants_with_work(tenant, other_tenant)
@@ -1087,8 +1152,9 @@ def test_every_tenant_owned_query_of_a_job_is_scoped_to_one_tenant(
     run_job(app, job)
 
     assert states
-    # Cross-tenant work is the deletion sweep's alone, and it says so.
-    expected_reasons = {deletion_sweep.SWEEP_REASON} if job is job_named("deletion-sweep") else set()
+    # Cross-tenant work is done by the jobs that work in batches of tenants and the deletion sweep,
+    # each under its own reason; the others work in one tenant's scope at a time.
+    expected_reasons = UNSCOPED_REASONS.get(job.name, set())
     assert {reason for _tenant_id, reason in states if reason} == expected_reasons
     scoped = {tenant_id for tenant_id, reason in states if not reason}
     assert scoped == (set() if expected_reasons else {tenant.id, other_tenant.id})

@@ -23,7 +23,6 @@ from bson.json_util import JSONOptions
 from flask_jwt_extended import decode_token
 from pymongo.errors import AutoReconnect
 
-from app import cli
 from app.auth.passwords import hash_password
 from app.clock import utcnow
 from app.db import database
@@ -31,6 +30,7 @@ from app.errors import Conflict
 from app.tenancy import migration
 from app.tenancy.context import tenant_scope
 from app.tenancy.documents import tenant_document_classes
+from app.tenants import migration as default_tenant
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.usage.models import UsageCounter
@@ -656,7 +656,7 @@ class TestBackup:
         def backup_complete() -> bool:
             return path.exists() and bool(json.loads(path.read_text())["collections"])
 
-        original_create, original_migrate = cli.create_tenant, migration.migrate
+        original_create, original_migrate = default_tenant.create_tenant, migration.migrate
 
         def create_tenant_after_backup(*args, **kwargs):
             seen_at["create_tenant"] = backup_complete()
@@ -666,7 +666,7 @@ class TestBackup:
             seen_at["migrate"] = backup_complete()
             return original_migrate(*args, **kwargs)
 
-        monkeypatch.setattr(cli, "create_tenant", create_tenant_after_backup)
+        monkeypatch.setattr(default_tenant, "create_tenant", create_tenant_after_backup)
         monkeypatch.setattr(migration, "migrate", migrate_after_backup)
 
         result = migrate(legacy.app, "--backup", str(path))

@@ -127,9 +127,12 @@ def test_refund_never_goes_below_zero(app, tenant):
     assert Tenant.objects.get(id=tenant.id).usage.campaigns == 0
 
 
-def test_check_limit_and_increment_usage_are_the_original_designs_names(app, tenant):
+def test_a_reservation_takes_the_last_unit_and_the_next_one_is_refused(app, tenant):
     fresh = set_limits(tenant, campaigns=1)
     with tenant_scope(fresh):
-        assert usage.check_limit("campaigns") is True
-        usage.increment_usage("campaigns")
-        assert usage.check_limit("campaigns") is False
+        assert usage.used(fresh, "campaigns") + 1 <= usage.limit_of(fresh, "campaigns")
+        usage.reserve("campaigns")
+        assert usage.used(fresh, "campaigns") == usage.limit_of(fresh, "campaigns") == 1
+        with pytest.raises(LimitExceeded):
+            usage.reserve("campaigns")
+    assert Tenant.objects.get(id=tenant.id).usage.campaigns == 1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from flask import g, has_request_context, request
 
+from app.db import stored_like
 from app.logs import request_id_var
 from app.pagination import paginate
 from app.tenancy.context import tenant_scope
@@ -71,18 +73,48 @@ def record(
     actor: Actor | None = None,
 ) -> AuditLog:
     """Append an entry to the audit log of `tenant` (default: the tenant in context)."""
-    entry = AuditLog(
+    entry = _entry(action, actor or current_actor(), target_type, target_id, summary)
+    if tenant is None:
+        return entry.save()
+    with tenant_scope(tenant):
+        return entry.save()
+
+
+def _entry(
+    action: str, actor: Actor, target_type: str | None, target_id: Any, summary: dict[str, Any] | None
+) -> AuditLog:
+    return AuditLog(
         action=action,
-        actor=actor or current_actor(),
+        actor=actor,
         target_type=target_type,
         target_id=str(target_id) if target_id is not None else None,
         summary=redact(summary or {}),
         **_origin(),
     )
-    if tenant is None:
-        return entry.save()
-    with tenant_scope(tenant):
-        return entry.save()
+
+
+def record_for_tenants(
+    action: str,
+    entries: Iterable[tuple[Any, Any, dict[str, Any]]],
+    *,
+    target_type: str,
+    actor: Actor,
+) -> int:
+    """Append one entry per (tenant id, target id, summary) to the audit log of its tenant, in one
+    insert (cross-tenant work inside `unscoped()`: each entry names its tenant); return how many."""
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "target_id": str(target_id) if target_id is not None else None,
+            "summary": redact(summary or {}),
+        }
+        for tenant_id, target_id, summary in entries
+    ]
+    if rows:
+        template = _entry(action, actor, target_type, None, None)
+        template.tenant_id = rows[0]["tenant_id"]
+        AuditLog._get_collection().insert_many(stored_like(template, rows), ordered=False)
+    return len(rows)
 
 
 def record_anonymous(

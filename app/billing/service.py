@@ -1,31 +1,37 @@
 """Invoices at the close of each period, payments from the provider, and overdue suspensions.
 
 Numbering: the tenant document holds the last invoice number and the last invoiced period. One
-conditional update moves both forward, so of two closes of one period only one gets a number, and a
-number, once taken, always gets its invoice (a close that died in between is repaired by the next
-run). Amounts are in cents; the balance on the tenant adds up its open invoices.
+conditional update per tenant, sent for a whole batch of tenants in one bulk write, moves both forward
+only while the period is later than the last invoiced one, so of two closes of one period only one
+gets a number, and a number, once taken, always gets its invoice (a close that died in between is
+repaired by the next run, which finds the number on the tenant). The invoice is inserted only if its
+period has none (the unique (tenantId, period) index). Amounts are in cents; the balance on the tenant
+adds up its open invoices.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import mongoengine as me
+from bson import ObjectId
 from flask import current_app
+from pymongo import UpdateOne
 
 from app.audit.models import Actor
-from app.audit.service import record
+from app.audit.service import record, record_for_tenants
 from app.clock import utcnow
+from app.db import insert_missing, stored_like
 from app.errors import found
 from app.pagination import paginate
-from app.tenancy.context import tenant_scope
+from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.admin import activate_tenant, suspend_tenant
-from app.tenants.billing import CURRENCY, price_cents
+from app.tenants.billing import CURRENCY, monthly_price_cents
 from app.tenants.models import Tenant
 from app.usage.service import period_bounds
-from app.webhooks.events import emit
+from app.webhooks.events import emit, emit_for_tenants
 
 from .models import Invoice
 
@@ -36,47 +42,68 @@ SYSTEM = Actor(kind="system")
 
 
 def _describe(invoice: Invoice) -> dict[str, Any]:
+    return _described(invoice.to_mongo())
+
+
+def _described(invoice: Mapping[str, Any]) -> dict[str, Any]:
+    """What an invoice's audit entries and events say of it, from the invoice as stored."""
+    billed_from = invoice.get("billedFrom")
     return {
-        "invoiceId": str(invoice.id),
-        "number": invoice.number,
-        "period": invoice.period,
-        "priceCents": invoice.price_cents,
-        "billedFrom": invoice.billed_from.isoformat() if invoice.billed_from else None,
-        "amountCents": invoice.amount_cents,
-        "currency": invoice.currency,
-        "status": invoice.status,
+        "invoiceId": str(invoice["_id"]),
+        "number": invoice["number"],
+        "period": invoice["period"],
+        "priceCents": invoice.get("priceCents"),
+        "billedFrom": billed_from.isoformat() if billed_from else None,
+        "amountCents": invoice["amountCents"],
+        "currency": invoice["currency"],
+        "status": invoice["status"],
     }
 
 
-def _allocate_number(tenant: Tenant, period: str) -> int | None:
-    """Take the next invoice number for `period`, once; None when a later period is invoiced already."""
-    # Never invoiced (no field, or null) or last invoiced before `period`: a string compares only with
-    # strings, so $not $gte matches all three in one clause.
+# What invoicing reads of a tenant (stored names, the same as its fields' here).
+INVOICED_FIELDS = ("plan", "billing")
+
+
+def _allocate_numbers(tenant_ids: Sequence[Any], period: str) -> dict[Any, int]:
+    """Take the next invoice number of each tenant of `tenant_ids` for `period`, once; return the
+    number each holds for `period` (none for a tenant with a later period invoiced already).
+
+    One bulk write moves the counter of every tenant not yet invoiced for `period` or a later one
+    (never invoiced, no field or null, or last invoiced before: a string compares only with strings,
+    so $not $gte matches all three in one clause); one read returns the counters. A number taken by a
+    close that stopped before its invoice is found again, so a number, once taken, gets its invoice."""
+    if not tenant_ids:
+        return {}
     earlier = {"billing.lastInvoicedPeriod": {"$not": {"$gte": period}}}
-    moved = (
-        Tenant.objects(id=tenant.id, __raw__=earlier)
-        .only("billing")
-        .modify(new=True, inc__billing__last_invoice_number=1, set__billing__last_invoiced_period=period)
-    )
-    if moved is not None:
-        return moved.billing.last_invoice_number
-    current = Tenant.objects(id=tenant.id).only("billing").first()
-    if current.billing.last_invoiced_period == period:
-        return current.billing.last_invoice_number  # taken by a close that stopped before its invoice
-    return None
+    moves = [
+        UpdateOne(
+            {"_id": tenant_id, **earlier},
+            {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}},
+        )
+        for tenant_id in tenant_ids
+    ]
+    Tenant._get_collection().bulk_write(moves, ordered=False)
+    counters = Tenant.objects(id__in=list(tenant_ids)).only("billing").as_pymongo()
+    return {
+        tenant["_id"]: tenant["billing"]["lastInvoiceNumber"]
+        for tenant in counters
+        if tenant["billing"].get("lastInvoicedPeriod") == period
+    }
 
 
-def billed_part(tenant: Tenant, period: str) -> tuple[datetime, int]:
+def billed_part(plan: str, billing: Mapping[str, Any], period: str) -> tuple[datetime, int]:
     """Return where the billed part of `period` starts and what it costs in cents (pro rata, rounded
-    down): trial days are never billed, and neither is a tenant still trialing at the close, whose trial
-    runs on or ended unconverted (the trial-end job moves it to free)."""
+    down) for a tenant on `plan` with `billing` (as stored): trial days are never billed, and neither is
+    a tenant still trialing at the close, whose trial runs on or ended unconverted (the trial-end job
+    moves it to free)."""
     start, end = period_bounds(period)
-    if tenant.billing.status == "trialing":
+    if billing.get("status") == "trialing":
         since = end
     else:
-        since = min(max(start, tenant.billing.trial_ends_at or start), end)
+        since = min(max(start, billing.get("trialEndsAt") or start), end)
     billed = int((end - since).total_seconds())
-    return since, (price_cents(tenant) or 0) * billed // int((end - start).total_seconds())
+    price = monthly_price_cents(plan, billing.get("priceCents")) or 0
+    return since, price * billed // int((end - start).total_seconds())
 
 
 def issue_invoice(
@@ -84,44 +111,80 @@ def issue_invoice(
 ) -> Invoice | None:
     """Bill `tenant` for a closed period, issued `now` (the close); None when that period is billed
     already (idempotent)."""
-    with tenant_scope(tenant):
-        if Invoice.objects(period=period).only("id").first() is not None:
-            return None
-        number = _allocate_number(tenant, period)
-        if number is None:
-            log.warning("period older than the last invoiced one; not billed", extra={"period": period})
-            return None
-        billed_from, amount = billed_part(tenant, period)
-        now = now or utcnow()
-        invoice = Invoice(
-            number=number,
-            period=period,
-            plan=tenant.plan,
-            price_cents=price_cents(tenant) or 0,
-            billed_from=billed_from,
-            amount_cents=amount,
-            currency=CURRENCY,
-            status="open" if amount else "paid",
-            usage=usage,
-            issued_at=now,
-            due_at=now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"]),
-            paid_at=None if amount else now,
+    with unscoped("billing: invoice one tenant for a closed period"):
+        stored = Tenant.objects(id=tenant.id).only(*INVOICED_FIELDS).as_pymongo().first()
+        issued = issue_invoices([stored], period, {tenant.id: usage}, now or utcnow())
+        return Invoice.objects.get(id=issued[0]["_id"]) if issued else None
+
+
+def issue_invoices(
+    tenants: Sequence[Mapping[str, Any]], period: str, usage: Mapping[Any, dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Bill each of `tenants` (as stored, with INVOICED_FIELDS) for a closed period with its usage in
+    it, issued `now` (the close); return the invoices issued by this call, as stored (a period billed
+    already is billed no more). Run inside `unscoped()`: a constant number of operations for the whole
+    batch, each naming its tenants."""
+    ids = [tenant["_id"] for tenant in tenants]
+    billed = {
+        found["tenantId"]
+        for found in Invoice.objects(tenant_id__in=ids, period=period).only("tenant_id").as_pymongo()
+    }
+    pending = [tenant for tenant in tenants if tenant["_id"] not in billed]
+    numbers = _allocate_numbers([tenant["_id"] for tenant in pending], period)
+    if len(numbers) < len(pending):
+        log.warning(
+            "period older than the last invoiced one; not billed",
+            extra={"period": period, "tenants": len(pending) - len(numbers)},
         )
-        try:
-            invoice.save(force_insert=True)
-        except me.NotUniqueError:
-            return None  # a concurrent close of the same period wrote it
-        if amount:
-            Tenant.objects(id=tenant.id).update_one(inc__billing__balance_cents=amount)
-        record(
-            "invoice.created",
-            target_type="invoice",
-            target_id=invoice.id,
-            summary=_describe(invoice),
-            actor=SYSTEM,
+    numbered = [tenant for tenant in pending if tenant["_id"] in numbers]
+    if not numbered:
+        return []
+    rows = []
+    for tenant in numbered:
+        billing = tenant.get("billing", {})
+        billed_from, amount = billed_part(tenant["plan"], billing, period)
+        rows.append(
+            {
+                "id": ObjectId(),
+                "tenant_id": tenant["_id"],
+                "number": numbers[tenant["_id"]],
+                "plan": tenant["plan"],
+                "price_cents": monthly_price_cents(tenant["plan"], billing.get("priceCents")) or 0,
+                "billed_from": billed_from,
+                "amount_cents": amount,
+                "status": "open" if amount else "paid",
+                "usage": usage[tenant["_id"]],
+                "paid_at": None if amount else now,
+            }
         )
-        emit("invoice.created", _describe(invoice))
-        return invoice
+    template = Invoice(
+        **rows[0],
+        period=period,
+        currency=CURRENCY,
+        issued_at=now,
+        due_at=now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"]),
+    )
+    drafts = {document["_id"]: document for document in stored_like(template, rows)}
+    insert_missing(Invoice._get_collection(), list(drafts.values()))
+    # Those stored with the id given here are this call's (a concurrent close wrote the others).
+    stored = Invoice.objects(tenant_id__in=[tenant["_id"] for tenant in numbered], period=period).only("id")
+    issued = [drafts[found["_id"]] for found in stored.as_pymongo() if found["_id"] in drafts]
+    balances = [
+        UpdateOne({"_id": invoice["tenantId"]}, {"$inc": {"billing.balanceCents": invoice["amountCents"]}})
+        for invoice in issued
+        if invoice["amountCents"]
+    ]
+    if balances:
+        Tenant._get_collection().bulk_write(balances, ordered=False)
+    described = {invoice["tenantId"]: _described(invoice) for invoice in issued}
+    record_for_tenants(
+        "invoice.created",
+        [(invoice["tenantId"], invoice["_id"], described[invoice["tenantId"]]) for invoice in issued],
+        target_type="invoice",
+        actor=SYSTEM,
+    )
+    emit_for_tenants("invoice.created", {tenant_id: [summary] for tenant_id, summary in described.items()})
+    return issued
 
 
 def _settle(invoice: Invoice, status: str, **changes: Any) -> bool:

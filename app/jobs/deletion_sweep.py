@@ -24,7 +24,7 @@ from app.tenancy.context import unscoped
 from app.tenancy.documents import tenant_document_classes
 from app.tenants.admin import DELETING
 from app.tenants.models import Tenant
-from app.tenants.service import purge_tenant
+from app.tenants.service import erase_tenant
 from app.users.models import EmailDirectory
 
 log = logging.getLogger("app.jobs")
@@ -49,7 +49,7 @@ def run(now: datetime | None = None) -> dict[str, int]:
     stale = Tenant.objects(status="suspended", suspended_reason=DELETING, updated_at__lt=now - STALE_DELETION)
     finished = 0
     for tenant in list(stale):
-        removed = purge_tenant(tenant)
+        removed = erase_tenant(tenant)
         finished += 1
         log.warning("tenant deletion finished", extra={"tenant": tenant.slug, "removed": removed})
     orphans = 0

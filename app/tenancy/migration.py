@@ -7,8 +7,8 @@ Order, chosen so that the data is never without a unique index that is right for
 3. tenantId is backfilled in batches (one update_many per batch, never one write per document);
 4. the old indexes that do not start with tenantId are dropped (the new ones protect the data now);
 5. the document counts before and after must match in every collection;
-6. (app.jobs.reconcile.recompute_tenant_usage) the usage counters and the email directory are
-   recomputed from the data.
+6. (app.usage.reconcile.recompute_usage, which app.tenants.migration calls after this module's
+   steps) the usage counters and the email directory are recomputed from the data.
 Every step skips what is done already, so a second run changes nothing and an interrupted run,
 run again, finishes the job.
 """
@@ -46,7 +46,7 @@ class CollectionReport:
     new_indexes: list[str] = field(default_factory=list)
 
 
-def _no_progress(length: int, label: str) -> AbstractContextManager[Any]:
+def no_progress(length: int, label: str) -> AbstractContextManager[Any]:
     return nullcontext(None)
 
 
@@ -111,14 +111,22 @@ def write_backup(out: TextIO, reports: Iterable[CollectionReport]) -> int:
 
 
 def _batches_of_ids(collection: Any, batch_size: int) -> Iterator[list[Any]]:
-    while True:
-        ids = [doc["_id"] for doc in collection.find(MISSING, {"_id": 1}).sort("_id", 1).limit(batch_size)]
-        if not ids:
-            return
+    """The `_id`s of the documents without tenantId, in `_id` order, `batch_size` at a time: one
+    cursor, which the server walks along the `_id` index and sends a batch at a time (an update of a
+    batch moves no `_id`, so no document is seen twice). A projection in an aggregation, because a
+    find's cursor on the embedded store copies its results for every document it returns."""
+    pipeline = [{"$match": MISSING}, {"$sort": {"_id": 1}}, {"$project": {"_id": 1}}]
+    ids = []
+    for document in collection.aggregate(pipeline, batchSize=batch_size):
+        ids.append(document["_id"])
+        if len(ids) == batch_size:
+            yield ids
+            ids = []
+    if ids:
         yield ids
 
 
-def migrate(tenant: Any, batch_size: int = 1000, progress: Progress = _no_progress) -> list[CollectionReport]:
+def migrate(tenant: Any, batch_size: int = 1000, progress: Progress = no_progress) -> list[CollectionReport]:
     """Run steps 2 to 5 for every tenant collection, backfilling `tenant`; return a report per collection."""
     if batch_size < 1:
         raise MigrationError("the batch size must be at least 1")
@@ -141,9 +149,8 @@ def migrate(tenant: Any, batch_size: int = 1000, progress: Progress = _no_progre
                 else nullcontext() as bar
             ):
                 for ids in _batches_of_ids(collection, batch_size):
-                    # An _id range, not $in: the same documents (the batch is sorted by _id), and a
-                    # range costs the same on a real server and far less on the embedded store.
-                    batch = {"_id": {"$gte": ids[0], "$lte": ids[-1]}, **MISSING}
+                    # Still without tenantId: a run at the same time may have done some.
+                    batch = {"_id": {"$in": ids}, **MISSING}
                     result = collection.update_many(batch, {"$set": {TENANT_FIELD: tenant.id}})
                     report.backfilled += result.modified_count
                     if bar is not None:

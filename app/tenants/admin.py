@@ -22,7 +22,7 @@ from app.webhooks.events import emit
 
 from .models import Tenant, search_terms, search_text
 from .plans import DEFAULT_PLAN, LIMIT_NAMES
-from .service import purge_tenant
+from .service import erase_tenant
 
 # The suspension reason of a tenant being deleted.
 DELETING = "deleting"
@@ -225,7 +225,7 @@ def delete_tenant(tenant_id: ObjectId) -> dict[str, int]:
         set__status="suspended", set__suspended_reason=DELETING, set__updated_at=utcnow()
     )
     tenant_cache.clear()
-    removed = purge_tenant(tenant)
+    removed = erase_tenant(tenant)
     record_platform(
         "tenant.deleted",
         tenant=tenant,

@@ -16,9 +16,14 @@ CURRENCY = "USD"
 
 def price_cents(tenant: Tenant) -> int | None:
     """The tenant's monthly price in cents: its own, else its plan's (None: custom, not set yet)."""
-    if tenant.billing.price_cents is not None:
-        return tenant.billing.price_cents
-    price = PLANS[tenant.plan]["price"]
+    return monthly_price_cents(tenant.plan, tenant.billing.price_cents)
+
+
+def monthly_price_cents(plan: str, own: int | None) -> int | None:
+    """A monthly price in cents: a tenant's own, else its plan's (None: custom, not set yet)."""
+    if own is not None:
+        return own
+    price = PLANS[plan]["price"]
     return None if price is None else price["amount"] * 100
 
 

@@ -112,12 +112,12 @@ def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: st
                 summary["trialEndsAt"] = billing.trial_ends_at.isoformat()
             record("tenant.created", target_type="tenant", target_id=tenant.id, summary=summary)
     except BaseException:
-        purge_tenant(tenant)
+        erase_tenant(tenant)
         raise
     return {**tokens.issue(owner, [tokens.PASSWORD]), "tenant": tenant, "user": owner}
 
 
-def purge_tenant(tenant: Tenant) -> dict[str, int]:
+def erase_tenant(tenant: Tenant) -> dict[str, int]:
     """Delete every document the tenant owns, then the tenant; return what was removed per collection.
 
     Each collection goes in one delete by filter, which the server runs without sending a document

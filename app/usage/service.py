@@ -4,9 +4,8 @@
 so concurrent requests can never push usage past it. A reservation of n > 1 is all or nothing.
 `refund(resource, n)` gives units back when the guarded operation fails (or a resource is deleted).
 Gauges (users, campaigns, telegramAccounts, webhooks, storage) live on the tenant document; monthly
-resources (messagesPerMonth) in UsageCounter documents keyed by period. The original design's
-`checkLimit`, `incrementUsage` and `resetMonthlyUsage` are `check_limit`, `increment_usage` (an alias
-of `reserve`) and `reset_monthly_usage`.
+resources (messagesPerMonth) in UsageCounter documents keyed by period, so a new month starts at zero
+by itself; the monthly close (app.billing.closing) only records what a period used.
 """
 
 from __future__ import annotations
@@ -147,9 +146,6 @@ def _alert_thresholds(tenant: Tenant, resource: str, now_used: int, n: int, limi
         emit("usage.threshold", data)
 
 
-increment_usage = reserve
-
-
 def refund(resource: str, n: int = 1, period: str | None = None) -> None:
     """Give back n units of `resource` (never below zero); a monthly resource's go back to the period
     they were reserved in (by default the current one)."""
@@ -178,13 +174,6 @@ def reserved(resource: str, n: int = 1) -> Iterator[None]:
     except BaseException:
         refund(resource, n)
         raise
-
-
-def check_limit(resource: str, n: int = 1) -> bool:
-    """Tell whether n more units would fit now (advisory: only reserve() consumes atomically)."""
-    tenant = _tenant()
-    limit = _fresh_limit(tenant.id, resource)
-    return limit is None or used(tenant, resource) + n <= limit
 
 
 def percent_of(amount: int, limit: int | None) -> float | None:

@@ -11,11 +11,13 @@ a count that a crash between the two writes left too low without racing a change
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from app.errors import Conflict
 from app.tenants.models import Tenant
@@ -100,37 +102,48 @@ def owner_change(user: User, *, is_owner: bool, was_owner: bool | None = None) -
     return OwnerChange(user.tenant_id, user.id, before, is_owner)
 
 
-def repair_count(tenant_id: ObjectId, now: datetime) -> dict[str, int] | None:
-    """Repair the tenant in context's count of active owners if it disagrees with its users, and has
-    since a previous look at least SETTLE ago with no change of an owner begun meanwhile; return
-    {from, to} when it did."""
-    stored = _stored_count(tenant_id) or {}
+@dataclass(frozen=True)
+class CountStep:
+    """The conditional write that moves one tenant's stored count of owners on, and the repair it
+    makes when it applies ({from, to}; None when it only notes or forgets a disagreement)."""
+
+    write: UpdateOne
+    repair: dict[str, int] | None = None
+
+
+def count_step(
+    tenant_id: ObjectId, stored: dict[str, Any] | None, actual: int, now: datetime
+) -> CountStep | None:
+    """Decide what the reconciliation writes of a tenant's count of active owners, from the count as
+    stored (the tenant's raw `owners`, read before its users were counted) and the `actual` count:
+    count a tenant stored before the count was kept; note a disagreement (with the version it was seen
+    at) and forget one that went away; repair the count once it has disagreed since a look at least
+    SETTLE ago with no change of an owner begun meanwhile. Every write is conditional on the version
+    read, so a change of an owner begun since voids it. None: nothing to write."""
+    stored = stored or {}
     if "active" not in stored:
-        _ensure_count(tenant_id)
-        return None
-    version = stored.get("version", 0)
-    unchanged = {"owners__version": version} if "version" in stored else {"owners__version__exists": False}
-    actual = count_active_owners()
-    if actual == stored["active"]:
-        if "driftSeenAt" in stored:
-            Tenant.objects(id=tenant_id, **unchanged).update_one(
-                unset__owners__drift_version=True, unset__owners__drift_seen_at=True
+        return CountStep(
+            UpdateOne(
+                {"_id": tenant_id, "owners.active": {"$exists": False}}, {"$set": {"owners.active": actual}}
             )
-        return None
+        )
+    version = stored.get("version", 0)
+    unchanged = {"_id": tenant_id, "owners.version": version if "version" in stored else {"$exists": False}}
+    forget = {"owners.driftVersion": "", "owners.driftSeenAt": ""}
+    if actual == stored["active"]:
+        return CountStep(UpdateOne(unchanged, {"$unset": forget})) if "driftSeenAt" in stored else None
     seen_at = stored.get("driftSeenAt")
     if stored.get("driftVersion") != version or seen_at is None:
-        Tenant.objects(id=tenant_id, **unchanged).update_one(
-            set__owners__drift_version=version, set__owners__drift_seen_at=now
+        return CountStep(
+            UpdateOne(unchanged, {"$set": {"owners.driftVersion": version, "owners.driftSeenAt": now}})
         )
-        return None
     if now - seen_at < SETTLE:
         return None
     # No change of an owner has begun since the disagreement was first seen, and any under way then has
     # ended: `actual` is exact, unless a change begins now, which moves the version and voids the repair.
-    repaired = Tenant.objects(id=tenant_id, **unchanged).update_one(
-        set__owners__active=actual,
-        inc__owners__version=1,
-        unset__owners__drift_version=True,
-        unset__owners__drift_seen_at=True,
+    return CountStep(
+        UpdateOne(
+            unchanged, {"$set": {"owners.active": actual}, "$inc": {"owners.version": 1}, "$unset": forget}
+        ),
+        {"from": stored["active"], "to": actual},
     )
-    return {"from": stored["active"], "to": actual} if repaired else None
