@@ -20,12 +20,12 @@ from app.audit.service import record
 from app.clock import utcnow
 from app.errors import found
 from app.pagination import paginate
+from app.signals import notify
 from app.tenancy.context import tenant_scope
 from app.tenants.admin import activate_tenant, suspend_tenant
 from app.tenants.billing import CURRENCY, price_cents
 from app.tenants.models import Tenant
 from app.usage.service import period_bounds
-from app.webhooks.events import emit
 
 from .models import Invoice
 
@@ -120,7 +120,7 @@ def issue_invoice(
             summary=_describe(invoice),
             actor=SYSTEM,
         )
-        emit("invoice.created", _describe(invoice))
+        notify("invoice.created", _describe(invoice))
         return invoice
 
 
@@ -144,7 +144,7 @@ def mark_paid(invoice: Invoice, provider_ref: str | None = None) -> bool:
     record(
         "invoice.paid", target_type="invoice", target_id=invoice.id, summary=_describe(invoice), actor=SYSTEM
     )
-    emit("invoice.paid", _describe(invoice))
+    notify("invoice.paid", _describe(invoice))
     tenant = Tenant.objects.get(id=invoice.tenant_id)
     if tenant.status == "suspended" and tenant.suspended_reason == OVERDUE_REASON and not _overdue(utcnow()):
         # Only while the suspension is still the overdue one: a superadmin's meanwhile stays.
@@ -186,7 +186,7 @@ def suspend_overdue(tenant: Tenant, now: datetime) -> bool:
         if not overdue or tenant.status != "active":
             return False
         for invoice in overdue:
-            emit("invoice.overdue", _describe(invoice))
+            notify("invoice.overdue", _describe(invoice))
     # Only a tenant still active: another suspension (or a deletion) begun meanwhile is left alone.
     return suspend_tenant(tenant.id, OVERDUE_REASON, only_active=True) is not None
 
