@@ -21,6 +21,7 @@ from app import (
     health,
     logs,
     metrics,
+    models,  # noqa: F401  (declares every document class in the registry before any app is built)
     request_hooks,
     security_headers,
     validators,
@@ -46,7 +47,8 @@ from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
 from app.tenancy.cache import tenant_cache
-from app.tenancy.documents import global_document_classes, tenancy_problems, tenant_document_classes
+from app.tenancy.documents import tenancy_problems
+from app.tenancy.registry import global_document_classes, tenant_document_classes
 from app.tenants.directory import DIRECTORY
 from app.tenants.service import ensure_default_tenant
 from app.tenants.views import blp as tenants_blp

@@ -30,7 +30,7 @@ from app.db import database
 from app.errors import Conflict
 from app.tenancy import migration
 from app.tenancy.context import tenant_scope
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.usage.models import UsageCounter

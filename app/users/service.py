@@ -60,11 +60,6 @@ def tenant_ids_of_email(email: str) -> list[ObjectId]:
     return [entry.tenant_id for entry in entries]
 
 
-def forget_tenant(tenant_id: ObjectId) -> int:
-    """Drop the directory entries of a deleted tenant."""
-    return EmailDirectory.objects(tenant_id=tenant_id).delete()
-
-
 def create_superadmin(email: str, name: str, password: str) -> PlatformUser:
     """Create a platform superadmin; 409 email_taken when one has this email."""
     admin = PlatformUser(
