@@ -29,7 +29,8 @@ from app import (
 from app.audit import service as audit_service
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
-from app.auth import credentials, impersonation, oidc, passwords, tokens
+from app.auth import cache as auth_credentials_cache
+from app.auth import credentials, impersonation, oidc, tokens
 from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
@@ -54,6 +55,7 @@ from app.tenants.service import ensure_default_tenant
 from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
 from app.usage import rate_limits
+from app.users import passwords
 from app.users.views import blp as users_blp
 from app.webhooks import events as webhook_events
 from app.webhooks.views import blp as webhooks_blp
@@ -118,6 +120,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate), DIRECTORY)
     rate_limits.init_app(app)
     impersonation.init_app(app)
+    auth_credentials_cache.connect()
     audit_service.connect()
     webhook_events.connect()
 

@@ -29,8 +29,9 @@ usage_threshold_crossed = _signals.signal("usage-threshold-crossed")
 # Tenant events for the webhooks subscribed to them: event, items (one payload's data each), for the
 # tenant in context.
 webhook_event = _signals.signal("webhook-event")
-# Credentials changed by a write that MongoEngine's save signals do not see (a raw update, a bump of an
-# account's token version): whatever was cached of credentials in this process is stale.
+# Credentials changed by a write that MongoEngine's save signals do not see (an update by filter, a
+# bump of an account's token version, a tenant's purge): whatever this process cached of credentials is
+# stale. No data.
 credentials_changed = _signals.signal("credentials-changed")
 
 

@@ -24,7 +24,6 @@ from flask_jwt_extended import decode_token
 from pymongo.errors import AutoReconnect
 
 from app import cli
-from app.auth.passwords import hash_password
 from app.clock import utcnow
 from app.db import database
 from app.errors import Conflict
@@ -36,6 +35,7 @@ from app.tenants.service import create_tenant
 from app.usage.models import UsageCounter
 from app.usage.service import period_bounds, period_of
 from app.users.models import EmailDirectory, User
+from app.users.passwords import hash_password
 from app.users.service import create_user
 
 from . import support

@@ -14,6 +14,7 @@ from flask import Flask, jsonify
 
 from app import signals
 from app.audit import service as audit_service
+from app.auth import cache as credentials_cache
 from app.errors import register_error_handlers
 from app.tenancy import middleware
 from app.tenancy.access import public
@@ -155,6 +156,19 @@ class TestTenantMismatch:
         with disconnected(signals.tenant_mismatch, audit_service._tenant_mismatch):
             self.mismatch(client, auth_headers, other_tenant)
         assert audit_entries(tenant, "auth.tenant_mismatch") == []
+
+
+class TestCredentialsChanged:
+    def test_the_credential_cache_forgets(self, app):
+        credentials_cache.auth_cache.get("probe", lambda: "cached")
+        signals.credentials_changed.send()
+        assert credentials_cache.auth_cache.get("probe", lambda: "loaded again") == "loaded again"
+
+    def test_without_the_receiver_the_cache_keeps_its_entries(self, app):
+        credentials_cache.auth_cache.get("probe", lambda: "cached")
+        with disconnected(signals.credentials_changed, credentials_cache.forget):
+            signals.credentials_changed.send()
+        assert credentials_cache.auth_cache.get("probe", lambda: "loaded again") == "cached"
 
 
 @dataclass

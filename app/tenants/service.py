@@ -8,10 +8,9 @@ from typing import Any
 import mongoengine as me
 from flask import current_app
 
-from app import crypto, egress
+from app import crypto, egress, signals
 from app.audit.service import record
 from app.auth import tokens
-from app.auth.cache import forget as forget_credentials
 from app.clock import utcnow
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
@@ -129,7 +128,7 @@ def purge_tenant(tenant: Tenant) -> dict[str, int]:
         for document_class in tenant_document_classes():
             deleted = document_class._get_collection().delete_many({TENANT_FIELD: tenant.id})
             removed[document_class._get_collection_name()] = deleted.deleted_count
-    forget_credentials()
+    signals.credentials_changed.send()
     for entry in removed_with_tenant():
         removed[entry.document._get_collection_name()] = entry.naming(tenant.id).delete()
     tenant.delete()
@@ -271,7 +270,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
         # Every session of a user without a second factor ends for good, so that turning the rule off
         # again brings none back; the sessions of those who have one and used it go on.
         User.objects(two_factor_enabled=False).update(inc__token_version=1)
-        forget_credentials()
+        signals.credentials_changed.send()
     record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 
