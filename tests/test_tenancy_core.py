@@ -1,4 +1,4 @@
-"""The fail-closed rules of the tenancy core (docs/design.md "Tenancy core"), each shown to hold."""
+"""The fail-closed rules of the tenancy core (docs/architecture.md "Tenancy core"), each shown to hold."""
 
 from __future__ import annotations
 
