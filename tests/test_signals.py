@@ -39,15 +39,16 @@ def disconnected(signal: Any, receiver: Any) -> Iterator[None]:
         signal.connect(receiver)
 
 
+def subscribe(client, headers, event: str) -> None:
+    """Subscribe a webhook of the tenant to `event`, through the API."""
+    body = {"url": f"https://hooks.acme.example.com/{event}", "events": [event]}
+    created(client.post("/api/v1/webhooks", headers=headers, json=body))
+
+
 @pytest.fixture
 def watched(client, tenant, auth_headers):
     """A tenant whose plan allows 10 messages a month, alerted at half, with a webhook for the alert."""
-    hook = client.post(
-        "/api/v1/webhooks",
-        headers=auth_headers,
-        json={"url": "https://hooks.acme.example.com/usage", "events": ["usage.threshold"]},
-    )
-    created(hook)
+    subscribe(client, auth_headers, "usage.threshold")
     set_limits(tenant, messagesPerMonth=10)
     return update_tenant(tenant, set__settings__notifications__usage_alert_thresholds=[50])
 
@@ -94,7 +95,7 @@ class TestUsageAlerts:
         assert len(audit_entries(watched, "usage.threshold_crossed")) == 1
         assert len(queued(watched, "usage.threshold")) == 1
 
-    def test_a_failing_receiver_fails_the_sender_as_a_direct_call_did(self, watched, monkeypatch):
+    def test_a_failing_receiver_fails_the_sender_as_a_direct_call_did(self, watched):
         def broken(_sender, **_data):
             raise RuntimeError("audit store down")
 
@@ -108,27 +109,17 @@ class TestUsageAlerts:
 
 
 class TestWebhookEvents:
-    def test_notify_queues_for_the_subscribed_webhooks(self, client, tenant, auth_headers):
-        created(
-            client.post(
-                "/api/v1/webhooks",
-                headers=auth_headers,
-                json={"url": "https://hooks.acme.example.com/c", "events": ["campaign.completed"]},
-            )
-        )
+    @pytest.fixture(autouse=True)
+    def subscribed(self, client, auth_headers):
+        subscribe(client, auth_headers, "campaign.completed")
+
+    def test_notify_queues_for_the_subscribed_webhooks(self, tenant):
         with tenant_scope(tenant):
             signals.notify_many("campaign.completed", [{"n": 1}, {"n": 2}])
             signals.notify_many("campaign.completed", [])
         assert sorted(d.payload["data"]["n"] for d in queued(tenant, "campaign.completed")) == [1, 2]
 
-    def test_without_the_receiver_nothing_is_queued(self, client, tenant, auth_headers):
-        created(
-            client.post(
-                "/api/v1/webhooks",
-                headers=auth_headers,
-                json={"url": "https://hooks.acme.example.com/c", "events": ["campaign.completed"]},
-            )
-        )
+    def test_without_the_receiver_nothing_is_queued(self, tenant):
         with disconnected(signals.webhook_event, webhook_events._webhook_event), tenant_scope(tenant):
             signals.notify("campaign.completed", {"n": 1})
         assert queued(tenant, "campaign.completed") == []
