@@ -102,9 +102,11 @@ profile: $(DEV)
 fuzz: $(DEV)
 	$(BIN)/python bench/fuzz.py
 
+## ruff, and the import contracts of pyproject.toml (docs/architecture.md).
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(DEV)
 	$(BIN)/mypy

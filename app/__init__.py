@@ -21,13 +21,16 @@ from app import (
     health,
     logs,
     metrics,
+    models,  # noqa: F401  (declares every document class in the registry before any app is built)
     request_hooks,
     security_headers,
     validators,
 )
+from app.audit import service as audit_service
 from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
-from app.auth import credentials, impersonation, oidc, passwords, tokens
+from app.auth import cache as auth_credentials_cache
+from app.auth import credentials, impersonation, oidc, tokens
 from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
@@ -45,12 +48,16 @@ from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
 from app.tenancy import collection, middleware
 from app.tenancy.cache import tenant_cache
-from app.tenancy.documents import global_document_classes, tenancy_problems, tenant_document_classes
+from app.tenancy.documents import tenancy_problems
+from app.tenancy.registry import global_document_classes, tenant_document_classes
+from app.tenants.directory import DIRECTORY
 from app.tenants.service import ensure_default_tenant
 from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
 from app.usage import rate_limits
+from app.users import passwords
 from app.users.views import blp as users_blp
+from app.webhooks import events as webhook_events
 from app.webhooks.views import blp as webhooks_blp
 
 API_DOCS = {
@@ -110,9 +117,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     request_hooks.init_app(app)
     security_headers.init_app(app)
     cross_origin.init_app(app)
-    middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate))
+    middleware.init_app(app, rate_limits.counting_anonymous(credentials.authenticate), DIRECTORY)
     rate_limits.init_app(app)
     impersonation.init_app(app)
+    auth_credentials_cache.connect()
+    audit_service.connect()
+    webhook_events.connect()
 
     app.register_blueprint(health.blp)
     app.register_blueprint(metrics.blp)

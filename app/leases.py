@@ -182,8 +182,3 @@ def forget_expired_dispatchers(before: datetime) -> int:
 def force_release(name: str) -> Lease | None:
     """Take the lease `name` from whoever holds it (an operator's last resort); return what it was."""
     return Lease.objects(name=name).modify(remove=True)
-
-
-def forget_tenant(tenant_id: Any) -> int:
-    """Remove the lanes of a deleted tenant."""
-    return Lease.objects(tenant_id=tenant_id).delete()

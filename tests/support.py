@@ -34,10 +34,12 @@ from werkzeug.test import encode_multipart
 from app.audit.models import AuditLog
 from app.auth.cache import auth_cache
 from app.telegram_accounts.models import TelegramAccount
+from app.tenancy import registry
 from app.tenancy.access import public
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import current_tenant, tenant_scope, unscoped
-from app.tenancy.documents import TenantDocument, TenantReferenceField, tenant_document_classes
+from app.tenancy.documents import TenantDocument, TenantReferenceField
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.models import Tenant
 from app.usage import service as usage
 
@@ -56,6 +58,10 @@ class Attachment(TenantDocument):
     note = TenantReferenceField(Note)
     label = me.StringField()
     meta = {"collection": "test_attachments", "indexes": [{"fields": ["tenant_id", "note"]}]}
+
+
+# The tests' own tenant documents are declared as the app's are: exported, purged, checked like them.
+registry.declare_tenant_owned(Note, Attachment)
 
 
 class ProbeBody(Schema):

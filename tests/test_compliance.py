@@ -16,7 +16,7 @@ from app.audit.models import AuditLog, PlatformAuditLog
 from app.auth import tokens
 from app.campaigns.models import Campaign, CampaignMessage
 from app.tenancy.context import tenant_scope
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.usage.models import UsageSnapshot

@@ -20,7 +20,7 @@ from bson import ObjectId
 from app.auth.api_keys import create_api_key
 from app.tenancy.access import Access, Principal, rule_for
 from app.tenancy.context import tenant_scope, unscoped
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.service import create_tenant
 
 from .support import all_tenant_documents, operations

@@ -53,7 +53,7 @@ from app.tenancy.context import (
     tenant_scope,
     unscoped,
 )
-from app.tenancy.documents import global_document_classes, tenant_document_classes
+from app.tenancy.registry import global_document_classes, tenant_document_classes
 from app.tenants import retention as retention_service
 from app.tenants.admin import DELETING
 from app.tenants.models import Tenant

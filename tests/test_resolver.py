@@ -10,6 +10,7 @@ from app.tenancy.cache import TTLCache, tenant_cache
 from app.tenancy.resolver import Hint, host_hint
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
+from app.tenants.slugs import RESERVED
 
 from .support import log_records, register_probe
 
@@ -45,7 +46,7 @@ def slug_of(response):
     ],
 )
 def test_host_hint(host, expected):
-    assert host_hint(host, "example.com") == expected
+    assert host_hint(host, "example.com", RESERVED) == expected
 
 
 class TestHints:

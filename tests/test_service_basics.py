@@ -323,7 +323,7 @@ class TestDemo:
 
     @pytest.mark.parametrize("password", ["demo-password-123", "wrong"])
     def test_demo_passwords_verify(self, app, password):
-        from app.auth.passwords import verify_password
+        from app.users.passwords import verify_password
 
         demo.seed_demo(app)
         with tenant_scope(Tenant.objects.get(slug="acme")):

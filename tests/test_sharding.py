@@ -10,7 +10,9 @@ import pytest
 from bson import MaxKey, MinKey, ObjectId, json_util
 from mongoengine.base.common import _document_registry
 
-from app.tenancy.documents import TenantDocument, tenant_document_classes
+from app.tenancy import registry
+from app.tenancy.documents import TenantDocument
+from app.tenancy.registry import tenant_document_classes
 from app.tenancy.sharding import shard_commands
 
 from . import support
@@ -69,7 +71,8 @@ def in_range(
 
 @pytest.fixture
 def extra_class():
-    """A tenant document class defined after the app's: sharded like the others, without a list."""
+    """A tenant document class defined and declared after the app's: sharded like the others, without
+    a list of its own in the sharding code."""
 
     class ShardingProbe(TenantDocument):
         code = me.StringField()
@@ -78,7 +81,9 @@ def extra_class():
             "indexes": [{"fields": ["tenant_id", "code"], "unique": True}],
         }
 
+    registry.declare_tenant_owned(ShardingProbe)
     yield ShardingProbe
+    registry.undeclare(ShardingProbe)
     _document_registry.pop("ShardingProbe", None)
 
 
@@ -97,7 +102,7 @@ class TestShardCollections:
         for name in ("users", "campaigns", "messages", "audit_logs", "media_chunks", "usage_counters"):
             assert f"{DB}.{name}" in sharded
 
-    def test_a_new_tenant_document_class_is_covered_automatically(self, extra_class):
+    def test_a_new_declared_tenant_document_class_is_covered_automatically(self, extra_class):
         commands = shard_commands(DB)
         [probe] = [
             c for c in by_kind(commands, "shardCollection") if c["shardCollection"] == f"{DB}.sharding_probes"

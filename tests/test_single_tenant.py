@@ -14,7 +14,7 @@ from app.errors import Conflict
 from app.tenancy import migration
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import unscoped
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 from app.tenants import service as tenant_service
 from app.tenants.models import Tenant
 from app.tenants.service import ensure_default_tenant

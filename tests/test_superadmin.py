@@ -7,7 +7,7 @@ from bson import ObjectId
 
 from app.audit.models import PlatformAuditLog
 from app.tenancy.context import unscoped
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.admin import DELETING, fill_search_terms
 from app.tenants.models import Tenant
 from app.tenants.plans import PLANS

@@ -1,4 +1,4 @@
-"""The fail-closed rules of the tenancy core (docs/design.md "Tenancy core"), each shown to hold."""
+"""The fail-closed rules of the tenancy core (docs/architecture.md "Tenancy core"), each shown to hold."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from mongoengine.base.common import _document_registry
 from mongoengine.errors import SaveConditionError
 
 from app import TenancyConfigurationError
+from app.tenancy import registry
 from app.tenancy.collection import TenantViolation
 from app.tenancy.context import (
     TenancyError,
@@ -22,7 +23,8 @@ from app.tenancy.context import (
     tenant_scope,
     unscoped,
 )
-from app.tenancy.documents import TenantDocument, tenancy_problems, tenant_document_classes
+from app.tenancy.documents import TenantDocument, tenancy_problems
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 from app.users.models import User
@@ -324,6 +326,7 @@ class TestStartupRules:
             owner = me.ReferenceField(Note)
             meta = {"collection": "test_bad", "indexes": ["phone"]}
 
+        registry.declare_tenant_owned(GlobalEmail)
         try:
             problems = tenancy_problems([GlobalEmail])
             assert any("unique index ['email']" in p for p in problems)
@@ -332,6 +335,7 @@ class TestStartupRules:
             with pytest.raises(TenancyConfigurationError, match="GlobalEmail"):
                 app_factory()
         finally:
+            registry.undeclare(GlobalEmail)
             _document_registry.pop("GlobalEmail")
 
     def test_references_nested_in_lists_are_refused(self):

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
+from app import signals
 from app.db import stored_like
 from app.logs import request_id_var
 from app.pagination import paginate
@@ -159,6 +160,24 @@ def record_platform(
         summary=redact(summary or {}),
         **_origin(),
     ).save()
+
+
+def connect() -> None:
+    """Record the events of other packages that belong in a tenant's audit log."""
+    signals.tenant_mismatch.connect(_tenant_mismatch)
+    signals.usage_threshold_crossed.connect(_usage_threshold_crossed)
+
+
+def _tenant_mismatch(_sender: object, *, tenant: Any, hint: str, named_tenant_id: str, path: str) -> None:
+    record(
+        "auth.tenant_mismatch",
+        tenant=tenant,
+        summary={"hint": hint, "namedTenant": named_tenant_id, "path": path},
+    )
+
+
+def _usage_threshold_crossed(_sender: object, *, data: dict[str, Any]) -> None:
+    record("usage.threshold_crossed", target_type="usage", target_id=data["resource"], summary=data)
 
 
 def _filtered(queryset: Any, args: dict[str, Any]) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
+from app import signals
 from app.tenancy.cache import TTLCache
 from app.users.models import PlatformUser, User
 
@@ -27,6 +28,11 @@ auth_cache = TTLCache(ttl=5.0)
 def forget(*_args: object, **_kwargs: object) -> None:
     """Clear the cache (an account, key or revocation changed in this process)."""
     auth_cache.clear()
+
+
+def connect() -> None:
+    """Clear the cache when another package changes credentials by a write that saves no document."""
+    signals.credentials_changed.connect(forget)
 
 
 for _document_class in (User, PlatformUser, ApiKey):

@@ -23,7 +23,7 @@ from app.clock import utcnow
 from app.errors import TokenRevoked, Unauthorized
 from app.tenancy.access import SUPERADMIN, Principal, Rule
 from app.tenancy.context import tenant_scope
-from app.tenancy.resolver import tenant_by_id
+from app.tenants.directory import tenant_by_id
 from app.tenants.service import require_feature
 from app.users.models import PlatformUser, User
 

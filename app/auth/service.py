@@ -13,15 +13,15 @@ from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, Vali
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.middleware import check_ip_whitelist
-from app.tenancy.resolver import tenant_by_id
+from app.tenants.directory import tenant_by_id
 from app.tenants.models import Tenant
 from app.users.models import PlatformUser, User
+from app.users.passwords import verify_password
 from app.users.service import normalize_email, tenant_ids_of_email
 
 from . import sso, tokens, two_factor
 from .credentials import fresh_account
 from .models import ImpersonationSession
-from .passwords import verify_password
 
 # A login without a tenant hint looks at most this many tenants of one email.
 MAX_TENANTS_PER_EMAIL = 20

@@ -31,7 +31,7 @@ from app.clock import utcnow
 from app.errors import AppError, NotFound, TenantRequired, TenantSuspended
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.middleware import check_ip_whitelist
-from app.tenancy.resolver import tenant_by_id
+from app.tenants.directory import tenant_by_id
 from app.tenants.models import SsoSettings, Tenant
 from app.tenants.plans import effective_features
 from app.tenants.service import require_feature

@@ -68,14 +68,6 @@ def version_of(claims: dict[str, Any]) -> int:
     return claims.get("ver", 0)
 
 
-def end_sessions(account: Any) -> None:
-    """End every session of a tenant user or superadmin: the tokens issued so far stop working (in this
-    process at once, in others within AUTH_CACHE_TTL). One atomic increment, so that concurrent
-    changes each end what was issued before them."""
-    type(account).objects(id=account.id).update_one(inc__token_version=1)
-    forget()
-
-
 def issue_impersonation(user: Any, superadmin: Any) -> tuple[str, dict[str, Any]]:
     """Return an access token acting as `user` for at most 15 minutes, and its claims."""
     ttl = min(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"], IMPERSONATION_MAX)

@@ -3,7 +3,7 @@ users and superadmins alike.
 
 A tenant that requires 2FA refuses the password-only login of a user who has not enrolled, and hands
 them a short enrollment token instead, good only for the two enrollment routes. Turning 2FA on or off
-ends the account's sessions (app.auth.tokens.end_sessions).
+ends the account's sessions (as app.users.service.end_sessions does).
 
 Recovery codes are stored as HMAC-SHA256 under a key derived from SECRET_KEY: the database alone does
 not let anyone try the codes offline. A code is compared with every stored hash in constant time and

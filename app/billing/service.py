@@ -26,12 +26,12 @@ from app.clock import utcnow
 from app.db import insert_missing, stored_like
 from app.errors import found
 from app.pagination import paginate
+from app.signals import notify, notify_tenants
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.admin import activate_tenant, suspend_tenant
 from app.tenants.billing import CURRENCY, monthly_price_cents
 from app.tenants.models import Tenant
 from app.usage.service import period_bounds
-from app.webhooks.events import emit, emit_for_tenants
 
 from .models import Invoice
 
@@ -183,7 +183,7 @@ def issue_invoices(
         target_type="invoice",
         actor=SYSTEM,
     )
-    emit_for_tenants("invoice.created", {tenant_id: [summary] for tenant_id, summary in described.items()})
+    notify_tenants("invoice.created", {tenant_id: [summary] for tenant_id, summary in described.items()})
     return issued
 
 
@@ -207,7 +207,7 @@ def mark_paid(invoice: Invoice, provider_ref: str | None = None) -> bool:
     record(
         "invoice.paid", target_type="invoice", target_id=invoice.id, summary=_describe(invoice), actor=SYSTEM
     )
-    emit("invoice.paid", _describe(invoice))
+    notify("invoice.paid", _describe(invoice))
     tenant = Tenant.objects.get(id=invoice.tenant_id)
     if tenant.status == "suspended" and tenant.suspended_reason == OVERDUE_REASON and not _overdue(utcnow()):
         # Only while the suspension is still the overdue one: a superadmin's meanwhile stays.
@@ -249,7 +249,7 @@ def suspend_overdue(tenant: Tenant, now: datetime) -> bool:
         if not overdue or tenant.status != "active":
             return False
         for invoice in overdue:
-            emit("invoice.overdue", _describe(invoice))
+            notify("invoice.overdue", _describe(invoice))
     # Only a tenant still active: another suspension (or a deletion) begun meanwhile is left alone.
     return suspend_tenant(tenant.id, OVERDUE_REASON, only_active=True) is not None
 

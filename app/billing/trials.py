@@ -14,11 +14,11 @@ from datetime import datetime
 
 from app.audit.service import record, record_platform
 from app.clock import utcnow
+from app.signals import notify
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.tenants.plans import DEFAULT_PLAN
-from app.webhooks.events import emit
 
 from .service import SYSTEM
 
@@ -62,7 +62,7 @@ def end_trial(tenant: Tenant, now: datetime) -> bool:
     )
     record_platform("trial.ended", tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary)
     with tenant_scope(tenant):
-        emit(
+        notify(
             "trial.ended",
             {
                 "tenantId": str(tenant.id),

@@ -20,8 +20,8 @@ from app.clock import utcnow
 from app.errors import Conflict, ValidationFailed
 from app.messages.models import LANE as BOT_LANE
 from app.messages.models import Message
+from app.signals import notify
 from app.tenancy.context import current_tenant
-from app.webhooks.events import emit
 
 from .models import Campaign, MessageBody, Variant
 from .outgoing import given
@@ -57,7 +57,7 @@ def _claim(campaign: Campaign, variant: Variant, now: datetime) -> Campaign | No
 def _announce(campaign: Campaign, chosen_by: str) -> None:
     data = {"campaignId": str(campaign.id), "variant": campaign.ab_test.winner, "chosenBy": chosen_by}
     record(WINNER_CHOSEN, target_type="campaign", target_id=campaign.id, summary=data)
-    emit(WINNER_CHOSEN, data)
+    notify(WINNER_CHOSEN, data)
 
 
 def _released_as(body: MessageBody, variant: str, language: str, now: datetime) -> dict[str, Any]:

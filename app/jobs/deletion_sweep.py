@@ -21,7 +21,7 @@ from app.clock import utcnow
 from app.leases import Lease
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import unscoped
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 from app.tenants.admin import DELETING
 from app.tenants.models import Tenant
 from app.tenants.service import erase_tenant

@@ -41,6 +41,7 @@ from app.clock import utcnow
 from app.dispatcher.rates import Rate, Throttle
 from app.dispatcher.runner import Lane, Turn
 from app.media.models import MediaChunk, MediaFile
+from app.signals import notify, notify_many
 from app.telegram.client import (
     OutcomeUnknown,
     PermanentError,
@@ -55,7 +56,6 @@ from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.usage import service as usage
-from app.webhooks.events import emit, emit_many
 
 from .models import UNFINISHED, Message
 
@@ -556,7 +556,7 @@ class _BotTurn:
                 self.finished.add(message.campaign_id)
         for period, units in refunds.items():
             usage.refund("messagesPerMonth", units, period=period)
-        emit_many("message.failed", events)
+        notify_many("message.failed", events)
 
     def _fail_due(self, error: str) -> None:
         """Fail every due message of a bot that cannot send any more."""
@@ -622,4 +622,4 @@ def finish_campaigns(campaign_ids: set[ObjectId]) -> None:
             set__status=status, set__completed_at=utcnow()
         )
         if moved:
-            emit(f"campaign.{status}", {"campaignId": str(campaign_id), "sent": sent, "failed": failed})
+            notify(f"campaign.{status}", {"campaignId": str(campaign_id), "sent": sent, "failed": failed})

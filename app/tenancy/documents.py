@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, cast
 import mongoengine as me
 from bson import DBRef
 from mongoengine.base import BaseField
-from mongoengine.base.common import _document_registry
 from mongoengine.queryset import QuerySet, QuerySetManager
 
 from .collection import TENANT_FIELD, GuardedCollection, TenantViolation
 from .context import TenantContextMissing, current_state
+from .registry import declared, tenant_document_classes
 
 
 class TenantQuerySet(QuerySet):
@@ -201,26 +201,6 @@ class TenantDocument(ExactWrites, me.Document):
 # -- the rules the app checks at start ------------------------------------------------------------
 
 
-def tenant_document_classes() -> list[type[TenantDocument]]:
-    """Return every concrete tenant-owned document class that has been imported."""
-    return [
-        cls
-        for cls in _document_registry.values()
-        if issubclass(cls, TenantDocument) and not cls._meta.get("abstract")
-    ]
-
-
-def global_document_classes() -> list[type[me.Document]]:
-    """Return every concrete document class that is not tenant-owned."""
-    return [
-        cls
-        for cls in _document_registry.values()
-        if issubclass(cls, me.Document)
-        and not issubclass(cls, TenantDocument)
-        and not cls._meta.get("abstract")
-    ]
-
-
 def _reference_problems(owner: str, fields: dict[str, BaseField], nested: bool) -> list[str]:
     problems = []
     for name, field in fields.items():
@@ -267,8 +247,14 @@ def _manager_problems(cls: type) -> list[str]:
 
 
 def tenancy_problems(classes: list[type[TenantDocument]] | None = None) -> list[str]:
-    """List every way in which tenant document classes break the tenancy rules (empty when none)."""
+    """List every way in which the declared document classes (app.tenancy.registry), or `classes`,
+    break the tenancy rules (empty when none)."""
     problems = []
+    if classes is None:
+        for entry in declared():
+            if entry.tenant_owned != issubclass(entry.document, TenantDocument):
+                kind = "tenant-owned" if entry.tenant_owned else "global"
+                problems.append(f"{entry.document.__name__}: declared {kind}, but is not")
     for cls in tenant_document_classes() if classes is None else classes:
         name = cls.__name__
         for spec in cls._meta.get("index_specs") or []:

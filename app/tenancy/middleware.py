@@ -11,6 +11,10 @@ Order of a request:
 5. a suspended tenant is 403 tenant_suspended, and an address outside the tenant's IP whitelist
    403 ip_not_allowed, for everyone but a superadmin;
 6. the tenant goes into the context, and teardown empties the context after every request.
+
+The app gives the core what it needs and the core does not know: the authenticator and the directory of
+tenants (resolver.TenantDirectory). A refusal worth an audit entry is sent as a signal
+(app.signals.tenant_mismatch), for whichever package records it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app, g, request
 
-from app.audit.service import record
+from app import signals
 from app.errors import (
     Forbidden,
     IpNotAllowed,
@@ -30,29 +34,30 @@ from app.errors import (
     TenantSuspended,
     Unauthorized,
 )
-from app.tenants.models import Tenant
 
 from . import context
 from .access import NOT_WHILE_IMPERSONATING, NOT_WITH_AN_API_KEY, Access, Principal, Rule, rule_for
-from .resolver import Hint, request_hints, resolve_hint, tenant_by_id
+from .resolver import Hint, TenantDirectory, TenantRecord, request_hints, resolve_hint
 
 log = logging.getLogger("app.tenancy")
 
 Authenticator = Callable[[Rule], Principal | None]
 
 
-def init_app(app: Flask, authenticate: Authenticator) -> None:
-    """Install the tenancy hooks; `authenticate()` reads the request's credential."""
+def init_app(app: Flask, authenticate: Authenticator, directory: TenantDirectory) -> None:
+    """Install the tenancy hooks; `authenticate()` reads the request's credential, `directory` finds
+    the tenants that credentials and hints name."""
     app.extensions["tenancy_authenticate"] = authenticate
+    app.extensions["tenancy_directory"] = directory
     app.before_request(_before_request)
     app.teardown_request(_teardown_request)
 
 
-Named = list[tuple[Hint, Tenant]]
+Named = list[tuple[Hint, TenantRecord]]
 
 
-def _tenant_of_credential(principal: Principal, named: Named) -> Tenant:
-    tenant = tenant_by_id(principal.tenant_id)
+def _tenant_of_credential(principal: Principal, named: Named) -> TenantRecord:
+    tenant = current_app.extensions["tenancy_directory"].by_id(principal.tenant_id)
     if tenant is None:
         raise Unauthorized("The tenant of this credential no longer exists")
     for hint, other in named:
@@ -61,16 +66,17 @@ def _tenant_of_credential(principal: Principal, named: Named) -> Tenant:
                 "tenant_mismatch",
                 extra={"hint": hint.source, "named": str(other.id), "credential": str(tenant.id)},
             )
-            record(
-                "auth.tenant_mismatch",
+            signals.tenant_mismatch.send(
                 tenant=tenant,
-                summary={"hint": hint.source, "namedTenant": str(other.id), "path": request.path},
+                hint=hint.source,
+                named_tenant_id=str(other.id),
+                path=request.path,
             )
             raise TenantMismatch(details={"source": hint.source})
     return tenant
 
 
-def choose_tenant(rule: Rule, principal: Principal | None, named: Named) -> Tenant | None:
+def choose_tenant(rule: Rule, principal: Principal | None, named: Named) -> TenantRecord | None:
     """Apply the precedence and conflict rules to the credential and the tenants the hints name."""
     first_named = named[0][1] if named else None
     if principal is None:
@@ -104,9 +110,9 @@ def address_allowed(address: str | None, whitelist: list[str]) -> bool:
     return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in whitelist)
 
 
-def check_ip_whitelist(tenant: Tenant, address: str | None) -> None:
+def check_ip_whitelist(tenant: TenantRecord, address: str | None) -> None:
     """Refuse requests for `tenant` from outside its IP whitelist."""
-    if not address_allowed(address, tenant.settings.security.ip_whitelist):
+    if not address_allowed(address, tenant.ip_whitelist):
         raise IpNotAllowed()
 
 
@@ -120,13 +126,16 @@ def _before_request() -> None:
     # tenants its hints name are looked up.
     principal = app.extensions["tenancy_authenticate"](rule)
     g.principal = principal
+    directory = app.extensions["tenancy_directory"]
     if app.config["ENABLE_MULTI_TENANT"]:
-        hints = request_hints(request.headers, request.args, request.host, app.config["BASE_DOMAIN"])
+        hints = request_hints(
+            request.headers, request.args, request.host, app.config["BASE_DOMAIN"], directory.reserved
+        )
     else:
         # Single-tenant mode: hints are not read; every request names the default tenant.
         hints = [Hint("default", app.config["DEFAULT_TENANT_SLUG"])]
     # Every hint must name a tenant (404 otherwise), whoever asks and whatever the route.
-    named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint)) is not None]
+    named = [(hint, tenant) for hint in hints if (tenant := resolve_hint(hint, directory)) is not None]
     tenant = choose_tenant(rule, principal, named)
     if principal is not None and principal.impersonator and not rule.while_impersonating:
         raise Forbidden(NOT_WHILE_IMPERSONATING)

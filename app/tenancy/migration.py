@@ -25,7 +25,7 @@ from pymongo.errors import OperationFailure
 
 from .collection import TENANT_FIELD
 from .context import unscoped
-from .documents import tenant_document_classes
+from .registry import tenant_document_classes
 
 MISSING = {TENANT_FIELD: {"$exists": False}}
 Progress = Callable[[int, str], AbstractContextManager[Any]]

@@ -14,7 +14,7 @@ from typing import Any
 from bson import MaxKey, MinKey, ObjectId
 
 from .collection import TENANT_FIELD
-from .documents import tenant_document_classes
+from .registry import tenant_document_classes
 
 RANGED = {TENANT_FIELD: 1, "_id": 1}
 TENANT_ONLY = {TENANT_FIELD: 1}

@@ -15,10 +15,10 @@ from app.audit.service import record, record_platform
 from app.clock import utcnow
 from app.errors import Conflict, ValidationFailed, found
 from app.pagination import paginate
+from app.signals import notify
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.usage.service import GAUGES
-from app.webhooks.events import emit
 
 from .models import Tenant, search_terms, search_text
 from .plans import DEFAULT_PLAN, LIMIT_NAMES
@@ -189,7 +189,7 @@ def suspend_tenant(tenant_id: ObjectId, reason: str, *, only_active: bool = Fals
     _before, tenant = moved
     _audit_both("tenant.suspended", tenant, {"reason": reason})
     with tenant_scope(tenant):
-        emit("tenant.suspended", {"tenantId": str(tenant.id), "reason": reason})
+        notify("tenant.suspended", {"tenantId": str(tenant.id), "reason": reason})
     return tenant
 
 
@@ -207,7 +207,7 @@ def activate_tenant(tenant_id: ObjectId, *, only_reason: str | None = None) -> T
     _audit_both("tenant.activated", tenant, {"previousReason": previous})
     leases.wake_tenant(tenant.id)  # its messages waited: the dispatcher looks again at once
     with tenant_scope(tenant):
-        emit("tenant.activated", {"tenantId": str(tenant.id)})
+        notify("tenant.activated", {"tenantId": str(tenant.id)})
     return tenant
 
 

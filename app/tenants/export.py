@@ -15,7 +15,7 @@ from bson import json_util
 from app.audit.service import record
 from app.clock import utcnow
 from app.tenancy.context import current_tenant, tenant_scope
-from app.tenancy.documents import tenant_document_classes
+from app.tenancy.registry import tenant_document_classes
 
 from .schemas import TenantSchema
 

@@ -176,6 +176,11 @@ class Tenant(ExactWrites, me.Document):
     def is_active(self) -> bool:
         return self.status == "active"
 
+    @property
+    def ip_whitelist(self) -> list[str]:
+        """The networks (CIDRs) requests for this tenant may come from; empty: any."""
+        return list(self.settings.security.ip_whitelist)
+
     def clean(self) -> None:
         self.updated_at = utcnow()
         self.search_terms = search_terms(self.name, self.slug, self.domain)

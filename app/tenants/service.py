@@ -8,20 +8,18 @@ from typing import Any
 import mongoengine as me
 from flask import current_app
 
-from app import crypto, egress, leases
+from app import crypto, egress, signals
 from app.audit.service import record
 from app.auth import tokens
-from app.auth.cache import forget as forget_credentials
-from app.auth.models import ImpersonationSession, SsoLoginState
 from app.clock import utcnow
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import current_tenant_id, tenant_scope
-from app.tenancy.documents import tenant_document_classes
 from app.tenancy.middleware import address_allowed
+from app.tenancy.registry import removed_with_tenant, tenant_document_classes
 from app.users.models import User
-from app.users.service import create_user, forget_tenant
+from app.users.service import create_user
 from app.validators import normalize_cidrs
 
 from .models import Billing, SsoSettings, Tenant
@@ -118,7 +116,8 @@ def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: st
 
 
 def erase_tenant(tenant: Tenant) -> dict[str, int]:
-    """Delete every document the tenant owns, then the tenant; return what was removed per collection.
+    """Delete every document the tenant owns, and the global documents declared to go with it (the
+    registry, app/models.py), then the tenant; return what was removed per collection.
 
     Each collection goes in one delete by filter, which the server runs without sending a document
     back: the ODM's delete loads and deletes one by one the documents of classes with delete signals
@@ -129,11 +128,9 @@ def erase_tenant(tenant: Tenant) -> dict[str, int]:
         for document_class in tenant_document_classes():
             deleted = document_class._get_collection().delete_many({TENANT_FIELD: tenant.id})
             removed[document_class._get_collection_name()] = deleted.deleted_count
-    forget_credentials()
-    removed["email_directory"] = forget_tenant(tenant.id)
-    removed["impersonation_sessions"] = ImpersonationSession.objects(tenant_id=tenant.id).delete()
-    removed["sso_login_states"] = SsoLoginState.objects(tenant_id=tenant.id).delete()
-    removed["leases"] = leases.forget_tenant(tenant.id)
+    signals.credentials_changed.send()
+    for entry in removed_with_tenant():
+        removed[entry.document._get_collection_name()] = entry.naming(tenant.id).delete()
     tenant.delete()
     return removed
 
@@ -273,7 +270,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
         # Every session of a user without a second factor ends for good, so that turning the rule off
         # again brings none back; the sessions of those who have one and used it go on.
         User.objects(two_factor_enabled=False).update(inc__token_version=1)
-        forget_credentials()
+        signals.credentials_changed.send()
     record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 

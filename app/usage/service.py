@@ -17,13 +17,12 @@ from typing import Any
 
 import mongoengine as me
 
-from app.audit.service import record
+from app import signals
 from app.clock import utcnow
 from app.errors import LimitExceeded
 from app.tenancy.context import TenantContextMissing, current_tenant
 from app.tenants.models import Tenant, Usage
 from app.tenants.plans import LIMIT_NAMES, effective_limits
-from app.webhooks.events import emit
 
 from .models import UsageAlert, UsageCounter
 from .rate_limits import api_calls_this_hour
@@ -121,7 +120,8 @@ def reserve(resource: str, n: int = 1) -> None:
 
 
 def _alert_thresholds(tenant: Tenant, resource: str, now_used: int, n: int, limit: int | None) -> None:
-    """Record, audit and emit each alert threshold that this reservation crossed (once per period)."""
+    """Record each alert threshold that this reservation crossed (once per period) and tell the packages
+    that act on it (app.signals.usage_threshold_crossed: the audit log and the webhooks)."""
     if not limit:
         return
     before = now_used - n
@@ -142,8 +142,7 @@ def _alert_thresholds(tenant: Tenant, resource: str, now_used: int, n: int, limi
             "limit": limit,
             "period": period,
         }
-        record("usage.threshold_crossed", target_type="usage", target_id=resource, summary=data)
-        emit("usage.threshold", data)
+        signals.usage_threshold_crossed.send(data=data)
 
 
 def refund(resource: str, n: int = 1, period: str | None = None) -> None:

@@ -11,11 +11,9 @@ from bson import ObjectId
 from mongoengine.errors import SaveConditionError
 from mongoengine.queryset.visitor import Q
 
+from app import signals
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
-from app.auth.cache import forget as forget_credentials
-from app.auth.passwords import hash_password
-from app.auth.tokens import end_sessions
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound, found
 from app.pagination import paginate
@@ -24,6 +22,7 @@ from app.usage import service as usage
 
 from .models import EmailDirectory, PlatformUser, User
 from .owners import is_active_owner, owner_change
+from .passwords import hash_password
 
 
 def normalize_email(email: str) -> str:
@@ -60,9 +59,12 @@ def tenant_ids_of_email(email: str) -> list[ObjectId]:
     return [entry.tenant_id for entry in entries]
 
 
-def forget_tenant(tenant_id: ObjectId) -> int:
-    """Drop the directory entries of a deleted tenant."""
-    return EmailDirectory.objects(tenant_id=tenant_id).delete()
+def end_sessions(account: Any) -> None:
+    """End every session of a tenant user or superadmin: the tokens issued so far stop working (in this
+    process at once, in others within AUTH_CACHE_TTL). One atomic increment, so that concurrent
+    changes each end what was issued before them."""
+    type(account).objects(id=account.id).update_one(inc__token_version=1)
+    signals.credentials_changed.send()
 
 
 def create_superadmin(email: str, name: str, password: str) -> PlatformUser:
@@ -261,7 +263,7 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
         if User.objects(id=user.id, erased_at__ne=None).only("id").first() is not None:
             return  # erased by a concurrent request, which gave the seat back
         raise _changed_meanwhile(user)
-    forget_credentials()
+    signals.credentials_changed.send()
     usage.refund("users")
     record(
         "user.erased",

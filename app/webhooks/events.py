@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from app import leases
+from app import leases, signals
 from app.clock import utcnow
 from app.db import stored_like
 from app.tenancy.context import current_tenant_id
@@ -16,6 +16,27 @@ from app.tenancy.context import current_tenant_id
 from .models import Webhook, WebhookDelivery
 
 LANE = "webhook"
+
+
+def connect() -> None:
+    """Queue the events that other packages send (app.signals) for the webhooks."""
+    signals.webhook_event.connect(_webhook_event)
+    signals.webhook_events_of_tenants.connect(_webhook_events_of_tenants)
+    signals.usage_threshold_crossed.connect(_usage_threshold_crossed)
+
+
+def _webhook_event(_sender: object, *, event: str, items: Sequence[dict[str, Any]]) -> None:
+    emit_many(event, items)
+
+
+def _webhook_events_of_tenants(
+    _sender: object, *, event: str, items: Mapping[Any, Sequence[dict[str, Any]]]
+) -> None:
+    emit_for_tenants(event, items)
+
+
+def _usage_threshold_crossed(_sender: object, *, data: dict[str, Any]) -> None:
+    emit("usage.threshold", data)
 
 
 def emit(event: str, data: dict[str, Any]) -> int:

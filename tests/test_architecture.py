@@ -1,0 +1,75 @@
+"""The import contracts of pyproject.toml (docs/architecture.md): the code keeps them, and an import
+that breaks one is caught."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .support import ROOT
+
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint_imports(package_root: Path, *contracts: str) -> subprocess.CompletedProcess:
+    """Check the contracts (all of them by default) on the package `app` found under package_root."""
+    selected = [option for contract in contracts for option in ("--contract", contract)]
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo", "--config", str(ROOT / "pyproject.toml"), *selected],
+        cwd=package_root,
+        env={**os.environ, "PYTHONPATH": str(package_root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_code_keeps_every_contract():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        # The tenancy core importing a domain, or the audit log.
+        ("app/tenancy/middleware.py", "from app.tenants.models import Tenant", "layers"),
+        ("app/tenancy/resolver.py", "from app.audit.service import record", "layers"),
+        # A domain importing a process above it.
+        ("app/campaigns/service.py", "from app.jobs import SCHEDULE", "layers"),
+        # The tenant registry importing another domain.
+        ("app/tenants/plans.py", "from app.usage import service", "tenant-registry"),
+        # Metering writing alerts itself.
+        ("app/usage/service.py", "from app.webhooks.events import emit", "metering"),
+        ("app/usage/rate_limits.py", "from app.audit.service import record", "metering"),
+        # Accounts importing authentication.
+        ("app/users/owners.py", "from app.auth import tokens", "accounts"),
+        # A webhook event queued by import instead of a signal.
+        ("app/billing/service.py", "from app.webhooks.events import emit", "events"),
+        # Two independent resources.
+        (
+            "app/media/service.py",
+            "from app.telegram_accounts.models import TelegramAccount",
+            "independent-resources",
+        ),
+    ],
+)
+def test_an_import_that_breaks_a_contract_is_caught(tmp_path, module, line, contract):
+    shutil.copytree(
+        ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__", "static", "templates")
+    )
+    kept = lint_imports(tmp_path, contract)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    with open(tmp_path / module, "a") as source:
+        source.write(f"\n{line}\n")
+    broken = lint_imports(tmp_path, contract)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "1 broken" in broken.stdout
+    importer = module.removesuffix(".py").replace("/", ".")
+    assert f"{importer} -> " in broken.stdout
