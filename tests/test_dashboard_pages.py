@@ -174,9 +174,14 @@ def test_a_refused_send_says_why_and_a_draft_is_edited_then_cancelled(live, page
     expect(targets_error).to_contain_text("Entry 2: Use an @username")
     page.fill("#campaign-form [name=targets]", "1001,1002")
     page.fill("#campaign-form [name=name]", "Spring launch, shorter")
+    page.set_input_files(
+        "#media-upload", files=[{"name": "cover.png", "mimeType": "image/png", "buffer": b"\x89PNG cover"}]
+    )
+    expect(page.locator("#campaign-form [name=mediaId] option:checked")).to_have_text("cover.png (10 bytes)")
     page.click("#save-campaign")
     expect(page.locator("#detail-title")).to_have_text("Spring launch, shorter")
-    assert stored_campaign(app, campaign).targets == ["1001", "1002"]
+    edited = stored_campaign(app, campaign)
+    assert edited.targets == ["1001", "1002"] and edited.message.media_id is not None
 
     page.click("#cancel-campaign")
     expect(page.locator("#detail-status")).to_have_text("cancelled")
@@ -333,6 +338,11 @@ def test_an_owner_subscribes_a_webhook_and_sees_its_deliveries(live, page):
     expect(failed.locator("td").nth(3)).to_have_text("HTTP 500 in 12 ms")
     shoot(page, "webhooks")
 
+    accept_dialogs(page)
+    page.click(".delete-webhook")
+    expect(page.locator("#no-webhooks")).to_be_visible()
+    expect(page.locator("#deliveries")).to_be_hidden()
+
 
 def test_the_audit_log_filters_by_action_and_pages(live, page):
     app, base = live
@@ -446,3 +456,18 @@ def test_a_member_sees_read_only_pages(live, page):
     page.wait_for_selector("body[data-ready=true]")
     expect(page.locator("#list-error")).to_have_text("Only owners and admins see and manage the users.")
     expect(page.locator("#invite")).to_be_hidden()
+
+
+def test_a_plan_without_a_feature_shows_none_of_its_parts(live, page):
+    app, base = live
+    with app.app_context():
+        Tenant.objects(slug="acme").update(set__features={"apiAccess": False, "sso": False})
+    log_in(page, base, OWNER, then="/api-keys")
+    expect(page.locator("#no-feature")).to_be_visible()
+    expect(page.locator("#create")).to_be_hidden()
+    assert page.inner_text("#list-error") == ""  # the keys made before still show, to be revoked
+    page.goto(f"{base}/dashboard/tenant/settings")
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("[data-tab=security]")
+    expect(page.locator("#sso-form")).to_be_hidden()
+    expect(page.locator("#own-two-factor")).to_be_visible()

@@ -1,4 +1,4 @@
-"""The dashboard: three pages served by the service itself, which do everything through /api/v1.
+"""The dashboard: pages served by the service itself, which do everything through /api/v1.
 
 The pages are shells: the browser holds the user's token (sessionStorage) and calls the public API
 with it, so a page can do nothing the API would not let its user do. Every script and stylesheet is

@@ -3,11 +3,7 @@
   let list = null;
 
   function revokeButton(key) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "revoke-key danger-button";
-    b.textContent = "Revoke";
-    b.addEventListener("click", async () => {
+    return Dash.button("Revoke", "revoke-key danger-button", async () => {
       if (!window.confirm("Revoke " + key.name + "? Programs using it stop working at once.")) return;
       const box = document.getElementById("list-error");
       box.textContent = "";
@@ -18,7 +14,6 @@
       }
       await load(list.page);
     });
-    return b;
   }
 
   async function load(page) {

@@ -2,23 +2,14 @@
 (function () {
   let ctx = null;
 
-  function button(text, cls, onClick) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = text;
-    b.className = cls;
-    b.addEventListener("click", (event) => { event.stopPropagation(); onClick(); });
-    return b;
-  }
-
   function actions(bot) {
     const box = document.createElement("span");
     box.className = "row-actions";
     if (!ctx.canWrite) return box;
     box.append(
-      button(bot.active ? "Deactivate" : "Activate", "toggle-bot", () => change(() =>
+      Dash.button(bot.active ? "Deactivate" : "Activate", "toggle-bot", () => change(() =>
         Dash.api("/telegram-accounts/" + bot.id, { method: "PATCH", body: { active: !bot.active } }))),
-      button("Delete", "delete-bot danger-button", () => change(async () => {
+      Dash.button("Delete", "delete-bot danger-button", () => change(async () => {
         if (!window.confirm("Remove " + bot.name + "? Its campaigns keep their history.")) return;
         await Dash.api("/telegram-accounts/" + bot.id, { method: "DELETE" });
       })),

@@ -234,6 +234,16 @@
     }));
   }
 
+  // A button of a table row: its click does not also select the row.
+  function button(text, className, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = className;
+    b.textContent = text;
+    b.addEventListener("click", (event) => { event.stopPropagation(); onClick(); });
+    return b;
+  }
+
   function badge(text) {
     const span = document.createElement("span");
     span.className = "badge status-" + text;
@@ -315,6 +325,6 @@
 
   window.Dash = {
     KEYS, api, token, acting, ApiError, clearFieldErrors, showFieldErrors, applyBranding, requireLogin, showImpersonation,
-    enrolTwoFactor, HOME, enter, label, bytes, amount, when, money, fillTable, badge, pager, showFeatures, tenantPage, act, copy,
+    enrolTwoFactor, HOME, enter, label, bytes, amount, when, money, fillTable, button, badge, pager, showFeatures, tenantPage, act, copy,
   };
 })();

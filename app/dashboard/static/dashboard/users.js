@@ -19,12 +19,8 @@
 
   function activeCell(user) {
     if (user.id === ctx.me.user.id || (user.role === "owner" && ctx.role !== "owner")) return "";
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = user.active ? "deactivate-user danger-button" : "activate-user";
-    b.textContent = user.active ? "Deactivate" : "Reactivate";
-    b.addEventListener("click", () => change(user, { active: !user.active }));
-    return b;
+    return Dash.button(user.active ? "Deactivate" : "Reactivate", user.active ? "deactivate-user danger-button" : "activate-user",
+      () => change(user, { active: !user.active }));
   }
 
   async function change(user, body) {

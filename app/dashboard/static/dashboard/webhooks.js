@@ -23,18 +23,9 @@
   function rowActions(hook) {
     const box = document.createElement("span");
     box.className = "row-actions";
-    const see = document.createElement("button");
-    see.type = "button";
-    see.className = "see-deliveries secondary";
-    see.textContent = "Deliveries";
-    see.addEventListener("click", () => showDeliveries(hook));
-    box.appendChild(see);
+    box.appendChild(Dash.button("Deliveries", "see-deliveries secondary", () => showDeliveries(hook)));
     if (ctx.canWrite) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "delete-webhook danger-button";
-      remove.textContent = "Delete";
-      remove.addEventListener("click", async () => {
+      box.appendChild(Dash.button("Delete", "delete-webhook danger-button", async () => {
         if (!window.confirm("Stop sending events to " + hook.url + "?")) return;
         try {
           await Dash.api("/webhooks/" + hook.id, { method: "DELETE" });
@@ -43,8 +34,7 @@
           document.getElementById("list-error").textContent = error.message;
         }
         await load();
-      });
-      box.appendChild(remove);
+      }));
     }
     return box;
   }
