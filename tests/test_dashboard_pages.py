@@ -141,6 +141,7 @@ def test_an_owner_creates_a_campaign_sends_it_and_watches_it_complete(live, page
     assert len(points) >= 2 and points[0] != points[-1]  # the line rose from its first poll
     expect(page.locator("#stats-chart .legend.series-sent")).to_have_text("sent: 3")
     expect(page.locator("#send-campaign")).to_be_hidden()
+    expect(page.locator("#detail-facts")).not_to_contain_text("not yet")  # when it completed
     shoot(page, "campaign-stats")
     sent = sorted(fake_telegram.sent, key=lambda s: s["chat"])
     assert [s["chat"] for s in sent] == ["1001", "1002", "1003"]
@@ -191,6 +192,25 @@ def test_a_refused_send_says_why_and_a_draft_is_edited_then_cancelled(live, page
     page.select_option("#filter-status", "draft")
     page.click("#filters button")
     expect(page.locator("#no-campaigns")).to_be_visible()
+
+
+def test_cancelling_a_campaign_while_it_sends_stops_its_queue_and_the_polling(live, page):
+    app, base = live
+    campaign = a_draft(app, a_bot(app), ["1001", "1002"])
+    with app.app_context():
+        sent = app.test_client().post(f"{API}/campaigns/{campaign}/send", headers=headers_of(app, OWNER))
+        assert sent.status_code == 202, sent.json
+    log_in(page, base, OWNER)
+    page.wait_for_selector("body[data-ready=true]")
+    page.click(f"#campaigns-table tbody tr[data-id='{campaign}']")
+    expect(page.locator("#detail-status")).to_have_text("sending")
+    expect(page.locator("body")).to_have_attribute("data-polling", "true")  # nobody delivers it here
+    expect(page.locator("#delete-campaign")).to_be_hidden()
+    page.click("#cancel-campaign")
+    expect(page.locator("#detail-status")).to_have_text("cancelled")
+    expect(page.locator("#stats-counts [data-status=cancelled] strong")).to_have_text("2")
+    expect(page.locator("body")).to_have_attribute("data-polling", "false")
+    assert stored_campaign(app, campaign).status == "cancelled"
 
 
 def test_an_owner_connects_a_bot_deactivates_it_and_removes_it(live, page):

@@ -2,6 +2,7 @@
 (function () {
   const POLL_MS = 1000;
   const LIVE = ["scheduled", "sending"];
+  const COUNTED = ["queued", "sending", "sent", "failed", "cancelled"];
   // The sections of the campaign form, in order. Each fills its fields from a campaign and adds what
   // they hold to the body sent; a section with a `feature` shows only when the plan has it (its
   // fieldset carries data-feature), so a plan feature's part of a campaign is one more entry here.
@@ -162,6 +163,12 @@
     document.getElementById("detail").hidden = false;
     document.getElementById("editor").hidden = true;
     document.getElementById("detail-error").textContent = "";
+    renderFacts();
+    renderStatus();
+    await refreshStats();
+  }
+
+  function renderFacts() {
     document.getElementById("detail-title").textContent = shown.name;
     document.getElementById("detail-facts").replaceChildren(
       ...fact("Bot", botName(shown.telegramAccountId) || "none chosen"),
@@ -170,8 +177,6 @@
       ...fact("Scheduled", shown.scheduledAt ? Dash.when(shown.scheduledAt) : "no: sent when you press Send"),
       ...fact("Completed", Dash.when(shown.completedAt) || "not yet"),
     );
-    renderStatus();
-    await refreshStats();
   }
 
   function renderStatus() {
@@ -199,7 +204,8 @@
     renderCounts(stats);
     drawChart(stats.targets);
     if (stats.status !== shown.status) {
-      shown.status = stats.status;
+      shown = await Dash.api("/campaigns/" + campaignId);
+      renderFacts();
       renderStatus();
       await load(list.page);
     }
@@ -207,7 +213,7 @@
     document.body.dataset.polling = String(live);
     document.getElementById("stats-note").textContent = live
       ? "Sending: refreshed every second."
-      : stats.deliveryRate === null ? "" : "Delivered to " + Math.round(stats.deliveryRate * 100) + "% of the chats it reached an end for.";
+      : stats.deliveryRate === null ? "" : "Delivery rate: " + Math.round(stats.deliveryRate * 100) + "% of the messages that finished were sent.";
     if (live) timer = setTimeout(refreshStats, POLL_MS);
   }
 
@@ -218,7 +224,8 @@
   }
 
   function renderCounts(stats) {
-    const counts = Object.entries(stats.messages).map(([status, n]) => {
+    const counts = COUNTED.map((status) => {
+      const n = stats.messages[status] || 0;
       const box = document.createElement("div");
       box.className = "count status-" + status;
       box.dataset.status = status;
