@@ -491,3 +491,29 @@ def test_a_plan_without_a_feature_shows_none_of_its_parts(live, page):
     page.click("[data-tab=security]")
     expect(page.locator("#sso-form")).to_be_hidden()
     expect(page.locator("#own-two-factor")).to_be_visible()
+
+
+def test_a_page_replaces_a_dead_access_token_with_the_sessions_refresh_token(live, page):
+    _app, base = live
+    log_in(page, base, OWNER, then="/bots")
+    first = page.evaluate("sessionStorage.getItem('dash.token')")
+    revoked = requests.post(
+        f"{base}{API}/auth/logout", headers={"Authorization": f"Bearer {first}"}, timeout=5
+    )
+    assert revoked.status_code == 204
+    page.reload()  # its first call is refused, refreshed, and made again
+    page.wait_for_selector("body[data-ready=true]")
+    assert "owner@acme.example.com" in page.inner_text("#whoami")
+    second = page.evaluate("sessionStorage.getItem('dash.token')")
+    assert second != first
+    assert requests.get(f"{base}{API}/auth/me", headers={"Authorization": f"Bearer {second}"}, timeout=5).ok
+
+    refresh = page.evaluate("sessionStorage.getItem('dash.refresh')")
+    requests.post(
+        f"{base}{API}/auth/logout",
+        headers={"Authorization": f"Bearer {second}"},
+        json={"refreshToken": refresh},
+        timeout=5,
+    )
+    page.reload()  # nothing left to refresh with: back to the login page
+    page.wait_for_url("**/dashboard/login")

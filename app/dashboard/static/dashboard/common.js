@@ -23,6 +23,17 @@
     }
   }
 
+  // Access tokens last minutes: with the session's refresh token, get a new one (not while
+  // impersonating, whose token has no refresh). Tells whether it did.
+  async function refreshed() {
+    const refresh = sessionStorage.getItem(KEYS.refresh);
+    if (acting() || !refresh) return false;
+    const response = await fetch("/api/v1/auth/refresh", { method: "POST", headers: { Authorization: "Bearer " + refresh } });
+    if (!response.ok) return false;
+    sessionStorage.setItem(KEYS.token, (await response.json()).accessToken);
+    return true;
+  }
+
   async function api(path, options = {}) {
     const headers = Object.assign({}, options.headers || {});
     const current = options.token === undefined ? token() : options.token;
@@ -33,6 +44,9 @@
       body = JSON.stringify(body);
     }
     const response = await fetch("/api/v1" + path, { method: options.method || "GET", headers, body });
+    if (response.status === 401 && options.token === undefined && !options.retried && await refreshed()) {
+      return api(path, Object.assign({}, options, { retried: true }));
+    }
     if (options.raw) {
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
       return response;
