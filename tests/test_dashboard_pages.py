@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from app.audit.models import Actor
 from app.audit.service import record
 from app.auth import tokens
 from app.billing.service import issue_invoice
@@ -372,14 +373,16 @@ def test_the_audit_log_filters_by_action_and_pages(live, page):
             for n in range(27):
                 record("campaign.created", tenant=tenant, target_type="campaign", summary={"name": f"C{n}"})
             record("user.created", tenant=tenant, target_type="user", summary={"role": "member"})
+            owner = User.objects.get(email=OWNER)
+            record("campaign.sent", tenant=tenant, actor=Actor(kind="user", id=str(owner.id), label=OWNER))
     log_in(page, base, OWNER, then="/audit-log")
     rows = page.locator("#audit-table tbody tr")
     expect(rows).to_have_count(25)
-    info = page.inner_text(".page-info")  # the 28 entries above and the owner's login
-    assert info == "Page 1 of 2 (29 entries)", info
+    info = page.inner_text(".page-info")  # the 29 entries above and the owner's login
+    assert info == "Page 1 of 2 (30 entries)", info
     page.click(".next-page")
-    expect(rows).to_have_count(4)
-    expect(page.locator(".page-info")).to_have_text("Page 2 of 2 (29 entries)")
+    expect(rows).to_have_count(5)
+    expect(page.locator(".page-info")).to_have_text("Page 2 of 2 (30 entries)")
     expect(page.locator(".next-page")).to_be_disabled()
     shoot(page, "audit-log")
     page.fill("#filter-action", "user.created")
@@ -387,6 +390,16 @@ def test_the_audit_log_filters_by_action_and_pages(live, page):
     expect(rows).to_have_count(1)
     expect(rows.locator("td").nth(4)).to_have_text("Role: member")
     assert page.inner_text(".page-info").startswith("Page 1 of 1")
+    page.fill("#filter-until", "2020-01-01T00:00")
+    page.click("#filters button")
+    expect(rows).to_have_count(0)
+    page.fill("#filter-until", "")
+    page.fill("#filter-action", "")
+    page.select_option("#filter-actor", label="Olivia Owner <owner@acme.example.com>")
+    page.click("#filters button")
+    expect(rows).to_have_count(1)
+    expect(rows.locator("td").nth(1)).to_have_text("campaign.sent")
+    expect(rows.locator("td").nth(2)).to_have_text(OWNER)
 
 
 def test_invoices_show_amounts_status_and_usage_in_human_units(live, page):

@@ -1,11 +1,13 @@
 "use strict";
 (function () {
-  const POLL_MS = 1000;
+  const POLL_MS = 1000; // while sending
+  const SCHEDULED_POLL_MS = 30000; // while waiting for its time
   const LIVE = ["scheduled", "sending"];
   const COUNTED = ["queued", "sending", "sent", "failed", "cancelled"];
-  // The sections of the campaign form, in order. Each fills its fields from a campaign and adds what
-  // they hold to the body sent; a section with a `feature` shows only when the plan has it (its
-  // fieldset carries data-feature), so a plan feature's part of a campaign is one more entry here.
+  // The sections of the campaign form (fieldsets with data-section), in order. Each fills its fields
+  // from a campaign and adds what they hold to the body sent. A fieldset that also carries
+  // data-feature shows only when the tenant's plan has that feature, and a hidden section sends
+  // nothing: a plan feature's part of a campaign (variants, languages) is one fieldset and one entry.
   const SECTIONS = [
     {
       name: "details",
@@ -71,7 +73,12 @@
   async function loadBots() {
     bots = (await Dash.api("/telegram-accounts?perPage=100")).items;
     const select = document.querySelector("#campaign-form [name=telegramAccountId]");
-    select.replaceChildren(new Option("Choose a bot", ""), ...bots.filter((b) => b.active).map((b) => new Option(botName(b.id), b.id)));
+    // Inactive bots stay listed (a draft may name one) but cannot be chosen.
+    select.replaceChildren(new Option("Choose a bot", ""), ...bots.map((b) => {
+      const option = new Option(botName(b.id) + (b.active ? "" : " (inactive)"), b.id);
+      option.disabled = !b.active;
+      return option;
+    }));
     document.getElementById("no-bots").hidden = bots.length > 0;
   }
 
@@ -211,10 +218,13 @@
     }
     const live = LIVE.includes(stats.status);
     document.body.dataset.polling = String(live);
-    document.getElementById("stats-note").textContent = live
-      ? "Sending: refreshed every second."
-      : stats.deliveryRate === null ? "" : "Delivery rate: " + Math.round(stats.deliveryRate * 100) + "% of the messages that finished were sent.";
-    if (live) timer = setTimeout(refreshStats, POLL_MS);
+    const notes = {
+      sending: "Sending: refreshed every second.",
+      scheduled: "Waiting for its time: looked at every 30 seconds.",
+    };
+    document.getElementById("stats-note").textContent = notes[stats.status] ||
+      (stats.deliveryRate === null ? "" : "Delivery rate: " + Math.round(stats.deliveryRate * 100) + "% of the messages that finished were sent.");
+    if (live) timer = setTimeout(refreshStats, stats.status === "sending" ? POLL_MS : SCHEDULED_POLL_MS);
   }
 
   function stopPolling() {
