@@ -78,7 +78,7 @@ browser:
 
 ## Screenshots of the dashboard pages, taken by the browser tests, into docs/screenshots/.
 screenshots: $(DEV) browser
-	SCREENSHOTS=1 $(BIN)/pytest -q tests/test_dashboard_browser.py
+	SCREENSHOTS=1 $(BIN)/pytest -q -m browser
 
 ## Throughput against a bare Flask app (wrk, installed with apt-get where possible), database
 ## operations per route, the caches of a request, cost as the data grows, a one-minute soak, and

@@ -161,6 +161,31 @@ def count_operations():
     return counted_operations
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for a browser test module's tests (launching one costs more than most
+    tests); tests/browser.py."""
+    from .browser import launch, sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A page of a fresh browser context; the test fails if the browser reported a violation of the
+    Content-Security-Policy."""
+    from .browser import open_page
+
+    page = open_page(chromium)
+    yield page
+    page.context.close()
+    csp = [e for e in page.console_errors if "Content Security Policy" in e]
+    assert not csp, csp
+
+
 @pytest.fixture
 def unused_port() -> int:
     """A port on 127.0.0.1 where nothing listens."""

@@ -1,23 +1,13 @@
-"""The dashboard pages in a real headless Chromium (Debian's package, driven by Playwright).
-
-The service runs in a thread of this process on a free loopback port, so the tests can seed its
-embedded store directly. Without Chromium or Playwright the tests are skipped and say why; `make test`
-installs Chromium where it can (root with apt-get), so CI always runs them. `make screenshots` runs
-them with SCREENSHOTS=1, which saves a picture of each page into docs/screenshots/.
-"""
+"""The original dashboard pages (login, tenant settings, superadmin tenants) in a headless Chromium
+(tests/browser.py says how)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyotp
 import pytest
-from werkzeug.serving import make_server
 
 from app.jobs import trial_end
 from app.tenancy.context import tenant_scope
@@ -25,17 +15,10 @@ from app.tenants.models import Tenant
 from app.tenants.service import create_tenant, signup
 from app.users.models import User
 
+from .browser import MARKS, expect, log_in, serving, shoot
 from .conftest import PASSWORD
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-expect = sync_api.expect
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -56,52 +39,11 @@ def live(app_factory, make_user):
             create_user("member@acme.example.com", "Max Member", PASSWORD, "member")
         # Overrides that make the usage bars tell something: users at 100%, campaigns with room.
         Tenant.objects(id=acme.id).update(set__limits={"users": 2, "campaigns": 10, "webhooks": 5})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serving(app) as base:
+        yield app, base
 
 
-@pytest.fixture
-def page(live):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.set_default_timeout(10_000)
-        page.console_errors = errors
-        yield page
-        browser.close()
-        csp = [e for e in errors if "Content Security Policy" in e]
-        assert not csp, csp
-
-
-def shoot(page, name):
-    if os.environ.get("SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page, base, email):
-    page.goto(f"{base}/dashboard/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
+SETTINGS = "/tenant/settings"
 
 
 def stored(app, slug):
@@ -111,9 +53,7 @@ def stored(app, slug):
 
 def test_owner_changes_a_setting_and_the_branding_and_they_persist(live, page):
     app, base = live
-    log_in(page, base, "owner@acme.example.com")
-    page.wait_for_url("**/dashboard/tenant/settings")
-    page.wait_for_selector("body[data-ready=true]")
+    log_in(page, base, "owner@acme.example.com", then=SETTINGS)
     assert page.inner_text("#tenant-name") == "Acme Corp"
     page.fill("#tab-general [name=timezone]", "Europe/Berlin")
     page.click("#tab-general .save")
@@ -139,7 +79,7 @@ def test_owner_changes_a_setting_and_the_branding_and_they_persist(live, page):
     assert tenant.branding.primary_color == "#aa3300"
     page.click("[data-tab=usage]")
     page.wait_for_selector("[data-resource=users]")
-    assert "users: 2 / 2 (100%)" in page.inner_text("[data-resource=users]")
+    assert "Users: 2 of 2 (100%)" in page.inner_text("[data-resource=users]")
     assert page.locator("[data-resource=users] .bar-fill.alert").count() == 1
     assert (
         page.locator(
@@ -152,8 +92,7 @@ def test_owner_changes_a_setting_and_the_branding_and_they_persist(live, page):
 
 def test_validation_errors_show_next_to_their_fields(live, page):
     _app, base = live
-    log_in(page, base, "owner@acme.example.com")
-    page.wait_for_selector("body[data-ready=true]")
+    log_in(page, base, "owner@acme.example.com", then=SETTINGS)
     page.fill("#tab-general [name=timezone]", "Mars/Olympus")
     page.click("#tab-general .save")
     error = page.wait_for_selector("#tab-general [data-field='general.timezone'] + .field-error")
@@ -162,8 +101,7 @@ def test_validation_errors_show_next_to_their_fields(live, page):
 
 def test_a_member_finds_the_forms_read_only(live, page):
     _app, base = live
-    log_in(page, base, "member@acme.example.com")
-    page.wait_for_selector("body[data-ready=true]")
+    log_in(page, base, "member@acme.example.com", then=SETTINGS)
     assert page.is_visible("#readonly-note")
     assert page.is_disabled("#tab-general [name=timezone]")
     assert page.is_disabled("#tab-general .save")
@@ -194,13 +132,19 @@ def test_superadmin_filters_suspends_activates_impersonates_and_deletes(live, pa
     shoot(page, "superadmin-tenants")
 
     page.click("#tenants-table tbody tr[data-slug=globex]")
+    # Only what applies: an active tenant can be suspended, not activated.
+    expect(page.locator("#suspend-tenant")).to_be_visible()
+    expect(page.locator("#activate-tenant")).to_be_hidden()
     page.fill("#action-reason", "payment overdue")
     page.click("#suspend-tenant")
     expect(page.locator("tr[data-slug=globex] .status-suspended")).to_have_count(1)
     assert stored(app, "globex").status == "suspended"
+    expect(page.locator("#suspend-tenant")).to_be_hidden()
+    expect(page.locator("#activate-tenant")).to_be_visible()
     page.click("#activate-tenant")
     expect(page.locator("tr[data-slug=globex] .status-active")).to_have_count(1)
     assert stored(app, "globex").status == "active"
+    expect(page.locator("#activate-tenant")).to_be_hidden()
 
     page.click("#tenants-table tbody tr[data-slug=acme]")
     page.fill("#action-reason", "support ticket 4711")
@@ -271,8 +215,7 @@ def test_the_usage_tab_shows_the_trial_and_its_end(live, page):
     owner = {"email": "owner@hooli.example.com", "name": "Gavin", "password": PASSWORD}
     with app.app_context():
         signup({"name": "Hooli", "slug": "hooli"}, owner, "professional")
-    log_in(page, base, owner["email"])
-    page.wait_for_selector("body[data-ready=true]")
+    log_in(page, base, owner["email"], then=SETTINGS)
     page.click("[data-tab=usage]")
     note = page.locator("#trial-note")
     expect(note).to_have_attribute("data-status", "trialing")
@@ -299,13 +242,15 @@ def test_the_usage_tab_shows_the_trial_and_its_end(live, page):
     expect(note).to_have_attribute("data-status", "ended")
     assert page.inner_text("#plan-name") == "free"
     assert "The trial ended on" in note.inner_text()
-    assert "users: 1 / 5" in page.inner_text("[data-resource=users]")
+    assert "Users: 1 of 5" in page.inner_text("[data-resource=users]")
+    # Readable names, and bytes in human units.
+    assert page.inner_text("[data-resource=storage]").startswith("Storage: 0 bytes of 100 MB")
+    assert page.inner_text("[data-resource=messagesPerMonth]").startswith("Messages per month: 0 of 1,000")
 
 
 def test_a_tenant_without_a_trial_shows_none(live, page):
     _app, base = live
-    log_in(page, base, "owner@acme.example.com")
-    page.wait_for_selector("body[data-ready=true]")
+    log_in(page, base, "owner@acme.example.com", then=SETTINGS)
     page.click("[data-tab=usage]")
     assert page.inner_text("#plan-name") == "enterprise"
     assert not page.is_visible("#trial-note")
@@ -332,7 +277,7 @@ def test_a_user_made_to_enrol_at_login_enrols_there_and_is_signed_in(live, page)
     assert not page.is_visible("#login-card")
     enter_code_from_the_qr(page, lambda totp: totp.now())
     page.click("#enrol-continue")
-    page.wait_for_url("**/dashboard/tenant/settings")
+    page.wait_for_url("**/dashboard/campaigns")
     page.wait_for_selector("body[data-ready=true]")
     assert "member@acme.example.com" in page.inner_text("#whoami")
     with app.app_context(), tenant_scope(stored(app, "acme")):
@@ -341,28 +286,46 @@ def test_a_user_made_to_enrol_at_login_enrols_there_and_is_signed_in(live, page)
 
 def test_the_owner_enrols_before_requiring_2fa_and_is_never_locked_out(live, page):
     app, base = live
-    log_in(page, base, "owner@acme.example.com")
-    page.wait_for_selector("body[data-ready=true]")
+    log_in(page, base, "owner@acme.example.com", then=SETTINGS)
     page.click("[data-tab=security]")
     page.check("#tab-security [name=require2fa]")
-    page.click("#tab-security .save")
+    page.click("#tab-security [data-group=security] .save")
     error = page.wait_for_selector("#tab-security [data-field='security.require2fa'] + .field-error")
     assert "no second factor" in error.inner_text()
     assert stored(app, "acme").settings.security.require_2fa is False
 
     page.click("#own-two-factor-start")
     secret = enter_code_from_the_qr(page, lambda totp: totp.now())
+    recovery = page.locator("#recovery-codes li").all_inner_texts()
     page.click("#enrol-continue")
     page.wait_for_url("**/dashboard/login")
     log_in(page, base, "owner@acme.example.com")
     page.wait_for_selector("#code-row:not([hidden])")
     page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))  # the current code was used to enrol
     page.click("#login-submit")
-    page.wait_for_url("**/dashboard/tenant/settings")
+    page.wait_for_url("**/dashboard/campaigns")
+    page.wait_for_selector("body[data-ready=true]")
+    page.goto(f"{base}/dashboard{SETTINGS}")
     page.wait_for_selector("body[data-ready=true]")
     page.click("[data-tab=security]")
     assert "On" in page.inner_text("#own-two-factor-status")
     page.check("#tab-security [name=require2fa]")
-    page.click("#tab-security .save")
-    page.wait_for_selector("#tab-security .saved:not([hidden])")
+    page.click("#tab-security [data-group=security] .save")
+    page.wait_for_selector("#tab-security [data-group=security] .saved:not([hidden])")
     assert stored(app, "acme").settings.security.require_2fa is True
+
+    # Turning it off: refused while the tenant requires it, then with a wrong code, then done.
+    page.fill("#disable-code", recovery[0])
+    page.click("#disable-submit")
+    expect(page.locator("#disable-form .error")).to_contain_text("requires two-factor")
+    page.uncheck("#tab-security [name=require2fa]")
+    page.click("#tab-security [data-group=security] .save")
+    page.wait_for_selector("#tab-security [data-group=security] .saved:not([hidden])")
+    page.fill("#disable-code", "not-a-code")
+    page.click("#disable-submit")
+    expect(page.locator("#disable-code + .field-error")).to_contain_text("does not match")
+    page.fill("#disable-code", recovery[0])
+    page.click("#disable-submit")
+    page.wait_for_url("**/dashboard/login")
+    with app.app_context(), tenant_scope(stored(app, "acme")):
+        assert User.objects.get(email="owner@acme.example.com").two_factor_enabled is False

@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 
 from app import security_headers
+from app.dashboard.views import PRODUCT_PAGES
 
 from .support import file_part, multipart, register_probe
 
@@ -106,7 +107,16 @@ def test_the_api_docs_assets_keep_their_cache_policy(client):
         assert "max-age=86400" in response.headers["Cache-Control"]
 
 
-@pytest.mark.parametrize("path", ["/dashboard/login", "/dashboard/tenant/settings", "/dashboard/tenants"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/login",
+        "/dashboard/sso",
+        "/dashboard/tenant/settings",
+        "/dashboard/tenants",
+        *(f"/dashboard{path}" for _page, path in PRODUCT_PAGES),
+    ],
+)
 def test_dashboard_pages(client, path):
     response = client.get(path)
     assert response.status_code == 200

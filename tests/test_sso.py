@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from app import crypto
 from app.audit.models import AuditLog
@@ -37,6 +38,7 @@ from .support import (
 SETTINGS = "/api/v1/tenants/current/settings"
 START = "/api/v1/auth/sso/start"
 CALLBACK = "/api/v1/auth/sso/callback"
+BRANDING = "/api/v1/tenants/branding"
 CURRENT = "/api/v1/tenants/current"
 REFRESH = "/api/v1/auth/refresh"
 
@@ -293,6 +295,42 @@ class TestLogin:
         with tenant_scope(initech):
             assert User.objects.count() == 1
         assert EmailDirectory.objects(email="dana@acme.example.com").count() == 2
+
+    def test_the_dashboard_landing_sends_the_provider_back_to_the_dashboard(
+        self, client, tenant, provider, acme_sso
+    ):
+        """The login page's button: the provider sends the browser to /dashboard/sso, whose page hands
+        what it got to /auth/sso/callback (the code is exchanged with the redirect URI it was issued for)."""
+        response = client.get(START, query_string={"tenant": "acme", "landing": "dashboard"})
+        assert response.status_code == 302
+        query = parse_qs(urlsplit(response.headers["Location"]).query)
+        assert query["redirect_uri"] == ["http://localhost/dashboard/sso"]
+        answer = requests.get(response.headers["Location"], allow_redirects=False, timeout=5)
+        back = urlsplit(answer.headers["Location"])
+        assert back.path == "/dashboard/sso"
+        login = client.get(f"/api/v1/auth/sso/callback?{back.query}")
+        assert login.status_code == 200, login.json
+        assert login.json["user"]["email"] == "dana@acme.example.com"
+        assert provider.token_requests[-1]["form"]["redirect_uri"] == "http://localhost/dashboard/sso"
+
+    def test_an_unknown_landing_is_422(self, client, tenant, provider, acme_sso):
+        response = client.get(START, query_string={"tenant": "acme", "landing": "https://evil.example.com"})
+        assert response.status_code == 422 and "landing" in response.json["error"]["details"]
+
+    def test_the_public_branding_says_whether_login_pages_offer_it(self, client, tenant, provider, acme_sso):
+        def offered() -> bool:
+            return client.get(BRANDING, query_string={"tenant": "acme"}).json["tenant"]["sso"]
+
+        assert offered() is True
+        update_tenant(tenant, set__settings__security__sso_enabled=False)
+        assert offered() is False  # configured, but switched off
+        update_tenant(tenant, set__settings__security__sso_enabled=True, set__features={"sso": False})
+        assert offered() is False  # not in the plan any more
+        update_tenant(tenant, set__features={})
+        assert offered() is True
+
+    def test_a_tenant_without_it_offers_none(self, client, tenant):
+        assert client.get(BRANDING, query_string={"tenant": "acme"}).json["tenant"]["sso"] is False
 
     def test_start_needs_a_tenant(self, client, provider, acme_sso):
         response = client.get(START)

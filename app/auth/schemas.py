@@ -33,6 +33,17 @@ class LoginResponseSchema(TokensSchema):
     tenant = fields.Nested(TenantSchema, allow_none=True, required=True)
 
 
+class SsoStartArgs(Schema):
+    landing = fields.String(
+        validate=validate.OneOf(["dashboard"]),
+        metadata={
+            "description": "dashboard: the provider sends the browser back to the dashboard's sign-in page "
+            "(/dashboard/sso), which finishes with GET /auth/sso/callback; without it, to that route itself",
+            "example": "dashboard",
+        },
+    )
+
+
 class SsoCallbackArgs(Schema):
     """What the identity provider sends back (RFC 6749 4.1.2, RFC 9207); other parameters are ignored."""
 

@@ -32,6 +32,7 @@ from .schemas import (
     MeSchema,
     RecoveryCodesSchema,
     SsoCallbackArgs,
+    SsoStartArgs,
     TwoFactorCodeSchema,
     TwoFactorSetupSchema,
 )
@@ -86,11 +87,13 @@ class Me(MethodView):
 class SsoStart(MethodView):
     @public
     @blp.doc(operationId="startSso")
+    @blp.arguments(SsoStartArgs, location="query")
     @blp.response(302, description="A redirect to the tenant's identity provider")
-    def get(self):
+    def get(self, args):
         """Start a single sign-on login into the tenant the hint names: go to its identity provider."""
         check_sso_attempt(request.remote_addr)
-        response = redirect(sso.start_login(url_for("auth.SsoCallback", _external=True)))
+        back = "dashboard.sso_page" if args.get("landing") == "dashboard" else "auth.SsoCallback"
+        response = redirect(sso.start_login(url_for(back, _external=True)))
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -1,4 +1,4 @@
-"""The dashboard: three pages served by the service itself, which do everything through /api/v1.
+"""The dashboard: pages served by the service itself, which do everything through /api/v1.
 
 The pages are shells: the browser holds the user's token (sessionStorage) and calls the public API
 with it, so a page can do nothing the API would not let its user do. Every script and stylesheet is
@@ -7,6 +7,8 @@ inline scripts and styles.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, render_template, request
 
@@ -39,11 +41,43 @@ def settings_page():
     return render_template("dashboard/settings.html", page="settings")
 
 
+@blp.get("/sso")
+@infra
+def sso_page():
+    """Where an identity provider sends the browser back after a single sign-on from the login page."""
+    return render_template("dashboard/sso.html", page="sso")
+
+
 @blp.get("/tenants")
 @infra
 def tenants_page():
     """The superadmin's tenant management page."""
     return render_template("dashboard/tenants.html", page="tenants")
+
+
+# The product's pages: (page, path). Each is a shell of templates/dashboard/<page>.html and
+# static/dashboard/<page>.js, and every one of them is the navigation's.
+PRODUCT_PAGES = (
+    ("campaigns", "/campaigns"),
+    ("bots", "/bots"),
+    ("users", "/users"),
+    ("api_keys", "/api-keys"),
+    ("webhooks", "/webhooks"),
+    ("audit", "/audit-log"),
+    ("invoices", "/invoices"),
+)
+
+
+def _shell(page: str) -> Callable[[], str]:
+    def view() -> str:
+        return render_template(f"dashboard/{page}.html", page=page)
+
+    view.__doc__ = f"The {page.replace('_', ' ')} page."
+    return infra(view)
+
+
+for _page, _path in PRODUCT_PAGES:
+    blp.add_url_rule(_path, endpoint=f"{_page}_page", view_func=_shell(_page))
 
 
 @blp.get("/tenant.css")

@@ -148,6 +148,22 @@ class PublicTenantSchema(Schema):
     name = fields.String()
     slug = fields.String()
     branding = fields.Nested(PublicBrandingValuesSchema)
+    sso = fields.Method(
+        "_sso",
+        metadata={
+            "type": "boolean",
+            "description": "single sign-on is set up, switched on and in the plan: login pages offer it "
+            "(GET /auth/sso/start)",
+        },
+    )
+
+    def _sso(self, tenant: Tenant) -> bool:
+        security = tenant.settings.security
+        return bool(
+            security.sso_enabled
+            and security.sso.configured
+            and effective_features(tenant.plan, tenant.features).get("sso")
+        )
 
 
 class PublicBrandingSchema(Schema):

@@ -23,6 +23,17 @@
     }
   }
 
+  // Access tokens last minutes: with the session's refresh token, get a new one (not while
+  // impersonating, whose token has no refresh). Tells whether it did.
+  async function refreshed() {
+    const refresh = sessionStorage.getItem(KEYS.refresh);
+    if (acting() || !refresh) return false;
+    const response = await fetch("/api/v1/auth/refresh", { method: "POST", headers: { Authorization: "Bearer " + refresh } });
+    if (!response.ok) return false;
+    sessionStorage.setItem(KEYS.token, (await response.json()).accessToken);
+    return true;
+  }
+
   async function api(path, options = {}) {
     const headers = Object.assign({}, options.headers || {});
     const current = options.token === undefined ? token() : options.token;
@@ -33,6 +44,9 @@
       body = JSON.stringify(body);
     }
     const response = await fetch("/api/v1" + path, { method: options.method || "GET", headers, body });
+    if (response.status === 401 && options.token === undefined && !options.retried && await refreshed()) {
+      return api(path, Object.assign({}, options, { retried: true }));
+    }
     if (options.raw) {
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
       return response;
@@ -47,20 +61,29 @@
     root.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
   }
 
-  // Put each message of an API error's details next to the field whose data-field is its path.
+  function noteField(field, text) {
+    field.classList.add("invalid");
+    const note = document.createElement("span");
+    note.className = "field-error";
+    note.textContent = text;
+    field.insertAdjacentElement("afterend", note);
+  }
+
+  // Put each message of an API error's details next to the field whose data-field is its path; the
+  // messages about entries of a list (keyed by index) go next to the list's field, numbered from 1.
   function showFieldErrors(root, details, prefix) {
     Object.entries(details || {}).forEach(([key, value]) => {
       const path = prefix ? prefix + "." + key : key;
+      const field = root.querySelector('[data-field="' + path + '"]');
       if (Array.isArray(value)) {
-        const field = root.querySelector('[data-field="' + path + '"]');
-        if (!field) return;
-        field.classList.add("invalid");
-        const note = document.createElement("span");
-        note.className = "field-error";
-        note.textContent = value.join(" ");
-        field.insertAdjacentElement("afterend", note);
+        if (field) noteField(field, value.join(" "));
       } else if (value && typeof value === "object") {
-        showFieldErrors(root, value, path);
+        const entries = Object.entries(value);
+        if (field && entries.every(([index]) => /^\d+$/.test(index))) {
+          noteField(field, entries.map(([index, messages]) => "Entry " + (Number(index) + 1) + ": " + [].concat(messages).join(" ")).join(" "));
+        } else {
+          showFieldErrors(root, value, path);
+        }
       }
     });
   }
@@ -90,6 +113,17 @@
     banner.hidden = false;
   }
 
+  // Where a tenant's user lands after signing in.
+  const HOME = "/dashboard/campaigns";
+
+  // Keep the tokens of a login and go to `page`.
+  function enter(tokens, page) {
+    sessionStorage.setItem(KEYS.token, tokens.accessToken);
+    sessionStorage.setItem(KEYS.refresh, tokens.refreshToken);
+    sessionStorage.removeItem(KEYS.acting);
+    location.href = page;
+  }
+
   async function endImpersonation() {
     const imp = acting();
     if (imp) {
@@ -113,8 +147,11 @@
       const role = me.credential.role;
       document.getElementById("whoami").textContent = me.user ? me.user.email + " (" + role + ")" : role;
       document.getElementById("logout").hidden = false;
-      document.getElementById("nav-settings").hidden = !me.tenant;
-      document.getElementById("nav-tenants").hidden = role !== "superadmin";
+      // Each link shows for the roles its page serves (data-roles), tenant pages only within a tenant.
+      document.querySelectorAll(".topbar nav a[data-roles]").forEach((a) => {
+        const tenantLink = a.dataset.roles !== "superadmin";
+        a.hidden = !a.dataset.roles.split(" ").includes(role) || (tenantLink && !me.tenant);
+      });
       return me;
     } catch (error) {
       if (error.status === 401) {
@@ -155,7 +192,146 @@
     });
   }
 
+  // Readable names of the API's camelCase keys (limits, features, events, audit actions).
+  const NAMES = {
+    users: "Users", campaigns: "Campaigns", messagesPerMonth: "Messages per month",
+    telegramAccounts: "Bots", storage: "Storage", apiCallsPerHour: "API calls per hour", webhooks: "Webhooks",
+  };
+  const BYTE_LIMITS = new Set(["storage"]);
+
+  function label(key) {
+    if (NAMES[key]) return NAMES[key];
+    const words = String(key).replace(/([a-z0-9])([A-Z])/g, "$1 $2").replace(/[._]/g, " ").toLowerCase();
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "unlimited";
+    const units = ["bytes", "KB", "MB", "GB", "TB"];
+    let value = n;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    const shown = unit === 0 || Number.isInteger(value) ? String(value) : value.toFixed(1);
+    return shown + " " + units[unit];
+  }
+
+  // A resource's amount in its unit: bytes for storage, a plain count for the rest.
+  function amount(resource, n) {
+    if (n === null || n === undefined) return "unlimited";
+    return BYTE_LIMITS.has(resource) ? bytes(n) : Number(n).toLocaleString("en");
+  }
+
+  function when(iso) {
+    return iso ? new Date(iso).toLocaleString() : "";
+  }
+
+  function money(cents, currency) {
+    return new Intl.NumberFormat("en", { style: "currency", currency: currency || "USD" }).format(cents / 100);
+  }
+
+  // Fill a table body: one row per item, one cell per column (a function of the item giving text or a
+  // node); onClick makes rows selectable.
+  function fillTable(tbody, items, columns, onClick) {
+    tbody.replaceChildren(...items.map((item) => {
+      const row = document.createElement("tr");
+      row.dataset.id = item.id;
+      columns.forEach((column) => {
+        const cell = document.createElement("td");
+        const value = column(item);
+        if (value instanceof Node) cell.appendChild(value);
+        else cell.textContent = value === null || value === undefined ? "" : String(value);
+        row.appendChild(cell);
+      });
+      if (onClick) row.addEventListener("click", () => onClick(item, row));
+      else row.classList.add("plain");
+      return row;
+    }));
+  }
+
+  // A button of a table row: its click does not also select the row.
+  function button(text, className, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = className;
+    b.textContent = text;
+    b.addEventListener("click", (event) => { event.stopPropagation(); onClick(); });
+    return b;
+  }
+
+  function badge(text) {
+    const span = document.createElement("span");
+    span.className = "badge status-" + text;
+    span.textContent = text;
+    return span;
+  }
+
+  // Previous / next buttons and "Page x of y" for a list the API pages; load(page) fetches a page.
+  function pager(root, load) {
+    const state = { page: 1 };
+    const prev = root.querySelector(".prev-page");
+    const next = root.querySelector(".next-page");
+    prev.addEventListener("click", () => { state.page -= 1; load(state.page); });
+    next.addEventListener("click", () => { state.page += 1; load(state.page); });
+    state.show = (result, noun) => {
+      const pages = Math.max(1, Math.ceil(result.total / result.perPage));
+      state.page = result.page;
+      root.querySelector(".page-info").textContent =
+        "Page " + result.page + " of " + pages + " (" + result.total + " " + noun + ")";
+      prev.disabled = result.page <= 1;
+      next.disabled = result.page >= pages;
+    };
+    state.reset = () => { state.page = 1; };
+    return state;
+  }
+
+  // Elements marked data-feature="name" show only when the tenant's plan has that feature.
+  function showFeatures(root, features) {
+    root.querySelectorAll("[data-feature]").forEach((el) => { el.hidden = !features[el.dataset.feature]; });
+  }
+
+  // The start of every tenant page: the caller (or off to the login page), the navigation, whether
+  // the caller may write here (the API's roles), the read-only note; superadmins go to their page.
+  async function tenantPage(writers) {
+    const me = await requireLogin();
+    if (!me) return null;
+    if (!me.tenant) { location.href = "/dashboard/tenants"; return null; }
+    applyBranding(me.tenant);
+    showFeatures(document, me.tenant.features);
+    const canWrite = writers.includes(me.credential.role);
+    document.querySelectorAll(".writers-only").forEach((el) => { el.hidden = !canWrite; });
+    const note = document.getElementById("readonly-note");
+    if (note) note.hidden = canWrite;
+    return { me, tenant: me.tenant, role: me.credential.role, canWrite };
+  }
+
+  // Run an action, showing its error (and the fields' errors) in `root`'s .error box.
+  async function act(root, work) {
+    const box = root.querySelector(".error");
+    box.textContent = "";
+    clearFieldErrors(root);
+    try {
+      await work();
+    } catch (error) {
+      showFieldErrors(root, error.details);
+      box.textContent = error.message;
+    }
+  }
+
+  // Copy `text`: the Clipboard API, or a selection in the field `input` where it is refused.
+  async function copy(text, input) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (error) {
+      input.select();
+      document.execCommand("copy");
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const here = document.body.dataset.nav;
+    document.querySelectorAll(".topbar nav a").forEach((a) => {
+      if (a.dataset.nav === here) a.setAttribute("aria-current", "page");
+    });
     showImpersonation();
     document.getElementById("end-impersonation").addEventListener("click", endImpersonation);
     document.getElementById("logout").addEventListener("click", logout);
@@ -163,6 +339,6 @@
 
   window.Dash = {
     KEYS, api, token, acting, ApiError, clearFieldErrors, showFieldErrors, applyBranding, requireLogin, showImpersonation,
-    enrolTwoFactor,
+    enrolTwoFactor, HOME, enter, label, bytes, amount, when, money, fillTable, button, badge, pager, showFeatures, tenantPage, act, copy,
   };
 })();

@@ -7,22 +7,22 @@
     try {
       const query = tenantHint ? "?tenant=" + encodeURIComponent(tenantHint) : "";
       const branding = await Dash.api("/tenants/branding" + query, { token: null });
-      if (branding.tenant) Dash.applyBranding(branding.tenant);
+      if (!branding.tenant) return;
+      Dash.applyBranding(branding.tenant);
+      if (branding.tenant.sso) {
+        const link = document.getElementById("sso-login");
+        link.href = "/api/v1/auth/sso/start?" + new URLSearchParams({ tenant: branding.tenant.slug, landing: "dashboard" });
+        link.textContent = "Sign in with " + branding.tenant.name + " single sign-on";
+        document.getElementById("sso-row").hidden = false;
+      }
     } catch (error) { /* no tenant named by this host: the platform's look */ }
-  }
-
-  function enter(tokens, page) {
-    sessionStorage.setItem(Dash.KEYS.token, tokens.accessToken);
-    sessionStorage.setItem(Dash.KEYS.refresh, tokens.refreshToken);
-    sessionStorage.removeItem(Dash.KEYS.acting);
-    location.href = page;
   }
 
   // The tenant requires 2FA and this user has none: enrol with the token the login answered with (good
   // only for that); enabling completes the login, whose tokens come in its answer.
   async function enrol(enrollmentToken, errorBox) {
     try {
-      await Dash.enrolTwoFactor(enrollmentToken, (enabled) => enter(enabled, "/dashboard/tenant/settings"));
+      await Dash.enrolTwoFactor(enrollmentToken, (enabled) => Dash.enter(enabled, Dash.HOME));
     } catch (error) {
       errorBox.textContent = error.message;
       return;
@@ -44,7 +44,7 @@
     const headers = tenantHint ? { "X-Tenant-Id": tenantHint } : {};
     try {
       const result = await Dash.api("/auth/login", { method: "POST", body, headers, token: null });
-      enter(result, result.user.role === "superadmin" ? "/dashboard/tenants" : "/dashboard/tenant/settings");
+      Dash.enter(result, result.user.role === "superadmin" ? "/dashboard/tenants" : Dash.HOME);
     } catch (error) {
       if (error.code === "two_factor_enrollment_required") {
         await enrol(error.details.enrollmentToken, errorBox);

@@ -2,6 +2,7 @@
 (function () {
   let tenant = null;
   let canEdit = false;
+  let role = null;
 
   function showTab(name) {
     document.querySelectorAll("[data-tab]").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
@@ -82,6 +83,7 @@
     Dash.applyBranding(tenant);
     renderPlan();
     preview();
+    renderSso();
   }
 
   async function renderUsage() {
@@ -94,8 +96,8 @@
       row.className = "bar";
       row.dataset.resource = name;
       const label = document.createElement("div");
-      const limit = r.limit === null ? "unlimited" : r.limit;
-      label.textContent = name + ": " + r.used + " / " + limit + (r.percent === null ? "" : " (" + r.percent + "%)");
+      label.textContent = Dash.label(name) + ": " + Dash.amount(name, r.used) + " of " + Dash.amount(name, r.limit) +
+        (r.percent === null ? "" : " (" + r.percent + "%)");
       const track = document.createElement("div");
       track.className = "bar-track";
       const fill = document.createElement("div");
@@ -142,6 +144,16 @@
       : "Off. Turn it on before requiring it of everyone; doing so signs you out, to sign in again with a code.";
     const start = document.getElementById("own-two-factor-start");
     start.hidden = on;
+    const disable = document.getElementById("disable-form");
+    disable.hidden = !on;
+    disable.addEventListener("submit", (event) => {
+      event.preventDefault();
+      Dash.act(disable, async () => {
+        await Dash.api("/auth/2fa/disable", { method: "POST", body: { code: document.getElementById("disable-code").value.trim() } });
+        sessionStorage.clear();
+        location.href = "/dashboard/login";
+      });
+    });
     start.addEventListener("click", async () => {
       try {
         await Dash.enrolTwoFactor(Dash.token(), () => {
@@ -154,6 +166,51 @@
       }
     });
     document.getElementById("own-two-factor").hidden = false;
+  }
+
+  // Single sign-on: the provider's settings (owners change them; the secret is never shown back).
+  function renderSso() {
+    const form = document.getElementById("sso-form");
+    const sso = tenant.settings.security.sso || {};
+    const on = tenant.settings.security.ssoEnabled;
+    document.getElementById("sso-status").textContent = !sso.configured
+      ? "Not set up."
+      : on ? "Set up and on: the login page offers it." : "Set up, but off: turn on “Single sign-on enabled” above to offer it.";
+    document.getElementById("sso-redirect").textContent = location.origin + "/dashboard/sso";
+    document.getElementById("sso-redirect-api").textContent = location.origin + "/api/v1/auth/sso/callback";
+    form.elements.namedItem("issuer").value = sso.issuer || "";
+    form.elements.namedItem("clientId").value = sso.clientId || "";
+    form.elements.namedItem("clientSecret").value = "";
+    form.elements.namedItem("allowedDomains").value = (sso.allowedDomains || []).join("\n");
+    form.elements.namedItem("defaultRole").value = sso.defaultRole || "member";
+    form.elements.namedItem("passwordLoginAllowed").checked = sso.passwordLoginAllowed !== false;
+    const owner = role === "owner" && !Dash.acting();
+    form.querySelectorAll("input, textarea, select, button").forEach((el) => { el.disabled = !owner; });
+    document.getElementById("sso-owners-note").hidden = owner;
+    document.getElementById("sso-remove").hidden = !sso.configured;
+  }
+
+  async function saveSso(event, remove) {
+    event.preventDefault();
+    const form = document.getElementById("sso-form");
+    form.querySelector(".saved").hidden = true;
+    let sso = null;
+    if (!remove) {
+      sso = {
+        issuer: form.elements.namedItem("issuer").value.trim(),
+        clientId: form.elements.namedItem("clientId").value.trim(),
+        allowedDomains: form.elements.namedItem("allowedDomains").value.split(/[\s,]+/).filter(Boolean),
+        defaultRole: form.elements.namedItem("defaultRole").value,
+        passwordLoginAllowed: form.elements.namedItem("passwordLoginAllowed").checked,
+      };
+      const secret = form.elements.namedItem("clientSecret").value;
+      if (secret) sso.clientSecret = secret;
+    }
+    await Dash.act(form, async () => {
+      tenant = await Dash.api("/tenants/current/settings", { method: "PATCH", body: { security: { sso } } });
+      render();
+      form.querySelector(".saved").hidden = false;
+    });
   }
 
   async function download() {
@@ -175,6 +232,7 @@
     if (!me) return;
     if (!me.tenant) { location.href = "/dashboard/tenants"; return; }
     tenant = me.tenant;
+    role = me.credential.role;
     canEdit = ["owner", "admin"].includes(me.credential.role);
     document.querySelectorAll("[data-tab]").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
     document.querySelectorAll("form[data-group]").forEach((form) => {
@@ -186,6 +244,9 @@
     document.getElementById("export-button").addEventListener("click", download);
     document.getElementById("tab-branding").addEventListener("input", preview);
     render();
+    Dash.showFeatures(document, tenant.features);
+    document.getElementById("sso-form").addEventListener("submit", (event) => saveSso(event, false));
+    document.getElementById("sso-remove").addEventListener("click", (event) => saveSso(event, true));
     showOwnTwoFactor(me);
     await renderUsage();
     document.body.dataset.ready = "true";

@@ -41,18 +41,20 @@
     document.querySelectorAll("#tenants-table tbody tr").forEach((r) => r.classList.toggle("selected", r.dataset.slug === tenant.slug));
     document.getElementById("detail").hidden = false;
     document.getElementById("detail-title").textContent = tenant.name + " (" + tenant.slug + ", " + tenant.status + ")";
+    document.getElementById("suspend-tenant").hidden = tenant.status !== "active";
+    document.getElementById("activate-tenant").hidden = tenant.status !== "suspended";
     const form = document.getElementById("detail-form");
     Dash.clearFieldErrors(form);
     form.elements.namedItem("plan").value = tenant.plan;
     const fields = LIMITS.map((name) => {
       const label = document.createElement("label");
-      label.textContent = name + " ";
+      label.textContent = Dash.label(name) + (name === "storage" ? " (bytes) " : " ");
       const input = document.createElement("input");
       input.name = "limit-" + name;
       input.dataset.field = "limits." + name;
       const override = tenant.limitOverrides[name];
       input.value = override === undefined ? "" : override === null ? "unlimited" : String(override);
-      input.placeholder = "plan: " + (tenant.limits[name] === null ? "unlimited" : tenant.limits[name]);
+      input.placeholder = "plan: " + Dash.amount(name, tenant.limits[name]);
       label.appendChild(input);
       return label;
     });
