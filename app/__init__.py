@@ -42,6 +42,8 @@ from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
+from app.reports.views import blp as reports_blp
+from app.reports.views import platform_blp as platform_reports_blp
 from app.openapi import DESCRIPTION, OpenApiPlugin
 from app.system.views import blp as system_blp
 from app.telegram import sandbox
@@ -138,6 +140,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         users_blp,
         campaigns_blp,
         messages_blp,
+        reports_blp,
+        platform_reports_blp,
         telegram_accounts_blp,
         webhooks_blp,
         media_blp,

@@ -1,0 +1,168 @@
+"""Reports and suggestions on the wire."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from app import validators
+from app.clock import utcnow
+from app.fields import UtcDateTime
+
+from .figures import REASON_NAMES
+
+INTERVALS = ("day", "hour")
+# A period left open ends now and starts this long before its end.
+DEFAULT_SPAN = {"day": timedelta(days=30), "hour": timedelta(days=2)}
+# The longest period a report covers, per interval (366 days, or 744 hours).
+MAX_SPAN = {"day": timedelta(days=366), "hour": timedelta(days=31)}
+
+
+class PeriodArgs(Schema):
+    since = UtcDateTime(
+        data_key="from",
+        metadata={
+            "description": "the first instant of the period (default: 30 days, or 2 days by the hour, "
+            "before its end)",
+            "example": "2026-11-01T00:00:00Z",
+        },
+    )
+    until = UtcDateTime(
+        metadata={
+            "description": "the end of the period, excluded (default: now)",
+            "example": "2026-12-01T00:00:00Z",
+        }
+    )
+    interval = fields.String(
+        load_default="day",
+        validate=validate.OneOf(INTERVALS),
+        metadata={"description": "the series' step: day (up to 366 days) or hour (up to 31 days)"},
+    )
+
+    @post_load
+    def _period(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Fill the open ends of the period and check that it is one of a bounded length."""
+        interval = data["interval"]
+        until = data.get("until") or utcnow()
+        since = data.get("since") or until - DEFAULT_SPAN[interval]
+        if since >= until:
+            raise ValidationError("from must be before until", field_name="from")
+        if until - since > MAX_SPAN[interval]:
+            longest = MAX_SPAN[interval].days
+            raise ValidationError(
+                f"A report by the {interval} covers at most {longest} days: shorten the period.",
+                field_name="from",
+            )
+        return {**data, "since": since, "until": until}
+
+
+class ReportArgs(PeriodArgs):
+    campaign_id = fields.String(data_key="campaignId", validate=validators.object_id)
+    telegram_account_id = fields.String(
+        data_key="telegramAccountId",
+        validate=validators.object_id,
+        metadata={"description": "a bot's id; not with campaignId (a campaign is sent by one bot)"},
+    )
+
+    @post_load
+    def _one_filter(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("campaign_id") and data.get("telegram_account_id"):
+            raise ValidationError(
+                "Filter by a campaign or by a bot, not both: a campaign is sent by one bot.",
+                field_name="telegramAccountId",
+            )
+        return data
+
+
+class PlatformReportArgs(PeriodArgs):
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=500),
+        metadata={"description": "how many tenants to list, those with the most messages first"},
+    )
+
+
+class LatencySchema(Schema):
+    count = fields.Integer(metadata={"description": "sent messages measured", "example": 120})
+    average_seconds = fields.Float(
+        data_key="averageSeconds",
+        allow_none=True,
+        metadata={"description": "from queued to accepted by Telegram", "example": 4.25},
+    )
+    max_seconds = fields.Float(data_key="maxSeconds", allow_none=True, metadata={"example": 61.5})
+
+
+class FiguresSchema(Schema):
+    messages = fields.Integer(metadata={"example": 130})
+    sent = fields.Integer(metadata={"example": 120})
+    failed = fields.Integer(metadata={"example": 8})
+    cancelled = fields.Integer(metadata={"example": 0})
+    pending = fields.Integer(metadata={"description": "queued or being sent", "example": 2})
+    delivery_rate = fields.Float(
+        data_key="deliveryRate",
+        allow_none=True,
+        metadata={"description": "sent / (sent + failed)", "example": 0.9375},
+    )
+    latency = fields.Nested(LatencySchema)
+    failures = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(REASON_NAMES)),
+        values=fields.Integer(),
+        metadata={
+            "description": "failed messages by reason (only reasons that occurred): "
+            + ", ".join(REASON_NAMES),
+            "example": {"bot_blocked": 5, "chat_not_found": 3},
+        },
+    )
+
+
+class BucketSchema(FiguresSchema):
+    start = fields.DateTime(
+        metadata={"description": "the day's or hour's first instant, in the report's timezone"}
+    )
+
+
+class CampaignFiguresSchema(FiguresSchema):
+    campaign_id = fields.String(data_key="campaignId", metadata={"example": "65a1b2c3d4e5f60718293a4b"})
+    name = fields.String(allow_none=True, metadata={"example": "Spring launch"})
+
+
+class BotFiguresSchema(FiguresSchema):
+    telegram_account_id = fields.String(
+        data_key="telegramAccountId", metadata={"example": "65a1b2c3d4e5f60718293a4c"}
+    )
+    name = fields.String(allow_none=True, metadata={"example": "News bot"})
+
+
+class ReportSchema(Schema):
+    since = fields.DateTime(data_key="from")
+    until = fields.DateTime()
+    interval = fields.String(metadata={"example": "day"})
+    timezone = fields.String(metadata={"example": "Europe/Berlin"})
+    campaign_id = fields.String(data_key="campaignId", allow_none=True)
+    telegram_account_id = fields.String(data_key="telegramAccountId", allow_none=True)
+    totals = fields.Nested(FiguresSchema)
+    series = fields.List(fields.Nested(BucketSchema))
+    campaigns = fields.List(fields.Nested(CampaignFiguresSchema))
+    bots = fields.List(fields.Nested(BotFiguresSchema))
+
+
+class TenantFiguresSchema(FiguresSchema):
+    tenant_id = fields.String(data_key="tenantId", metadata={"example": "65a1b2c3d4e5f60718293a4d"})
+    slug = fields.String(allow_none=True, metadata={"example": "acme"})
+    name = fields.String(allow_none=True, metadata={"example": "Acme Corp"})
+    plan = fields.String(allow_none=True, metadata={"example": "professional"})
+
+
+class PlatformReportSchema(Schema):
+    since = fields.DateTime(data_key="from")
+    until = fields.DateTime()
+    interval = fields.String(metadata={"example": "day"})
+    timezone = fields.String(metadata={"example": "UTC"})
+    totals = fields.Nested(FiguresSchema)
+    series = fields.List(fields.Nested(BucketSchema))
+    tenant_count = fields.Integer(
+        data_key="tenantCount", metadata={"description": "tenants with messages in the period", "example": 12}
+    )
+    tenants = fields.List(fields.Nested(TenantFiguresSchema))
