@@ -44,6 +44,7 @@ from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
 from app.reports.views import blp as reports_blp
 from app.reports.views import platform_blp as platform_reports_blp
+from app.reports.views import suggestions_blp
 from app.openapi import DESCRIPTION, OpenApiPlugin
 from app.system.views import blp as system_blp
 from app.telegram import sandbox
@@ -141,6 +142,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         campaigns_blp,
         messages_blp,
         reports_blp,
+        suggestions_blp,
         platform_reports_blp,
         telegram_accounts_blp,
         webhooks_blp,

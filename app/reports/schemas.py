@@ -166,3 +166,105 @@ class PlatformReportSchema(Schema):
         data_key="tenantCount", metadata={"description": "tenants with messages in the period", "example": 12}
     )
     tenants = fields.List(fields.Nested(TenantFiguresSchema))
+
+
+class HourFiguresSchema(Schema):
+    hour = fields.Integer(metadata={"description": "0 to 23, in the tenant's timezone", "example": 9})
+    messages = fields.Integer(metadata={"description": "sent or failed", "example": 240})
+    sent = fields.Integer(metadata={"example": 236})
+    failed = fields.Integer(metadata={"example": 4})
+    delivery_rate = fields.Float(data_key="deliveryRate", allow_none=True, metadata={"example": 0.9833})
+    average_latency_seconds = fields.Float(
+        data_key="averageLatencySeconds", allow_none=True, metadata={"example": 2.5}
+    )
+
+
+class OverallSchema(Schema):
+    delivery_rate = fields.Float(data_key="deliveryRate", allow_none=True, metadata={"example": 0.95})
+    average_latency_seconds = fields.Float(
+        data_key="averageLatencySeconds", allow_none=True, metadata={"example": 6.1}
+    )
+
+
+class BestHoursSchema(Schema):
+    timezone = fields.String(metadata={"example": "Europe/Berlin"})
+    hours_compared = fields.Integer(data_key="hoursCompared", metadata={"example": 9})
+    min_messages_per_hour = fields.Integer(data_key="minMessagesPerHour", metadata={"example": 20})
+    best = fields.List(fields.Nested(HourFiguresSchema))
+    overall = fields.Nested(OverallSchema)
+
+
+class FailingTargetSchema(Schema):
+    chat = fields.String(metadata={"example": "1001"})
+    failures = fields.Integer(metadata={"example": 3})
+    reasons = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"example": {"bot_blocked": 3}}
+    )
+    last_failed_at = UtcDateTime(data_key="lastFailedAt")
+
+
+class FailingTargetsSchema(Schema):
+    threshold = fields.Integer(metadata={"example": 2})
+    count = fields.Integer(
+        metadata={"description": "chats to prune (the list shows at most 50)", "example": 1}
+    )
+    targets = fields.List(fields.Nested(FailingTargetSchema))
+
+
+class QuotaSchema(Schema):
+    period = fields.String(metadata={"example": "2026-12"})
+    used = fields.Integer(metadata={"example": 8200})
+    limit = fields.Integer(metadata={"example": 10000})
+    percent = fields.Float(metadata={"example": 82.0})
+    projected = fields.Integer(metadata={"description": "the month's total at this pace", "example": 12700})
+    resets_at = UtcDateTime(data_key="resetsAt")
+
+
+class DraftSchema(Schema):
+    campaign_id = fields.String(data_key="campaignId", metadata={"example": "65a1b2c3d4e5f60718293a4b"})
+    name = fields.String(allow_none=True, metadata={"example": "Spring launch"})
+    targets = fields.Integer(metadata={"example": 2500})
+
+
+class DraftsOverQuotaSchema(Schema):
+    period = fields.String(metadata={"example": "2026-12"})
+    left = fields.Integer(metadata={"description": "messages this month has left", "example": 1800})
+    campaigns = fields.List(fields.Nested(DraftSchema))
+
+
+FIGURES_OF_KIND: dict[str, type[Schema]] = {
+    "best_send_hours": BestHoursSchema,
+    "prune_failing_targets": FailingTargetsSchema,
+    "monthly_quota_near": QuotaSchema,
+    "drafts_over_quota": DraftsOverQuotaSchema,
+}
+
+
+class SuggestionSchema(Schema):
+    kind = fields.String(
+        validate=validate.OneOf(tuple(FIGURES_OF_KIND)), metadata={"example": "prune_failing_targets"}
+    )
+    message = fields.String(
+        metadata={"example": "1 chats failed 2 times or more (blocked, not found, deactivated or no rights)"}
+    )
+    figures = fields.Method(
+        "_figures",
+        metadata={
+            "type": "object",
+            "description": "the figures behind the suggestion; by kind: best_send_hours: timezone, "
+            "hoursCompared, minMessagesPerHour, best (hour, messages, sent, failed, deliveryRate, "
+            "averageLatencySeconds), overall; prune_failing_targets: threshold, count, targets (chat, "
+            "failures, reasons, lastFailedAt); monthly_quota_near: period, used, limit, percent, "
+            "projected, resetsAt; drafts_over_quota: period, left, campaigns (campaignId, name, targets)",
+            "example": {"threshold": 2, "count": 1, "targets": [{"chat": "1001", "failures": 3}]},
+        },
+    )
+
+    def _figures(self, suggestion: dict[str, Any]) -> dict[str, Any]:
+        return FIGURES_OF_KIND[suggestion["kind"]]().dump(suggestion["figures"])
+
+
+class SuggestionListSchema(Schema):
+    since = UtcDateTime(data_key="from")
+    until = UtcDateTime()
+    items = fields.List(fields.Nested(SuggestionSchema))

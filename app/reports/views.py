@@ -1,4 +1,5 @@
-"""/api/v1/reports (the tenant's delivery figures) and /api/v1/platform/reports (across tenants)."""
+"""/api/v1/reports (the tenant's delivery figures), /api/v1/platform/reports (across tenants) and
+/api/v1/suggestions."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from app.downloads import attachment
 from app.extensions import Blueprint
 from app.tenancy.access import platform
 
-from . import service
+from . import service, suggestions
 from .schemas import (
     PlatformReportArgs,
     PlatformReportSchema,
     ReportArgs,
     ReportSchema,
+    SuggestionListSchema,
 )
 
 blp = Blueprint(
@@ -28,6 +30,12 @@ platform_blp = Blueprint(
     __name__,
     url_prefix="/api/v1/platform/reports",
     description="Delivery figures across tenants (superadmin)",
+)
+suggestions_blp = Blueprint(
+    "suggestions",
+    __name__,
+    url_prefix="/api/v1/suggestions",
+    description="Suggestions drawn from the tenant's own delivery history",
 )
 
 
@@ -74,3 +82,11 @@ class PlatformDeliveryReport(MethodView):
     def get(self, args):
         """Show the delivery figures of a period across tenants: totals, per day or hour, per tenant."""
         return service.platform_report(args["since"], args["until"], args["interval"], args["limit"])
+
+
+@suggestions_blp.route("")
+class Suggestions(MethodView):
+    @suggestions_blp.response(200, SuggestionListSchema)
+    def get(self):
+        """List suggestions drawn from the last 30 days of the tenant's deliveries, with their figures."""
+        return suggestions.suggest()
