@@ -241,6 +241,8 @@ class TestFilters:
             {"from": "2026-11-10T00:00:00Z", "until": "2026-11-10T00:00:00Z"},
             {"from": "2025-01-01T00:00:00Z", "until": "2026-11-10T00:00:00Z"},
             {"from": "2026-10-01T00:00:00Z", "until": "2026-11-10T00:00:00Z", "interval": "hour"},
+            {"from": "2020-01-01T00:00:00Z"},  # until now: too long
+            {"until": "2020-01-01T00:00:00Z", "interval": "hour", "from": "2019-11-01T00:00:00Z"},
             {"from": "yesterday"},
             {"until": "9999-12-31T23:59:59-12:00"},
             {"interval": "week"},

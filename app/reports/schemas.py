@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app import validators
-from app.clock import utcnow
 from app.fields import UtcDateTime
 
 from .figures import REASON_NAMES
 
 INTERVALS = ("day", "hour")
-# A period left open ends now and starts this long before its end.
-DEFAULT_SPAN = {"day": timedelta(days=30), "hour": timedelta(days=2)}
-# The longest period a report covers, per interval (366 days, or 744 hours).
-MAX_SPAN = {"day": timedelta(days=366), "hour": timedelta(days=31)}
 
 
 class PeriodArgs(Schema):
@@ -41,21 +35,10 @@ class PeriodArgs(Schema):
         metadata={"description": "the series' step: day (up to 366 days) or hour (up to 31 days)"},
     )
 
-    @post_load
-    def _period(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Fill the open ends of the period and check that it is one of a bounded length."""
-        interval = data["interval"]
-        until = data.get("until") or utcnow()
-        since = data.get("since") or until - DEFAULT_SPAN[interval]
-        if since >= until:
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
             raise ValidationError("from must be before until", field_name="from")
-        if until - since > MAX_SPAN[interval]:
-            longest = MAX_SPAN[interval].days
-            raise ValidationError(
-                f"A report by the {interval} covers at most {longest} days: shorten the period.",
-                field_name="from",
-            )
-        return {**data, "since": since, "until": until}
 
 
 class ReportArgs(PeriodArgs):
@@ -66,14 +49,13 @@ class ReportArgs(PeriodArgs):
         metadata={"description": "a bot's id; not with campaignId (a campaign is sent by one bot)"},
     )
 
-    @post_load
-    def _one_filter(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    @validates_schema
+    def _one_filter(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("campaign_id") and data.get("telegram_account_id"):
             raise ValidationError(
                 "Filter by a campaign or by a bot, not both: a campaign is sent by one bot.",
                 field_name="telegramAccountId",
             )
-        return data
 
 
 class PlatformReportArgs(PeriodArgs):
@@ -118,7 +100,7 @@ class FiguresSchema(Schema):
 
 
 class BucketSchema(FiguresSchema):
-    start = fields.DateTime(
+    start = UtcDateTime(
         metadata={"description": "the day's or hour's first instant, in the report's timezone"}
     )
 
@@ -136,8 +118,8 @@ class BotFiguresSchema(FiguresSchema):
 
 
 class ReportSchema(Schema):
-    since = fields.DateTime(data_key="from")
-    until = fields.DateTime()
+    since = UtcDateTime(data_key="from")
+    until = UtcDateTime()
     interval = fields.String(metadata={"example": "day"})
     timezone = fields.String(metadata={"example": "Europe/Berlin"})
     campaign_id = fields.String(data_key="campaignId", allow_none=True)
@@ -156,8 +138,8 @@ class TenantFiguresSchema(FiguresSchema):
 
 
 class PlatformReportSchema(Schema):
-    since = fields.DateTime(data_key="from")
-    until = fields.DateTime()
+    since = UtcDateTime(data_key="from")
+    until = UtcDateTime()
     interval = fields.String(metadata={"example": "day"})
     timezone = fields.String(metadata={"example": "UTC"})
     totals = fields.Nested(FiguresSchema)

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bson import ObjectId
-
 from app.audit.service import record_platform
 from app.campaigns.models import Campaign
+from app.clock import utcnow
+from app.errors import ValidationFailed
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import current_tenant, unscoped
@@ -26,6 +26,24 @@ from app.tenants.service import require_feature
 from .figures import REASON_NAMES, Figures, compute, key_of, local_parts
 
 PLATFORM_REASON = "reports: a superadmin's delivery figures across tenants"
+# A period left open ends now and starts this long before its end.
+DEFAULT_SPAN = {"day": timedelta(days=30), "hour": timedelta(days=2)}
+# The longest period a report covers, per interval (366 days, or 744 hours).
+MAX_SPAN = {"day": timedelta(days=366), "hour": timedelta(days=31)}
+
+
+def period(since: datetime | None, until: datetime | None, interval: str) -> tuple[datetime, datetime]:
+    """Fill the open ends of a report's period; refuse (422) one that is empty or too long."""
+    until = until or utcnow()
+    since = since or until - DEFAULT_SPAN[interval]
+    if since >= until:
+        raise ValidationFailed(details={"from": ["from must be before until"]})
+    if until - since > MAX_SPAN[interval]:
+        days = MAX_SPAN[interval].days
+        raise ValidationFailed(
+            details={"from": [f"A report by the {interval} covers at most {days} days: shorten the period."]}
+        )
+    return since, until
 
 
 def _buckets(since: datetime, until: datetime, timezone: str, hourly: bool) -> list[tuple[Any, datetime]]:
@@ -65,16 +83,17 @@ def _named(document: Any, figures: dict[Any, Figures], id_field: str) -> list[di
 
 
 def delivery_report(
-    since: datetime,
-    until: datetime,
+    since: datetime | None,
+    until: datetime | None,
     interval: str,
-    campaign_id: ObjectId | None = None,
-    telegram_account_id: ObjectId | None = None,
+    campaign_id: str | None = None,
+    telegram_account_id: str | None = None,
 ) -> dict[str, Any]:
-    """Return the tenant's delivery figures of a period: totals, per day or hour, per campaign and
-    per bot, each with failure reasons and latency."""
+    """Return the tenant's delivery figures of a period (by default the last 30 days, or 2 by the
+    hour): totals, per day or hour, per campaign and per bot, each with failure reasons and latency."""
     tenant = current_tenant()
     require_feature(tenant, "customReports")
+    since, until = period(since, until, interval)
     timezone = tenant.settings.general.timezone
     hourly = interval == "hour"
     filters: dict[str, Any] = {"queued_at__gte": since, "queued_at__lt": until}
@@ -96,8 +115,8 @@ def delivery_report(
         "until": until,
         "interval": interval,
         "timezone": timezone,
-        "campaign_id": str(campaign_id) if campaign_id else None,
-        "telegram_account_id": str(telegram_account_id) if telegram_account_id else None,
+        "campaign_id": campaign_id,
+        "telegram_account_id": telegram_account_id,
         "totals": totals.as_dict(),
         "series": _series(found["series"], _buckets(since, until, timezone, hourly)),
         "campaigns": _named(Campaign, found["campaigns"], "campaign_id"),
@@ -154,9 +173,12 @@ def report_csv(report: dict[str, Any]) -> tuple[str, Iterator[str]]:
     return filename, lines()
 
 
-def platform_report(since: datetime, until: datetime, interval: str, limit: int) -> dict[str, Any]:
+def platform_report(
+    since: datetime | None, until: datetime | None, interval: str, limit: int
+) -> dict[str, Any]:
     """Return the delivery figures of a period across tenants (UTC): totals, per day or hour, and per
     tenant (the `limit` with the most messages). Read unscoped and recorded in the platform trail."""
+    since, until = period(since, until, interval)
     hourly = interval == "hour"
     # Every tenant, read in the order of the createdAt index, which serves the read.
     tenants = {

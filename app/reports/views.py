@@ -41,8 +41,8 @@ suggestions_blp = Blueprint(
 
 def _report(args: dict) -> dict:
     return service.delivery_report(
-        args["since"],
-        args["until"],
+        args.get("since"),
+        args.get("until"),
         args["interval"],
         args.get("campaign_id"),
         args.get("telegram_account_id"),
@@ -81,7 +81,7 @@ class PlatformDeliveryReport(MethodView):
     @platform_blp.response(200, PlatformReportSchema)
     def get(self, args):
         """Show the delivery figures of a period across tenants: totals, per day or hour, per tenant."""
-        return service.platform_report(args["since"], args["until"], args["interval"], args["limit"])
+        return service.platform_report(args.get("since"), args.get("until"), args["interval"], args["limit"])
 
 
 @suggestions_blp.route("")
