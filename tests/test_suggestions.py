@@ -22,31 +22,30 @@ BLOCKED = "Forbidden: bot was blocked by the user"
 CAMPAIGN, BOT = ObjectId(), ObjectId()
 
 
-def sent(chat: str, queued_at: datetime, latency: float) -> Message:
+def stored(chat: str, queued_at: datetime, status: str, latency: float = 0, error: str = "") -> Message:
+    """A message as the dispatcher leaves it: sent after `latency` seconds, or failed with `error`."""
+    outcome = (
+        {"sent_at": queued_at + timedelta(seconds=latency)}
+        if status == "sent"
+        else {"failed_at": queued_at + timedelta(seconds=1), "error": error}
+    )
     return Message(
         campaign_id=CAMPAIGN,
         telegram_account_id=BOT,
         chat=chat,
         text="hi",
-        status="sent",
+        status=status,
         queued_at=queued_at,
-        sent_at=queued_at + timedelta(seconds=latency),
+        **outcome,
     )
+
+
+def sent(chat: str, queued_at: datetime, latency: float) -> Message:
+    return stored(chat, queued_at, "sent", latency)
 
 
 def failed(chat: str, queued_at: datetime, error: str) -> Message:
-    return Message(
-        campaign_id=CAMPAIGN,
-        telegram_account_id=BOT,
-        chat=chat,
-        text="hi",
-        status="failed",
-        queued_at=queued_at,
-        failed_at=queued_at + timedelta(seconds=1),
-        error=error,
-    )
-
-
+    return stored(chat, queued_at, "failed", error=error)
 
 
 @pytest.fixture(autouse=True)

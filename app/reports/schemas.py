@@ -117,15 +117,20 @@ class BotFiguresSchema(FiguresSchema):
     name = fields.String(allow_none=True, metadata={"example": "News bot"})
 
 
-class ReportSchema(Schema):
+class PeriodFiguresSchema(Schema):
+    """A period's figures: the totals and the series per day or hour."""
+
     since = UtcDateTime(data_key="from")
     until = UtcDateTime()
     interval = fields.String(metadata={"example": "day"})
     timezone = fields.String(metadata={"example": "Europe/Berlin"})
-    campaign_id = fields.String(data_key="campaignId", allow_none=True)
-    telegram_account_id = fields.String(data_key="telegramAccountId", allow_none=True)
     totals = fields.Nested(FiguresSchema)
     series = fields.List(fields.Nested(BucketSchema))
+
+
+class ReportSchema(PeriodFiguresSchema):
+    campaign_id = fields.String(data_key="campaignId", allow_none=True)
+    telegram_account_id = fields.String(data_key="telegramAccountId", allow_none=True)
     campaigns = fields.List(fields.Nested(CampaignFiguresSchema))
     bots = fields.List(fields.Nested(BotFiguresSchema))
 
@@ -137,13 +142,7 @@ class TenantFiguresSchema(FiguresSchema):
     plan = fields.String(allow_none=True, metadata={"example": "professional"})
 
 
-class PlatformReportSchema(Schema):
-    since = UtcDateTime(data_key="from")
-    until = UtcDateTime()
-    interval = fields.String(metadata={"example": "day"})
-    timezone = fields.String(metadata={"example": "UTC"})
-    totals = fields.Nested(FiguresSchema)
-    series = fields.List(fields.Nested(BucketSchema))
+class PlatformReportSchema(PeriodFiguresSchema):
     tenant_count = fields.Integer(
         data_key="tenantCount", metadata={"description": "tenants with messages in the period", "example": 12}
     )
