@@ -243,6 +243,9 @@ class TestFilters:
             {"from": "2026-10-01T00:00:00Z", "until": "2026-11-10T00:00:00Z", "interval": "hour"},
             {"from": "2020-01-01T00:00:00Z"},  # until now: too long
             {"until": "2020-01-01T00:00:00Z", "interval": "hour", "from": "2019-11-01T00:00:00Z"},
+            {"until": "0001-01-01T12:00:00Z"},
+            {"from": "0001-01-01T00:00:00+00:00", "until": "0001-01-05T00:00:00Z"},
+            {"from": "9999-12-01T00:00:00Z", "until": "9999-12-31T00:00:00Z"},
             {"from": "yesterday"},
             {"until": "9999-12-31T23:59:59-12:00"},
             {"interval": "week"},
@@ -260,6 +263,18 @@ class TestFilters:
         )
         assert response.status_code == 422
         assert "telegramAccountId" in response.json["error"]["details"]
+
+    @pytest.mark.parametrize("interval", ["day", "hour"])
+    def test_the_calendars_ends(self, client, auth_headers, tenant, interval):
+        update_tenant(tenant, set__settings__general__timezone="Pacific/Kiritimati")  # UTC+14
+        for args in (
+            {"from": "0001-01-02T00:00:00Z", "until": "0001-01-03T00:00:00Z"},
+            {"until": "0001-01-03T00:00:00Z"},
+            {"from": "9999-12-29T00:00:00Z", "until": "9999-12-30T00:00:00Z"},
+        ):
+            response = client.get(REPORT, query_string={**args, "interval": interval}, headers=auth_headers)
+            assert response.status_code == 200, (args, response.json)
+            assert response.json["totals"]["messages"] == 0
 
     def test_an_open_period_ends_now(self, client, auth_headers, tenant):
         with tenant_scope(tenant):

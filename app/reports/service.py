@@ -30,12 +30,22 @@ PLATFORM_REASON = "reports: a superadmin's delivery figures across tenants"
 DEFAULT_SPAN = {"day": timedelta(days=30), "hour": timedelta(days=2)}
 # The longest period a report covers, per interval (366 days, or 744 hours).
 MAX_SPAN = {"day": timedelta(days=366), "hour": timedelta(days=31)}
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+OUTSIDE = "Give a date-time between 0001-01-02 and 9999-12-30."
 
 
 def period(since: datetime | None, until: datetime | None, interval: str) -> tuple[datetime, datetime]:
-    """Fill the open ends of a report's period; refuse (422) one that is empty or too long."""
+    """Fill the open ends of a report's period; refuse (422) one that is empty or too long, or that
+    reaches a day of the calendar's ends (its days in any timezone must exist)."""
     until = until or utcnow()
-    since = since or until - DEFAULT_SPAN[interval]
+    if not EARLIEST < until <= LATEST:
+        raise ValidationFailed(details={"until": [OUTSIDE]})
+    if since is None:
+        span = DEFAULT_SPAN[interval]
+        since = until - span if until - EARLIEST > span else EARLIEST
+    if since < EARLIEST:
+        raise ValidationFailed(details={"from": [OUTSIDE]})
     if since >= until:
         raise ValidationFailed(details={"from": ["from must be before until"]})
     if until - since > MAX_SPAN[interval]:
