@@ -202,6 +202,12 @@ class TestQuota:
             == 108
         )
 
+    def test_the_first_days_project_nothing(self, client, owner, headers_for, enabled):
+        with time_machine.travel(datetime(2026, 11, 2, tzinfo=UTC), tick=False):
+            with tenant_scope(enabled):
+                usage.reserve("messagesPerMonth", 20)  # 600 at this pace, but one day says little
+            assert by_kind(client.get(SUGGESTIONS, headers=headers_for(owner))) == {}
+
     def test_a_quiet_month_suggests_nothing(self, client, auth_headers, enabled):
         with tenant_scope(enabled):
             usage.reserve("messagesPerMonth", 10)

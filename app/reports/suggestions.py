@@ -30,6 +30,9 @@ BEST_HOURS = 3
 PRUNE_AFTER = 2  # failures of a chat, for a reason of DEAD_CHAT_REASONS, with no delivery since
 LISTED = 50  # chats or campaigns a suggestion lists at most
 QUOTA_NEAR = 80.0  # percent of messagesPerMonth
+# The share of the month that must have passed before its pace says where it ends (one campaign on
+# its first day would otherwise project a month of campaigns).
+PROJECT_AFTER = 0.1
 
 
 def suggest() -> dict[str, Any]:
@@ -137,8 +140,9 @@ def _failing_targets(since: datetime, until: datetime) -> list[dict[str, Any]]:
         {
             "kind": "prune_failing_targets",
             "message": (
-                f"{count} chats failed {PRUNE_AFTER} times or more (blocked, not found, deactivated or "
-                "no rights) with no delivery since: remove them from your campaigns' targets."
+                f"{count} {'chat' if count == 1 else 'chats'} failed {PRUNE_AFTER} times or more (blocked, "
+                "not found, deactivated or no rights) with no delivery since: remove them from your "
+                "campaigns' targets."
             ),
             "figures": {"threshold": PRUNE_AFTER, "count": count, "targets": targets},
         }
@@ -156,7 +160,7 @@ def _quota(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
     elapsed = (now - start) / (end - start)
     projected = round(used / elapsed) if elapsed > 0 else used
     found = []
-    if percent >= QUOTA_NEAR or projected > limit:
+    if percent >= QUOTA_NEAR or (elapsed >= PROJECT_AFTER and projected > limit):
         found.append(
             {
                 "kind": "monthly_quota_near",
@@ -183,12 +187,13 @@ def _quota(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
         Campaign.objects(status="draft").aggregate(sizes), key=lambda row: (-row["targets"], str(row["_id"]))
     )
     if drafts:
+        these = "draft campaign has" if len(drafts) == 1 else "draft campaigns have"
         found.append(
             {
                 "kind": "drafts_over_quota",
                 "message": (
-                    f"{len(drafts)} draft campaigns have more targets than the {left} messages this month "
-                    "has left: their send would be refused until the count starts again."
+                    f"{len(drafts)} {these} more targets than the {left} messages this month has left: "
+                    "a send is refused until the count starts again."
                 ),
                 "figures": {
                     "period": period,
