@@ -130,6 +130,13 @@ class TestBestHours:
             "averageLatencySeconds": round((25 * 2 + 20 * 1 + 20 * 8) / 65, 3),
         }
 
+    def test_a_message_counts_in_the_hour_it_went_out(self, client, auth_headers, enabled):
+        # Queued at 03:00 for a campaign scheduled at 14:00 (UTC): it went out at 14:00.
+        scheduled = [sent(f"s{n}", hour(3, n), 11 * 3600) for n in range(25)]
+        seed(enabled, [*scheduled, *(sent(f"a{n}", hour(9, n), 2) for n in range(25))])
+        best = by_kind(client.get(SUGGESTIONS, headers=auth_headers))["best_send_hours"]["figures"]["best"]
+        assert [row["hour"] for row in best] == [10, 15]  # Berlin; the later one waited 11 hours
+
     def test_one_hour_is_nothing_to_compare(self, client, auth_headers, enabled):
         seed(enabled, [sent(f"a{n}", hour(9, n), 2) for n in range(40)])
         assert "best_send_hours" not in by_kind(client.get(SUGGESTIONS, headers=auth_headers))

@@ -1,8 +1,8 @@
 """Suggestions (plan feature aiSuggestions), drawn from the tenant's own delivery history by aggregation:
 no external service. Each has a stable kind, a sentence, and the figures behind it.
 
-- `best_send_hours`: the hours of the day (the tenant's timezone) whose messages were delivered best,
-  by delivery rate, then latency, among the hours with enough messages to compare.
+- `best_send_hours`: the hours of the day (the tenant's timezone) whose messages went out best, by
+  delivery rate, then latency, among the hours with enough messages to compare.
 - `prune_failing_targets`: chats that failed repeatedly for a reason that says the chat will not take
   the bot's messages (blocked, not found, deactivated, no rights), with no delivery since.
 - `monthly_quota_near`: the month's messages at 80% of `messagesPerMonth` or more, or heading past it.
@@ -49,6 +49,11 @@ def suggest() -> dict[str, Any]:
     return {"since": since, "until": until, "items": items}
 
 
+def _finished(since: datetime, until: datetime) -> Any:
+    """The messages queued in the period that were sent or failed."""
+    return Message.objects(status__in=("sent", "failed"), queued_at__gte=since, queued_at__lt=until)
+
+
 def _hour_figures(hour: int, figures: Figures) -> dict[str, Any]:
     return {
         "hour": hour,
@@ -62,8 +67,10 @@ def _hour_figures(hour: int, figures: Figures) -> dict[str, Any]:
 
 def _best_hours(tenant: Tenant, since: datetime, until: datetime) -> list[dict[str, Any]]:
     timezone = tenant.settings.general.timezone
-    hour_of_day = {"$hour": {"date": "$queuedAt", "timezone": timezone}}
-    by_hour = compute(Message.objects(queued_at__gte=since, queued_at__lt=until), {"hours": hour_of_day})
+    # The hour a message went out (a scheduled campaign's are queued hours before).
+    went_out = {"$ifNull": ["$sentAt", "$failedAt"]}
+    hour_of_day = {"$hour": {"date": went_out, "timezone": timezone}}
+    by_hour = compute(_finished(since, until), {"hours": hour_of_day})
     hours = {hour: f for hour, f in by_hour["hours"].items() if f.sent + f.failed >= MIN_PER_HOUR}
     if len(hours) < 2:
         return []
@@ -122,8 +129,7 @@ def _failing_targets(since: datetime, until: datetime) -> list[dict[str, Any]]:
             }
         },
     ]
-    finished = Message.objects(status__in=("sent", "failed"), queued_at__gte=since, queued_at__lt=until)
-    result: dict[str, Any] = next(iter(finished.aggregate(pipeline)), {})
+    result: dict[str, Any] = next(iter(_finished(since, until).aggregate(pipeline)), {})
     count = result["count"][0]["n"] if result.get("count") else 0
     if not count:
         return []
