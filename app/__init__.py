@@ -42,10 +42,10 @@ from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
+from app.openapi import DESCRIPTION, OpenApiPlugin
 from app.reports.views import blp as reports_blp
 from app.reports.views import platform_blp as platform_reports_blp
 from app.reports.views import suggestions_blp
-from app.openapi import DESCRIPTION, OpenApiPlugin
 from app.system.views import blp as system_blp
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
