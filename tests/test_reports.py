@@ -177,6 +177,12 @@ class TestFigures:
         assert [row["messages"] for row in report["series"]] == [0, 0]
         assert report["campaigns"] == [] and report["bots"] == []
 
+    def test_held_messages_are_pending(self, client, auth_headers, tenant):
+        with tenant_scope(tenant):
+            message(campaign("Test", bot("Bot", 9)), at(D1, 12), "held")  # waits for its A/B test's winner
+        totals = get(client, auth_headers).json["totals"]
+        assert (totals["messages"], totals["pending"]) == (1, 1)
+
     def test_a_member_reads_reports(self, client, member_headers, seeded):
         assert get(client, member_headers).status_code == 200
 

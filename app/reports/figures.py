@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.messages.models import UNFINISHED as PENDING_STATUSES
+
 # Telegram's descriptions, and the dispatcher's own errors, grouped into a bounded set of reasons.
 # The first pattern that matches names the reason (the dispatcher's prefixes come first: their text
 # goes on with Telegram's description); anything else is `other`.
@@ -41,7 +43,6 @@ REASON_NAMES = (*(name for name, _ in FAILURE_REASONS), OTHER_REASON)
 # The reasons that say the chat itself will not take the bot's messages: sending again fails again.
 DEAD_CHAT_REASONS = ("bot_blocked", "chat_not_found", "user_deactivated", "no_rights")
 
-PENDING_STATUSES = ("queued", "sending")
 
 REASON_EXPRESSION: dict[str, Any] = {
     "$switch": {

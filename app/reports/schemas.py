@@ -81,7 +81,9 @@ class FiguresSchema(Schema):
     sent = fields.Integer(metadata={"example": 120})
     failed = fields.Integer(metadata={"example": 8})
     cancelled = fields.Integer(metadata={"example": 0})
-    pending = fields.Integer(metadata={"description": "queued or being sent", "example": 2})
+    pending = fields.Integer(
+        metadata={"description": "held for an A/B test's winner, queued or being sent", "example": 2}
+    )
     delivery_rate = fields.Float(
         data_key="deliveryRate",
         allow_none=True,
