@@ -82,7 +82,7 @@ screenshots: $(DEV) browser
 
 ## Throughput against a bare Flask app (wrk, installed with apt-get where possible), database
 ## operations per route, the caches of a request, cost as the data grows, a one-minute soak, and
-## campaign delivery.
+## campaign delivery, delivery reports.
 bench: $(DEV)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python bench/throughput.py
@@ -91,6 +91,7 @@ bench: $(DEV)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/reports.py
 
 ## Where a route's CPU goes under load (py-spy on the gunicorn worker): make profile ROUTE=/api/v1/...
 ROUTE ?= /api/v1/tenants/current

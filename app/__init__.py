@@ -43,6 +43,9 @@ from app.extensions import Api, jwt, jwt_settings
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
 from app.openapi import DESCRIPTION, OpenApiPlugin
+from app.reports.views import blp as reports_blp
+from app.reports.views import platform_blp as platform_reports_blp
+from app.reports.views import suggestions_blp
 from app.system.views import blp as system_blp
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
@@ -138,6 +141,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         users_blp,
         campaigns_blp,
         messages_blp,
+        reports_blp,
+        suggestions_blp,
+        platform_reports_blp,
         telegram_accounts_blp,
         webhooks_blp,
         media_blp,

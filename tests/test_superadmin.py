@@ -308,8 +308,8 @@ class TestPatch:
         assert response.json["features"]["abTesting"] is False
         assert response.json["features"]["apiAccess"] is True  # from the plan
         assert response.json["featureOverrides"] == {"whiteLabel": True, "abTesting": False}
-        replaced = self.patch(client, superadmin_headers, tenant, {"features": {"sla": True}})
-        assert replaced.json["featureOverrides"] == {"sla": True}
+        replaced = self.patch(client, superadmin_headers, tenant, {"features": {"aiSuggestions": True}})
+        assert replaced.json["featureOverrides"] == {"aiSuggestions": True}
         assert replaced.json["features"]["whiteLabel"] is False
 
     def test_unknown_feature_is_422(self, client, superadmin_headers, tenant):

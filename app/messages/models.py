@@ -57,6 +57,8 @@ class Message(TenantDocument):
             {"fields": ["tenant_id", "telegram_account_id", "status", "not_before"]},
             # A bot's messages left sending by a dispatcher that died.
             {"fields": ["tenant_id", "telegram_account_id", "status", "sending_at"]},
+            # A bot's delivery report over a period.
+            {"fields": ["tenant_id", "telegram_account_id", "queued_at"]},
             {"fields": ["tenant_id", "status", "queued_at", "id"]},
             {"fields": ["tenant_id", "-queued_at", "-id"]},
             # The GDPR export reads a tenant's documents in _id order.

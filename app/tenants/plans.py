@@ -1,6 +1,8 @@
 """The plan catalog (GET /api/v1/plans) and the effective limits and features of a tenant.
 
-A limit of None means unlimited. A tenant's own overrides (`tenant.limits`, `tenant.features`) win over
+Every feature flag switches behaviour on or off (tests/test_plan_features.py holds each to a request it
+gates); `support` and `sla` are service levels, catalog text that no code reads. A limit of None means
+unlimited. A tenant's own overrides (`tenant.limits`, `tenant.features`) win over
 its plan's values; an override of None makes that limit unlimited for the tenant.
 """
 
@@ -32,7 +34,6 @@ FEATURE_NAMES = (
     "whiteLabel",
     "aiSuggestions",
     "paidBroadcasts",
-    "sla",
 )
 
 
@@ -44,13 +45,14 @@ _STARTER = ("basicAnalytics", "automation", "apiAccess")
 _PROFESSIONAL = (*_STARTER, "abTesting", "customReports", "multiLanguage", "customIntegrations", "sso")
 # paidBroadcasts: bots may use Telegram's paid broadcasts (up to 1,000 messages a second, for a fee
 # Telegram charges the bot's owner in Stars).
-_ENTERPRISE = (*_PROFESSIONAL, "whiteLabel", "aiSuggestions", "paidBroadcasts", "sla")
+_ENTERPRISE = (*_PROFESSIONAL, "whiteLabel", "aiSuggestions", "paidBroadcasts")
 
 PLANS: dict[str, dict[str, Any]] = {
     "free": {
         "name": "Free",
         "price": {"amount": 0, "currency": "USD", "interval": "month"},
         "support": "community",
+        "sla": None,
         "limits": {
             "users": 5,
             "campaigns": 10,
@@ -66,6 +68,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "name": "Starter",
         "price": {"amount": 29, "currency": "USD", "interval": "month"},
         "support": "email",
+        "sla": None,
         "limits": {
             "users": 20,
             "campaigns": 50,
@@ -81,6 +84,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "name": "Professional",
         "price": {"amount": 99, "currency": "USD", "interval": "month"},
         "support": "priority",
+        "sla": None,
         "limits": {
             "users": 100,
             "campaigns": 200,
@@ -96,6 +100,7 @@ PLANS: dict[str, dict[str, Any]] = {
         "name": "Enterprise",
         "price": None,
         "support": "dedicated",
+        "sla": "uptime and response times agreed in the contract",
         "limits": dict.fromkeys(LIMIT_NAMES),
         "features": _features(*_ENTERPRISE),
     },

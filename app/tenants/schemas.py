@@ -180,7 +180,11 @@ class PlanSchema(Schema):
     id = fields.String()
     name = fields.String()
     price = fields.Nested(PriceSchema, allow_none=True, metadata={"description": "null: custom"})
-    support = fields.String()
+    support = fields.String(metadata={"description": "a service level, not a switch", "example": "priority"})
+    sla = fields.String(
+        allow_none=True,
+        metadata={"description": "a service level, not a switch; null: none beyond best effort"},
+    )
     limits = fields.Dict(metadata=LIMITS_DOC)
     features = fields.Dict(metadata=FEATURES_DOC)
     self_service = fields.Boolean(
