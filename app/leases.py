@@ -33,7 +33,7 @@ import mongoengine as me
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from app.clock import utcnow
+from app import clock
 from app.db import DUPLICATE_KEY
 
 SCHEDULER = "scheduler"
@@ -77,7 +77,7 @@ def new_holder_id() -> str:
 def acquire(name: str, holder: str, ttl_seconds: float, create: bool = True) -> Lease | None:
     """Take or renew the lease for `holder`; return it when `holder` now holds it, else None.
     Without `create`, only a lease that exists (a lane with work) is taken."""
-    now = utcnow()
+    now = clock.utcnow()
     # A flat filter: the upsert takes _id from it (mongomock ignores fields nested in $and).
     mine_or_expired = {"_id": name, "$or": [{"holder": holder}, {"expiresAt": {"$lte": now}}]}
     try:
@@ -95,7 +95,7 @@ def acquire(name: str, holder: str, ttl_seconds: float, create: bool = True) -> 
 def holds(name: str, holder: str) -> bool:
     """Tell whether `holder` holds the unexpired lease `name` now."""
     lease = Lease.objects(name=name).first()
-    return lease is not None and lease.holder == holder and lease.expires_at > utcnow()
+    return lease is not None and lease.holder == holder and lease.expires_at > clock.utcnow()
 
 
 def release(name: str, holder: str) -> None:
@@ -107,7 +107,7 @@ def renew(names: Collection[str], holder: str, ttl_seconds: float) -> set[str]:
     """Renew the unexpired leases of `holder` among `names`; return those it still holds."""
     if not names:
         return set()
-    now = utcnow()
+    now = clock.utcnow()
     mine = Lease.objects(name__in=list(names), holder=holder, expires_at__gt=now)
     if mine.update(set__expires_at=now + timedelta(seconds=ttl_seconds), set__renewed_at=now) == len(names):
         return set(names)
@@ -116,7 +116,7 @@ def renew(names: Collection[str], holder: str, ttl_seconds: float) -> set[str]:
 
 def wake(name: str, tenant_id: Any, at: datetime | None = None) -> None:
     """Say that the lane `name` of a tenant has work due at `at` (now by default)."""
-    wake_many({name: tenant_id}, at or utcnow())
+    wake_many({name: tenant_id}, at or clock.utcnow())
 
 
 def _wakes(lanes: Mapping[str, Any], at: datetime, upsert: bool) -> list[UpdateOne]:
@@ -149,7 +149,7 @@ def wake_many(lanes: Mapping[str, Any], at: datetime) -> None:
 
 def wake_tenant(tenant_id: Any) -> None:
     """Make every lane of a tenant due now (it was suspended and is active again)."""
-    Lease.objects(tenant_id=tenant_id).update(set__due_at=utcnow(), inc__wakes=1)
+    Lease.objects(tenant_id=tenant_id).update(set__due_at=clock.utcnow(), inc__wakes=1)
 
 
 def due(now: datetime, limit: int, kinds: Collection[str]) -> list[Lease]:

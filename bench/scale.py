@@ -46,11 +46,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("APP_ENV", "development")
 
-from app import create_app  # noqa: E402
+from app import (
+    clock,  # noqa: E402
+    create_app,  # noqa: E402
+)
 from app.audit.models import Actor, AuditLog  # noqa: E402
 from app.billing.closing import previous_period  # noqa: E402
 from app.billing.models import Invoice  # noqa: E402
-from app.clock import utcnow  # noqa: E402
 from app.db import (
     counted_operations,  # noqa: E402
     database,  # noqa: E402
@@ -96,7 +98,7 @@ def measure_list(app, tenants: int, requests: int) -> tuple[float, float, float]
     """Median and p99 latency (ms) and operations per request of one tenant's campaign list."""
     fresh_database()
     client, auth, _key, _campaign = setup(app, 20)
-    insert_tenants(tenants - 1, utcnow())
+    insert_tenants(tenants - 1, clock.utcnow())
     assert client.get(LIST_PATH, headers=auth).status_code == 200  # and the tenant cache is warm
     latencies = []
     with counted_operations() as ops:
@@ -117,7 +119,7 @@ def system_entries(tenant_ids: list, action: str, target_type: str) -> list[dict
 
 
 def close_case(size: int, floor: bool) -> Callable[[], object]:
-    now = utcnow()
+    now = clock.utcnow()
     ids = insert_tenants(size, now - timedelta(days=90))
     if not floor:
         return lambda: monthly_close.run(now)
@@ -160,7 +162,7 @@ def close_case(size: int, floor: bool) -> Callable[[], object]:
 
 
 def reconcile_case(size: int, floor: bool) -> Callable[[], object]:
-    ids = insert_tenants(size, utcnow(), campaigns=1)
+    ids = insert_tenants(size, clock.utcnow(), campaigns=1)
     if not floor:
         return reconcile.run
     entries = system_entries(ids, "usage.reconciled", "usage")
@@ -174,7 +176,7 @@ def reconcile_case(size: int, floor: bool) -> Callable[[], object]:
 
 
 def retention_case(size: int, floor: bool) -> Callable[[], object]:
-    now = utcnow()
+    now = clock.utcnow()
     ids = insert_tenants(RETENTION_TENANTS, now - timedelta(days=400), retention_days=RETENTION_DAYS)
     expired = now - timedelta(days=2 * RETENTION_DAYS)
     db = database()

@@ -73,3 +73,16 @@ def test_an_import_that_breaks_a_contract_is_caught(tmp_path, module, line, cont
     assert "1 broken" in broken.stdout
     importer = module.removesuffix(".py").replace("/", ".")
     assert f"{importer} -> " in broken.stdout
+
+
+def test_the_app_reads_the_time_through_its_clock_module():
+    """`clock.utcnow()` and `clock.monotonic()`, never a name imported from app.clock nor the time
+    module's clock: a test moves the time by patching app.clock once."""
+    readers = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        if path == ROOT / "app" / "clock.py":
+            continue
+        text = path.read_text()
+        if "from app.clock import" in text or "time.monotonic" in text or "datetime.now(" in text:
+            readers.append(str(path.relative_to(ROOT)))
+    assert readers == []

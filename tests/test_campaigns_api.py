@@ -469,13 +469,11 @@ class TestUpdate:
 
     def test_units_go_back_to_the_month_of_the_send(self, client, tenant, auth_headers, bot, monkeypatch):
         october = datetime(2026, 10, 31, 23, 59, tzinfo=UTC)
-        for module in ("app.usage.service", "app.campaigns.service"):
-            monkeypatch.setattr(f"{module}.utcnow", lambda: october)
+        monkeypatch.setattr("app.clock.utcnow", lambda: october)
         campaign = create(client, auth_headers, telegramAccountId=bot)
         assert send(client, auth_headers, campaign["id"]).status_code == 202
         november = october + timedelta(minutes=2)
-        for module in ("app.usage.service", "app.campaigns.service"):
-            monkeypatch.setattr(f"{module}.utcnow", lambda: november)
+        monkeypatch.setattr("app.clock.utcnow", lambda: november)
         with tenant_scope(tenant):
             usage_service.reserve("messagesPerMonth", 2)  # November's own sends
         cancelled = client.patch(

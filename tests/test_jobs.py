@@ -602,13 +602,13 @@ def test_closing_a_batch_of_one_tenant_is_idempotent_and_resets_no_counter(app, 
 
 def test_a_new_month_starts_at_zero_without_the_monthly_close(app, tenant, monkeypatch):
     acme = update_tenant(tenant, set__created_at=LONG_AGO, set__limits={"messagesPerMonth": 10})
-    monkeypatch.setattr("app.usage.service.utcnow", lambda: datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
+    monkeypatch.setattr("app.clock.utcnow", lambda: datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
     with tenant_scope(acme):
         usage.reserve("messagesPerMonth", 10)
         with pytest.raises(LimitExceeded):
             usage.reserve("messagesPerMonth", 1)
 
-    monkeypatch.setattr("app.usage.service.utcnow", lambda: datetime(2026, 11, 1, 0, 1, tzinfo=UTC))
+    monkeypatch.setattr("app.clock.utcnow", lambda: datetime(2026, 11, 1, 0, 1, tzinfo=UTC))
     with tenant_scope(acme):
         usage.reserve("messagesPerMonth", 10)  # before the job has run
 

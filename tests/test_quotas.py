@@ -101,12 +101,12 @@ def test_a_new_month_starts_at_zero_without_a_job(app, tenant, monkeypatch):
     from datetime import UTC, datetime
 
     fresh = set_limits(tenant, messagesPerMonth=10)
-    monkeypatch.setattr("app.usage.service.utcnow", lambda: datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
+    monkeypatch.setattr("app.clock.utcnow", lambda: datetime(2026, 10, 31, 23, 59, tzinfo=UTC))
     with tenant_scope(fresh):
         usage.reserve("messagesPerMonth", 10)
         with pytest.raises(LimitExceeded):
             usage.reserve("messagesPerMonth", 1)
-    monkeypatch.setattr("app.usage.service.utcnow", lambda: datetime(2026, 11, 1, 0, 0, tzinfo=UTC))
+    monkeypatch.setattr("app.clock.utcnow", lambda: datetime(2026, 11, 1, 0, 0, tzinfo=UTC))
     with tenant_scope(fresh):
         usage.reserve("messagesPerMonth", 10)
         assert sorted((c.period, c.used) for c in UsageCounter.objects) == [("2026-10", 10), ("2026-11", 10)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 ACTOR_KINDS = ("user", "api_key", "superadmin", "system", "anonymous")
@@ -28,7 +28,7 @@ class AuditLog(TenantDocument):
     summary = me.DictField()
     ip = me.StringField(max_length=64)
     request_id = me.StringField(db_field="requestId", max_length=64)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
 
     meta = {
         "collection": "audit_logs",
@@ -58,7 +58,7 @@ class PlatformAuditLog(me.Document):
     summary = me.DictField()
     ip = me.StringField(max_length=64)
     request_id = me.StringField(db_field="requestId", max_length=64)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
 
     meta = {
         "collection": "platform_audit_logs",

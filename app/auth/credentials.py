@@ -19,7 +19,7 @@ from typing import Any
 from bson import ObjectId
 from flask import request
 
-from app.clock import utcnow
+from app import clock
 from app.errors import TokenRevoked, Unauthorized
 from app.tenancy.access import SUPERADMIN, Principal, Rule
 from app.tenancy.context import tenant_scope
@@ -155,7 +155,7 @@ _last_used_written: dict[Any, datetime] = {}
 
 def _note_use(tenant: Any, api_key: ApiKey) -> None:
     """Keep lastUsedAt to the minute: at most one write per key and minute from each process."""
-    now = utcnow()
+    now = clock.utcnow()
     last = max(filter(None, (api_key.last_used_at, _last_used_written.get(api_key.id))), default=None)
     if last is not None and now - last <= LAST_USED_RESOLUTION:
         return

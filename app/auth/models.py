@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 API_KEY_ROLES = ("admin", "member")
@@ -19,7 +19,7 @@ class RevokedToken(me.Document):
     jti = me.StringField(required=True, max_length=64)
     tenant_id = me.ObjectIdField(db_field="tenantId")
     expires_at = me.DateTimeField(db_field="expiresAt", required=True)
-    revoked_at = me.DateTimeField(db_field="revokedAt", default=utcnow)
+    revoked_at = me.DateTimeField(db_field="revokedAt", default=clock.utcnow)
 
     meta = {
         "collection": "revoked_tokens",
@@ -42,7 +42,7 @@ class ImpersonationSession(me.Document):
     user_id = me.ObjectIdField(db_field="userId", required=True)
     superadmin_id = me.ObjectIdField(db_field="superadminId", required=True)
     reason = me.StringField(required=True, max_length=500)
-    started_at = me.DateTimeField(db_field="startedAt", default=utcnow)
+    started_at = me.DateTimeField(db_field="startedAt", default=clock.utcnow)
     expires_at = me.DateTimeField(db_field="expiresAt", required=True)
 
     meta = {
@@ -69,7 +69,7 @@ class SsoLoginState(me.Document):
     nonce = me.StringField(required=True, max_length=128)
     code_verifier = me.StringField(db_field="codeVerifier", required=True, max_length=128)
     redirect_uri = me.StringField(db_field="redirectUri", required=True, max_length=2048)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
     expires_at = me.DateTimeField(db_field="expiresAt", required=True)
     used_at = me.DateTimeField(db_field="usedAt")
 
@@ -92,7 +92,7 @@ class ApiKey(TenantDocument):
     key_hash = me.StringField(db_field="keyHash", required=True)
     role = me.StringField(required=True, choices=API_KEY_ROLES, default="member")
     created_by = me.StringField(db_field="createdBy")
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
     last_used_at = me.DateTimeField(db_field="lastUsedAt")
 
     # Left out of GDPR exports.

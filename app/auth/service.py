@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import current_app
 
+from app import clock
 from app.audit.service import record, record_anonymous, record_platform
-from app.clock import utcnow
 from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant, tenant_scope
@@ -59,7 +59,7 @@ def _user_login(
     check_ip_whitelist(tenant, address)
     with tenant_scope(tenant):
         second_factor = two_factor.check_login_code(user, code)
-        user.last_login_at = utcnow()
+        user.last_login_at = clock.utcnow()
         User.objects(id=user.id).update_one(set__last_login_at=user.last_login_at)
     record("auth.login", tenant=tenant, target_type="user", target_id=user.id)
     # Issued for the token version read with the password hash just checked: a password change that
@@ -72,7 +72,7 @@ def _superadmin_login(admin: PlatformUser, password: str, code: str | None) -> d
     if not verify_password(admin.password_hash, password) or not admin.active:
         raise InvalidCredentials()
     second_factor = two_factor.check_login_code(admin, code)
-    admin.last_login_at = utcnow()
+    admin.last_login_at = clock.utcnow()
     PlatformUser.objects(id=admin.id).update_one(set__last_login_at=admin.last_login_at)
     record_platform("auth.login", target_type="superadmin", target_id=admin.id)
     return {**tokens.issue(admin, [tokens.PASSWORD, *second_factor]), "user": admin, "tenant": None}
@@ -138,7 +138,7 @@ def enable_two_factor(principal: Principal, account: User | PlatformUser, code: 
     answer: dict[str, Any] = {"recovery_codes": codes}
     assert principal.claims is not None, "a token's caller"
     if principal.claims.get("scope") == two_factor.ENROLLMENT_SCOPE:
-        User.objects(id=account.id).update_one(set__last_login_at=utcnow())
+        User.objects(id=account.id).update_one(set__last_login_at=clock.utcnow())
         record("auth.login", target_type="user", target_id=account.id, summary={"enrolled": True})
         answer.update(tokens.issue(account, [tokens.PASSWORD, tokens.ONE_TIME_CODE]))
     return answer
@@ -162,7 +162,7 @@ def logout(principal: Principal, refresh_token: str | None) -> None:
         tokens.revoke(refresh_claims)
     tokens.revoke(claims)
     if principal.impersonator:
-        ImpersonationSession.objects(jti=claims["jti"]).update_one(set__expires_at=utcnow())
+        ImpersonationSession.objects(jti=claims["jti"]).update_one(set__expires_at=clock.utcnow())
     summary = {"impersonation": bool(principal.impersonator), "refreshTokenRevoked": bool(refresh_token)}
     if principal.tenant_id is not None:
         record(

@@ -26,8 +26,8 @@ from typing import Any
 import mongoengine as me
 from authlib.common.security import generate_token
 
+from app import clock
 from app.audit.service import record, record_anonymous
-from app.clock import utcnow
 from app.errors import AppError, NotFound, TenantRequired, TenantSuspended
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.middleware import check_ip_whitelist
@@ -108,7 +108,7 @@ def start_login(redirect_uri: str) -> str:
             nonce=generate_token(48),
             code_verifier=generate_token(64),
             redirect_uri=redirect_uri,
-            expires_at=utcnow() + STATE_TTL,
+            expires_at=clock.utcnow() + STATE_TTL,
         )
         url = oidc.authorization_url(sso, redirect_uri, flow.state, flow.nonce, flow.code_verifier)
         flow.save(force_insert=True)
@@ -117,7 +117,7 @@ def start_login(redirect_uri: str) -> str:
 
 def _claim(state: str) -> tuple[SsoLoginState | None, str | None]:
     """Mark the login of `state` used, atomically and once; return it and what is wrong with it."""
-    now = utcnow()
+    now = clock.utcnow()
     flow = SsoLoginState.objects(state=state, used_at=None).modify(set__used_at=now)
     if flow is None:
         flow = SsoLoginState.objects(state=state).first()
@@ -222,7 +222,7 @@ def finish_login(callback: dict[str, Any], address: str | None) -> dict[str, Any
     # The provider authenticated the person, with its own second factors: the app's TOTP (and the
     # tenant's require2fa) apply to password logins.
     with tenant_scope(tenant):
-        User.objects(id=user.id).update_one(set__last_login_at=utcnow())
+        User.objects(id=user.id).update_one(set__last_login_at=clock.utcnow())
         user.reload()
     if created:
         record(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 INVOICE_STATUSES = ("open", "paid", "void", "uncollectible")
@@ -24,7 +24,7 @@ class Invoice(TenantDocument):
     currency = me.StringField(required=True, default="USD", max_length=3)
     status = me.StringField(required=True, choices=INVOICE_STATUSES, default="open")
     usage = me.DictField()
-    issued_at = me.DateTimeField(db_field="issuedAt", default=utcnow)
+    issued_at = me.DateTimeField(db_field="issuedAt", default=clock.utcnow)
     due_at = me.DateTimeField(db_field="dueAt", required=True)
     paid_at = me.DateTimeField(db_field="paidAt")
     closed_at = me.DateTimeField(db_field="closedAt")
@@ -51,7 +51,7 @@ class ProcessedEvent(me.Document):
 
     provider = me.StringField(required=True, max_length=20)
     event_id = me.StringField(db_field="eventId", required=True, max_length=255)
-    received_at = me.DateTimeField(db_field="receivedAt", default=utcnow)
+    received_at = me.DateTimeField(db_field="receivedAt", default=clock.utcnow)
     expires_at = me.DateTimeField(db_field="expiresAt", required=True)
 
     meta = {

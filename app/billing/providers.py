@@ -13,7 +13,7 @@ import stripe
 from bson import ObjectId
 from flask import current_app
 
-from app.clock import utcnow
+from app import clock
 from app.errors import BadRequest, NotFound
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
@@ -85,7 +85,7 @@ def handle_stripe(payload: bytes, signature: str | None) -> dict[str, Any]:
     # Recorded after it was applied: a crash in between lets the provider's retry apply it again,
     # which the invoice's conditional state changes make harmless.
     with contextlib.suppress(me.NotUniqueError):
-        ProcessedEvent(provider="stripe", event_id=event_id, expires_at=utcnow() + KEEP_EVENTS).save(
+        ProcessedEvent(provider="stripe", event_id=event_id, expires_at=clock.utcnow() + KEEP_EVENTS).save(
             force_insert=True
         )
     return {"received": True, "applied": applied}

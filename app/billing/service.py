@@ -20,9 +20,9 @@ from bson import ObjectId
 from flask import current_app
 from pymongo import UpdateOne
 
+from app import clock
 from app.audit.models import Actor
 from app.audit.service import record, record_for_tenants
-from app.clock import utcnow
 from app.db import insert_missing, stored_like
 from app.errors import found
 from app.pagination import paginate
@@ -113,7 +113,7 @@ def issue_invoice(
     already (idempotent)."""
     with unscoped("billing: invoice one tenant for a closed period"):
         stored = Tenant.objects(id=tenant.id).only(*INVOICED_FIELDS).as_pymongo().first()
-        issued = issue_invoices([stored], period, {tenant.id: usage}, now or utcnow())
+        issued = issue_invoices([stored], period, {tenant.id: usage}, now or clock.utcnow())
         return Invoice.objects.get(id=issued[0]["_id"]) if issued else None
 
 
@@ -201,7 +201,7 @@ def _settle(invoice: Invoice, status: str, **changes: Any) -> bool:
 
 def mark_paid(invoice: Invoice, provider_ref: str | None = None) -> bool:
     """Record a payment; lift an overdue suspension once nothing overdue is left."""
-    if not _settle(invoice, "paid", paid_at=utcnow(), provider_ref=provider_ref):
+    if not _settle(invoice, "paid", paid_at=clock.utcnow(), provider_ref=provider_ref):
         return False
     invoice.reload()
     record(
@@ -209,7 +209,11 @@ def mark_paid(invoice: Invoice, provider_ref: str | None = None) -> bool:
     )
     notify("invoice.paid", _describe(invoice))
     tenant = Tenant.objects.get(id=invoice.tenant_id)
-    if tenant.status == "suspended" and tenant.suspended_reason == OVERDUE_REASON and not _overdue(utcnow()):
+    if (
+        tenant.status == "suspended"
+        and tenant.suspended_reason == OVERDUE_REASON
+        and not _overdue(clock.utcnow())
+    ):
         # Only while the suspension is still the overdue one: a superadmin's meanwhile stays.
         activate_tenant(tenant.id, only_reason=OVERDUE_REASON)
     return True
@@ -219,12 +223,12 @@ def close_unpaid(invoice: Invoice, status: str) -> bool:
     """Void an invoice, or write it off as uncollectible."""
     if status == "uncollectible":
         moved = Invoice.objects(id=invoice.id, status="open").update_one(
-            set__status="uncollectible", set__closed_at=utcnow()
+            set__status="uncollectible", set__closed_at=clock.utcnow()
         )
         if moved:
             Tenant.objects(id=invoice.tenant_id).update_one(dec__billing__balance_cents=invoice.amount_cents)
     else:
-        moved = _settle(invoice, "void", closed_at=utcnow())
+        moved = _settle(invoice, "void", closed_at=clock.utcnow())
     if moved:
         invoice.reload()
         record(

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from app import clock
 from app.audit.service import record, record_platform
-from app.clock import utcnow
 from app.signals import notify
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
@@ -52,7 +52,7 @@ def end_trial(tenant: Tenant, now: datetime) -> bool:
         billing__status="trialing",
         billing__trial_ends_at=billing.trial_ends_at,
         billing__customer_ref=None,
-    ).update_one(set__plan=DEFAULT_PLAN, set__billing__status="active", set__updated_at=utcnow())
+    ).update_one(set__plan=DEFAULT_PLAN, set__billing__status="active", set__updated_at=clock.utcnow())
     if not moved:
         return False
     tenant_cache.clear()
@@ -77,7 +77,7 @@ def end_trial(tenant: Tenant, now: datetime) -> bool:
 def add_customer(tenant: Tenant, customer_ref: str) -> bool:
     """Record the tenant's customer at the payment provider (a payment method on file): a running
     trial converts, keeping its plan (its days stay unbilled). False when nothing changed."""
-    now = utcnow()
+    now = clock.utcnow()
     converted = Tenant.objects(id=tenant.id, billing__status="trialing").update_one(
         set__billing__customer_ref=customer_ref, set__billing__status="active", set__updated_at=now
     )

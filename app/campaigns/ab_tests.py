@@ -14,9 +14,8 @@ from typing import Any
 
 from bson import ObjectId
 
-from app import leases
+from app import clock, leases
 from app.audit.service import record
-from app.clock import utcnow
 from app.errors import Conflict, ValidationFailed
 from app.messages.models import LANE as BOT_LANE
 from app.messages.models import Message
@@ -79,7 +78,7 @@ def _release(campaign: Campaign) -> int:
     first = held.only("telegram_account_id").as_pymongo().first()
     released = 0
     if first is not None:
-        now = utcnow()
+        now = clock.utcnow()
         # The translations first: what is left held after them reads a language the winner lacks.
         for language, translation in (winner.message.translations or {}).items():
             released += held.filter(language=language).update(
@@ -110,7 +109,7 @@ def choose_winner(campaign_id: ObjectId, name: str | None) -> Campaign:
         raise Conflict(f"The winner was chosen already: {test.winner}")
     if campaign.status not in TESTED:
         raise Conflict(f"The test of a {campaign.status} campaign is not under way")
-    claimed = _claim(campaign, variant, utcnow())
+    claimed = _claim(campaign, variant, clock.utcnow())
     if claimed is None:
         raise Conflict("The campaign changed meanwhile; reload it")
     _announce(claimed, "manual")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.documents import TenantDocument, TenantReferenceField
 
@@ -100,8 +100,8 @@ class Campaign(TenantDocument):
     created_by = me.StringField(db_field="createdBy")
     send_requested_at = me.DateTimeField(db_field="sendRequestedAt")
     completed_at = me.DateTimeField(db_field="completedAt")
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
-    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=clock.utcnow)
 
     meta = {
         "collection": "campaigns",
@@ -118,7 +118,7 @@ class Campaign(TenantDocument):
     }
 
     def clean(self) -> None:
-        self.updated_at = utcnow()
+        self.updated_at = clock.utcnow()
 
     @property
     def uses_languages(self) -> bool:

@@ -8,9 +8,8 @@ from typing import Any
 from bson import ObjectId
 from mongoengine.errors import SaveConditionError
 
-from app import leases
+from app import clock, leases
 from app.audit.service import record
-from app.clock import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed, found
 from app.messages.models import LANE as BOT_LANE
 from app.messages.models import Message
@@ -45,7 +44,7 @@ def _check_schedule(scheduled_at: Any) -> None:
     if scheduled_at is None:
         return
     require_feature(current_tenant(), "automation")
-    if scheduled_at <= utcnow():
+    if scheduled_at <= clock.utcnow():
         raise ValidationFailed(details={"scheduledAt": ["Choose a time in the future."]})
 
 
@@ -92,7 +91,7 @@ def _cancel_queued(campaign: Campaign) -> int:
     their units back to the month they were reserved in (the month of the send, whose counter the
     reservation raised)."""
     cancelled = Message.objects(campaign_id=campaign.id, status__in=WAITING).update(
-        set__status="cancelled", set__failed_at=utcnow()
+        set__status="cancelled", set__failed_at=clock.utcnow()
     )
     sent = campaign.send_requested_at
     usage.refund("messagesPerMonth", cancelled, period=usage.period_of(sent) if sent else None)
@@ -187,7 +186,7 @@ def send_campaign(campaign_id: ObjectId) -> Campaign:
         require_feature(tenant, "multiLanguage")
     target_status = "scheduled" if campaign.scheduled_at else "sending"
     account_id = campaign.telegram_account.id
-    now = utcnow()
+    now = clock.utcnow()
     due = campaign.scheduled_at or now
     changes: dict[str, Any] = {"set__status": target_status, "set__send_requested_at": now}
     if (winner_due := _winner_due(campaign, due)) is not None:

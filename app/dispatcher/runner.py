@@ -29,8 +29,7 @@ from typing import Any, Protocol
 
 from flask import Flask
 
-from app import leases, metrics
-from app.clock import utcnow
+from app import clock, leases, metrics
 
 log = logging.getLogger("app.dispatcher")
 
@@ -60,7 +59,7 @@ class Turn:
         self.dispatcher = dispatcher
         self.lane = lane
         self.holder = dispatcher.holder
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
 
     def ending(self) -> bool:
         """Tell the sender to finish what is in flight and return: the process is stopping, the lease
@@ -69,7 +68,7 @@ class Turn:
         return (
             dispatcher.stopping.is_set()
             or not dispatcher.still_held(self.lane.name)
-            or (dispatcher.contended and time.monotonic() - self.started > dispatcher.turn_seconds)
+            or (dispatcher.contended and clock.monotonic() - self.started > dispatcher.turn_seconds)
         )
 
 
@@ -107,13 +106,13 @@ class Dispatcher:
 
     def still_held(self, name: str) -> bool:
         """Tell whether this process surely still holds the lease of lane `name`."""
-        return self._held_until.get(name, 0.0) > time.monotonic()
+        return self._held_until.get(name, 0.0) > clock.monotonic()
 
     def _valid_until(self, since: float) -> float:
         return since + self.ttl * 0.8  # renewed every third of the TTL; stop well before it lapses
 
     def _renew(self) -> None:
-        started = time.monotonic()
+        started = clock.monotonic()
         if started - self._renewed_at < self.ttl / 3:
             return
         with self._lock:
@@ -132,12 +131,12 @@ class Dispatcher:
     def _take(self) -> None:
         with self._lock:
             room = self.capacity - len(self._turns)
-        waiting = leases.due(utcnow(), max(room, 0) + 1, self.factories)
+        waiting = leases.due(clock.utcnow(), max(room, 0) + 1, self.factories)
         self.contended = len(waiting) > room
         for lease in waiting[: max(room, 0)]:
             if lease.name in self._turns:
                 continue
-            started = time.monotonic()
+            started = clock.monotonic()
             taken = leases.acquire(lease.name, self.holder, self.ttl, create=False)
             if taken is None:
                 continue  # another dispatcher was quicker
@@ -170,13 +169,13 @@ class Dispatcher:
                         next_due = sender.run(turn)
                     except Exception:
                         log.exception("lane failed", extra={"lane": lane.name})
-                        next_due = utcnow() + AFTER_ERROR
+                        next_due = clock.utcnow() + AFTER_ERROR
                     if not self.still_held(lane.name):
                         return  # another dispatcher takes it over when the lease lapses
                     if leases.park(lane.name, self.holder, wakes, next_due):
                         return
                     if turn.ending():
-                        leases.park(lane.name, self.holder, None, utcnow())  # woken: due at once
+                        leases.park(lane.name, self.holder, None, clock.utcnow())  # woken: due at once
                         return
                     again = leases.Lease.objects(name=lane.name, holder=self.holder).first()
                     if again is None:
@@ -189,10 +188,10 @@ class Dispatcher:
             with self._lock:
                 self._turns.pop(lane.name, None)
                 self._held_until.pop(lane.name, None)
-                self._senders[lane.name] = (time.monotonic(), sender)
+                self._senders[lane.name] = (clock.monotonic(), sender)
 
     def _forget_idle_senders(self) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         with self._lock:
             idle = [name for name, (since, _) in self._senders.items() if now - since > SENDER_IDLE]
             dropped = [self._senders.pop(name)[1] for name in idle]
@@ -219,7 +218,7 @@ class Dispatcher:
         log.info("dispatcher started", extra={"holder": self.holder, "lanes": self.capacity})
         try:
             with self.app.app_context():
-                leases.forget_expired_dispatchers(utcnow() - FORGET_STOPPED)
+                leases.forget_expired_dispatchers(clock.utcnow() - FORGET_STOPPED)
         except Exception:
             log.exception("the leases of stopped dispatchers were not removed")
         while not self.stopping.is_set():
@@ -232,14 +231,14 @@ class Dispatcher:
 
     def run_until_idle(self, timeout: float = 60.0, pause: float = 0.01) -> None:
         """Dispatch until no lane is held and none is due now (tests and benchmarks)."""
-        deadline = time.monotonic() + timeout
+        deadline = clock.monotonic() + timeout
         while True:
             self.step()
             if not self.busy:
                 with self.app.app_context():
-                    if not leases.due(utcnow(), 1, self.factories):
+                    if not leases.due(clock.utcnow(), 1, self.factories):
                         return
-            if time.monotonic() > deadline:
+            if clock.monotonic() > deadline:
                 raise TimeoutError(f"the dispatcher still had work after {timeout} s")
             time.sleep(pause)
 
@@ -248,9 +247,9 @@ class Dispatcher:
         self.stopping.set()
         with self._lock:
             threads = list(self._turns.values())
-        deadline = time.monotonic() + timeout
+        deadline = clock.monotonic() + timeout
         for thread in threads:
-            thread.join(max(deadline - time.monotonic(), 0.0))
+            thread.join(max(deadline - clock.monotonic(), 0.0))
         with self._lock:
             senders = [sender for _, sender in self._senders.values()]
             self._senders.clear()

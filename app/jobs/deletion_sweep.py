@@ -17,7 +17,7 @@ from typing import Any
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.leases import Lease
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import unscoped
@@ -45,7 +45,7 @@ def _tenant_ids(document_class: type[me.Document]) -> set[Any]:
 
 def run(now: datetime | None = None) -> dict[str, int]:
     """Finish stale deletions, then remove documents whose tenant is gone."""
-    now = now or utcnow()
+    now = now or clock.utcnow()
     stale = Tenant.objects(status="suspended", suspended_reason=DELETING, updated_at__lt=now - STALE_DELETION)
     finished = 0
     for tenant in list(stale):

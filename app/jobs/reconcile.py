@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.clock import utcnow
+from app import clock
 from app.usage.reconcile import recount_all
 
 
 def run() -> dict[str, int]:
     """Reconcile every tenant."""
-    return recount_all(utcnow())
+    return recount_all(clock.utcnow())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.clock import utcnow
+from app import clock
 from app.tenants.retention import purge_expired
 
 
 def run(now: datetime | None = None) -> dict[str, int]:
     """Purge every tenant that has a retention window."""
-    return purge_expired(now or utcnow())
+    return purge_expired(now or clock.utcnow())

@@ -12,8 +12,7 @@ from typing import Any
 
 import mongoengine as me
 
-from app import metrics
-from app.clock import utcnow
+from app import clock, metrics
 
 RUNS_KEPT = 20
 OUTCOMES = ("ok", "failed")
@@ -41,7 +40,7 @@ def _error(exc: BaseException) -> str:
 def recorded(name: str, func: Callable[[], Any], holder: str | None) -> Any:
     """Run `func` as the job `name`: record its start and its finish (or failure) and count it."""
     collection = JobRuns._get_collection()
-    started_at = utcnow()
+    started_at = clock.utcnow()
     collection.update_one(
         {"_id": name},
         {"$set": {"runningSince": started_at, "lastStartedAt": started_at, "holder": holder}},
@@ -56,7 +55,7 @@ def recorded(name: str, func: Callable[[], Any], holder: str | None) -> Any:
         raise
     finally:
         seconds = round(time.perf_counter() - started, 3)
-        finished_at = utcnow()
+        finished_at = clock.utcnow()
         changes: dict[str, Any] = {
             "lastFinishedAt": finished_at,
             "lastOutcome": outcome,

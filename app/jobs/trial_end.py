@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app import clock
 from app.billing.trials import due_trials, end_trial
-from app.clock import utcnow
 
 
 def run(now: datetime | None = None) -> dict[str, int]:
     """Move every tenant whose trial ended unconverted to the free plan, audited and emitted."""
-    now = now or utcnow()
+    now = now or clock.utcnow()
     return {"ended": sum(end_trial(tenant, now) for tenant in due_trials(now))}

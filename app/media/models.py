@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 CHUNK_SIZE = 255 * 1024
@@ -22,7 +22,7 @@ class MediaFile(TenantDocument):
     chunk_size = me.IntField(db_field="chunkSize", default=CHUNK_SIZE)
     complete = me.BooleanField(default=False)
     created_by = me.StringField(db_field="createdBy")
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
 
     meta = {
         "collection": "media_files",

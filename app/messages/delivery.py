@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import queue
-import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,9 +34,8 @@ from bson import ObjectId
 from flask import Flask
 from pymongo import UpdateOne
 
-from app import crypto, metrics
+from app import clock, crypto, metrics
 from app.campaigns.models import Campaign
-from app.clock import utcnow
 from app.dispatcher.rates import Rate, Throttle
 from app.dispatcher.runner import Lane, Turn
 from app.media.models import MediaChunk, MediaFile
@@ -153,7 +151,7 @@ class BotSender:
         if tenant is None:
             return None  # deleted, and its messages with it
         if not tenant.is_active:
-            return utcnow() + SUSPENDED_RECHECK
+            return clock.utcnow() + SUSPENDED_RECHECK
         with tenant_scope(tenant):
             return _BotTurn(self, turn).run()
 
@@ -237,16 +235,16 @@ class _BotTurn:
                 while self.in_flight:
                     self._collect(timeout=1.0)
                 self._drop_stopped()
-                self._release(list(self.buffer), utcnow())
+                self._release(list(self.buffer), clock.utcnow())
                 self._flush()
         return self._next_due()
 
     def _loop(self) -> None:
         throttle = self.sender.throttle
         exhausted = False
-        checked = looked = time.monotonic()
+        checked = looked = clock.monotonic()
         while not self.turn.ending():
-            now = time.monotonic()
+            now = clock.monotonic()
             if now - looked > CAMPAIGNS_RECHECK:
                 self._drop_stopped()
                 looked = now
@@ -280,7 +278,7 @@ class _BotTurn:
     def _due(self, wanted: int, since: int | None) -> list[Outgoing]:
         """The first `wanted` due messages of the bot in order, from position `since` on when given."""
         due = Message.objects(
-            telegram_account_id=self.sender.account_id, status="queued", not_before__lte=utcnow()
+            telegram_account_id=self.sender.account_id, status="queued", not_before__lte=clock.utcnow()
         )
         if since is not None:
             due = due.filter(position__gte=since, position__lte=since + wanted)
@@ -301,7 +299,7 @@ class _BotTurn:
         if len(candidates) < wanted:
             candidates = self._due(wanted, None)
         self.cursor = candidates[-1].position if len(candidates) == wanted else None
-        now = utcnow()
+        now = clock.utcnow()
         if not candidates:
             return 0
         ids = [message.id for message in candidates]
@@ -344,7 +342,7 @@ class _BotTurn:
         self.buffer = deque(message for message in self.buffer if message.campaign_id not in stopped)
         for (period, deleted), ids in dropped.items():
             cancelled = Message.objects(id__in=ids, status="sending", claimed_by=self.turn.holder).update(
-                set__status="cancelled", set__failed_at=utcnow()
+                set__status="cancelled", set__failed_at=clock.utcnow()
             )
             # A deleted campaign took its messages along: only this dispatcher knows these were not sent.
             usage.refund("messagesPerMonth", len(ids) if deleted else cancelled, period=period)
@@ -382,7 +380,7 @@ class _BotTurn:
                 self.pool.submit(self._send, message, media)
         self.buffer = waiting + self.buffer
         for message, chat_wait in deferred:
-            self._release([message], utcnow() + timedelta(seconds=chat_wait))
+            self._release([message], clock.utcnow() + timedelta(seconds=chat_wait))
         return soonest
 
     def _media(self, message: Outgoing) -> Media | Literal[False] | None:
@@ -413,7 +411,7 @@ class _BotTurn:
         except Exception:
             log.exception("send failed unexpectedly", extra={"message": str(message.id)})
             outcome = OutcomeUnknown("the dispatcher failed while sending")
-        self.results.put((message, media, outcome, time.monotonic()))
+        self.results.put((message, media, outcome, clock.monotonic()))
 
     def _collect(self, timeout: float) -> None:
         """Take in the answers that came back, waiting up to `timeout` for the first."""
@@ -434,7 +432,7 @@ class _BotTurn:
         # A connection that could not be made never reached Telegram: it does not count.
         reached = not (isinstance(outcome, TransientError) and "could not connect" in outcome.description)
         throttle.finish(message.chat, at, reached)
-        now = utcnow()
+        now = clock.utcnow()
         if not isinstance(outcome, TelegramError):
             self._write(
                 message,
@@ -492,7 +490,7 @@ class _BotTurn:
 
     def _pending(self) -> None:
         if not self.first_pending:
-            self.first_pending = time.monotonic()
+            self.first_pending = clock.monotonic()
         if len(self.writes) + len(self.failures) >= self.sender.claim_size:
             self._flush()
 
@@ -545,7 +543,7 @@ class _BotTurn:
         """Fail each message still matching its filter; give units back, emit message.failed."""
         refunds: Counter[str] = Counter()
         events = []
-        now = utcnow()
+        now = clock.utcnow()
         for message, error, refund, reason, where in failures:
             update = {"$set": {"status": "failed", "error": error, "failedAt": now}, "$inc": {"attempts": 1}}
             if Message._get_collection().update_one(where, update).modified_count:
@@ -570,7 +568,7 @@ class _BotTurn:
     def _fail_stale(self) -> None:
         """Fail the messages a dispatcher left 'sending' longer than any send takes: it stopped, and
         whether Telegram got them is unknown, so they are never sent again (and not refunded)."""
-        cutoff = utcnow() - self.sender.stale_after
+        cutoff = clock.utcnow() - self.sender.stale_after
         stale = Message.objects(
             telegram_account_id=self.sender.account_id, status="sending", sending_at__lt=cutoff
         )
@@ -603,7 +601,7 @@ class _BotTurn:
         if not times:
             return None
         # Another dispatcher may take the lane next: not before this bot's window is empty.
-        quiet = utcnow() + timedelta(seconds=self.sender.throttle.quiet_after(time.monotonic()))
+        quiet = clock.utcnow() + timedelta(seconds=self.sender.throttle.quiet_after(clock.monotonic()))
         return max(min(times), quiet)
 
 
@@ -619,7 +617,7 @@ def finish_campaigns(campaign_ids: set[ObjectId]) -> None:
         sent, failed = counts["sent"], counts["failed"]
         status = "completed" if sent else "failed"
         moved = Campaign.objects(id=campaign_id, status__in=("sending", "scheduled")).update_one(
-            set__status=status, set__completed_at=utcnow()
+            set__status=status, set__completed_at=clock.utcnow()
         )
         if moved:
             notify(f"campaign.{status}", {"campaignId": str(campaign_id), "sent": sent, "failed": failed})

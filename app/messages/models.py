@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 MESSAGE_STATUSES = ("held", "queued", "sending", "sent", "failed", "cancelled")
@@ -31,11 +31,11 @@ class Message(TenantDocument):
     # The target's place in its campaign: a bot's messages are sent in this order, so its campaigns
     # take turns (the first target of each, then the second...).
     position = me.IntField(default=0, min_value=0)
-    not_before = me.DateTimeField(db_field="notBefore", required=True, default=utcnow)
+    not_before = me.DateTimeField(db_field="notBefore", required=True, default=clock.utcnow)
     attempts = me.IntField(default=0, min_value=0)
     telegram_message_id = me.LongField(db_field="telegramMessageId")
     error = me.StringField(max_length=500)
-    queued_at = me.DateTimeField(db_field="queuedAt", default=utcnow)
+    queued_at = me.DateTimeField(db_field="queuedAt", default=clock.utcnow)
     sending_at = me.DateTimeField(db_field="sendingAt")
     claimed_by = me.StringField(db_field="claimedBy")  # the dispatcher that sends (or sent) it
     sent_at = me.DateTimeField(db_field="sentAt")

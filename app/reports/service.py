@@ -13,9 +13,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app import clock
 from app.audit.service import record_platform
 from app.campaigns.models import Campaign
-from app.clock import utcnow
 from app.errors import ValidationFailed
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
@@ -38,7 +38,7 @@ OUTSIDE = "Give a date-time between 0001-01-02 and 9999-12-30."
 def period(since: datetime | None, until: datetime | None, interval: str) -> tuple[datetime, datetime]:
     """Fill the open ends of a report's period; refuse (422) one that is empty or too long, or that
     reaches a day of the calendar's ends (its days in any timezone must exist)."""
-    until = until or utcnow()
+    until = until or clock.utcnow()
     if not EARLIEST < until <= LATEST:
         raise ValidationFailed(details={"until": [OUTSIDE]})
     if since is None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from app import clock
 from app.campaigns.models import Campaign
-from app.clock import utcnow
 from app.messages.models import Message
 from app.tenancy.context import current_tenant
 from app.tenants.models import Tenant
@@ -39,7 +39,7 @@ def suggest() -> dict[str, Any]:
     """Return the tenant's suggestions from the last 30 days of its deliveries and this month's quota."""
     tenant = current_tenant()
     require_feature(tenant, "aiSuggestions")
-    until = utcnow()
+    until = clock.utcnow()
     since = until - LOOKBACK
     items = [
         *_best_hours(tenant, since, until),

@@ -7,8 +7,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from app import leases, metrics
-from app.clock import utcnow
+from app import clock, leases, metrics
 from app.jobs import SCHEDULE
 from app.jobs.runs import last_runs
 from app.leases import Lease
@@ -81,7 +80,7 @@ def _dispatchers(now: datetime) -> tuple[list[dict[str, Any]], int]:
 def system_status() -> dict[str, Any]:
     """Tell who leads the scheduler, what each job did last, which dispatchers are alive with which
     lanes, and how many messages wait."""
-    now = utcnow()
+    now = clock.utcnow()
     dispatchers, waiting = _dispatchers(now)
     return {
         "checked_at": now,

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, jsonify, request
 
+from app import clock
 from app.tenancy.access import infra
 
 SEND_METHODS = ("sendMessage", "sendPhoto", "sendDocument")
@@ -91,7 +92,7 @@ class Sandbox:
         """Answer one Bot API call as Telegram would."""
         bot = token.split(":", 1)[0]
         with self.lock:
-            self.requests.append({"bot": bot, "method": method, "params": params, "at": time.monotonic()})
+            self.requests.append({"bot": bot, "method": method, "params": params, "at": clock.monotonic()})
             refused = self.refuse(bot, method, params)
             if refused is not None:
                 return refused
@@ -101,7 +102,7 @@ class Sandbox:
             if method not in SEND_METHODS:
                 return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
             chat = str(params.get("chat_id"))
-            now = time.monotonic()
+            now = clock.monotonic()
             paid = str(params.get("allow_paid_broadcast")).lower() == "true"
             checks = (
                 (self._windows.bots[bot], self.limits.per_paid_bot if paid else self.limits.per_bot, "bot"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 
@@ -18,8 +18,8 @@ class TelegramAccount(TenantDocument):
     active = me.BooleanField(default=True)
     # Telegram's paid broadcasts (allow_paid_broadcast): a higher rate, paid per message in Stars.
     paid_broadcast = me.BooleanField(db_field="paidBroadcast", default=False)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
-    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=clock.utcnow)
 
     # Left out of GDPR exports.
     export_exclude = ("token_encrypted",)
@@ -36,4 +36,4 @@ class TelegramAccount(TenantDocument):
     }
 
     def clean(self) -> None:
-        self.updated_at = utcnow()
+        self.updated_at = clock.utcnow()

@@ -11,11 +11,12 @@ change a tenant).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import cachetools
+
+from app import clock
 
 
 class TTLCache:
@@ -24,7 +25,7 @@ class TTLCache:
     it without bound, nor push out the keys in use). Safe to share between threads."""
 
     def __init__(
-        self, ttl: float = 60.0, max_entries: int = 10_000, timer: Callable[[], float] = time.monotonic
+        self, ttl: float = 60.0, max_entries: int = 10_000, timer: Callable[[], float] = clock.monotonic
     ):
         self._ttl = ttl
         self._timer = timer

@@ -10,9 +10,8 @@ from bson import ObjectId
 from flask import current_app
 from pymongo import UpdateOne
 
-from app import leases
+from app import clock, leases
 from app.audit.service import record, record_platform
-from app.clock import utcnow
 from app.errors import Conflict, ValidationFailed, found
 from app.pagination import paginate
 from app.signals import notify
@@ -159,7 +158,7 @@ def _move_status(tenant_id: ObjectId, where: dict[str, Any], **changes: Any) -> 
         (f"unset__{name}" if value is None else f"set__{name}"): value for name, value in changes.items()
     }
     before = Tenant.objects(id=tenant_id, suspended_reason__ne=DELETING, **where).modify(
-        **update, set__updated_at=utcnow()
+        **update, set__updated_at=clock.utcnow()
     )
     if before is None:
         return None
@@ -180,7 +179,7 @@ def suspend_tenant(tenant_id: ObjectId, reason: str, *, only_active: bool = Fals
         {"status": "active"} if only_active else {},
         status="suspended",
         suspended_reason=reason,
-        suspended_at=utcnow(),
+        suspended_at=clock.utcnow(),
     )
     if moved is None:
         if only_active:
@@ -222,7 +221,7 @@ def delete_tenant(tenant_id: ObjectId) -> dict[str, int]:
     # Suspend first so that no request of the tenant's can write while its data is being removed; the
     # deletion sweep (app/jobs/deletion_sweep.py) finishes a deletion that stops halfway.
     Tenant.objects(id=tenant.id).update_one(
-        set__status="suspended", set__suspended_reason=DELETING, set__updated_at=utcnow()
+        set__status="suspended", set__suspended_reason=DELETING, set__updated_at=clock.utcnow()
     )
     tenant_cache.clear()
     removed = erase_tenant(tenant)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from app.clock import utcnow
+from app import clock
 from app.usage.service import period_bounds, period_of
 
 from .models import Tenant
@@ -29,7 +29,7 @@ def monthly_price_cents(plan: str, own: int | None) -> int | None:
 
 def billing_summary(tenant: Tenant) -> dict[str, Any]:
     billing = tenant.billing
-    _start, end = period_bounds(period_of(utcnow()))
+    _start, end = period_bounds(period_of(clock.utcnow()))
     return {
         "status": billing.status,
         "email": billing.email,

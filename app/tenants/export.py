@@ -12,8 +12,8 @@ from typing import Any
 
 from bson import json_util
 
+from app import clock
 from app.audit.service import record
-from app.clock import utcnow
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.registry import tenant_document_classes
 
@@ -49,7 +49,7 @@ def export_tenant() -> tuple[str, Iterator[str]]:
     classes = sorted(tenant_document_classes(), key=lambda cls: cls._get_collection_name())
     names = [cls._get_collection_name() for cls in classes]
     record("tenant.exported", target_type="tenant", target_id=tenant.id, summary={"collections": names})
-    now = utcnow()
+    now = clock.utcnow()
 
     def chunks() -> Iterator[str]:
         with tenant_scope(tenant):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import ExactWrites
 
@@ -130,8 +130,8 @@ class Tenant(ExactWrites, me.Document):
     billing = me.EmbeddedDocumentField(Billing, default=Billing)
     settings = me.EmbeddedDocumentField(Settings, default=Settings)
     branding = me.EmbeddedDocumentField(Branding, default=Branding)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
-    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=clock.utcnow)
     # What the superadmin's search matches by prefix (search_terms), kept by clean().
     search_terms = me.ListField(me.StringField(), db_field="searchTerms")
 
@@ -182,7 +182,7 @@ class Tenant(ExactWrites, me.Document):
         return list(self.settings.security.ip_whitelist)
 
     def clean(self) -> None:
-        self.updated_at = utcnow()
+        self.updated_at = clock.utcnow()
         self.search_terms = search_terms(self.name, self.slug, self.domain)
 
 

@@ -8,10 +8,9 @@ from typing import Any
 import mongoengine as me
 from flask import current_app
 
-from app import crypto, egress, signals
+from app import clock, crypto, egress, signals
 from app.audit.service import record
 from app.auth import tokens
-from app.clock import utcnow
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.collection import TENANT_FIELD
@@ -98,7 +97,7 @@ def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: st
     billing = Billing()
     if has_trial(plan):
         billing.status = "trialing"
-        billing.trial_ends_at = utcnow() + timedelta(days=current_app.config["TRIAL_DAYS"])
+        billing.trial_ends_at = clock.utcnow() + timedelta(days=current_app.config["TRIAL_DAYS"])
     tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan, billing=billing)
     try:
         with tenant_scope(tenant):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 
@@ -36,7 +36,7 @@ class UsageAlert(TenantDocument):
     threshold = me.IntField(required=True, min_value=1, max_value=100)
     used = me.LongField(required=True)
     limit = me.LongField(required=True)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
 
     meta = {
         "collection": "usage_alerts",
@@ -54,7 +54,7 @@ class UsageSnapshot(TenantDocument):
     period = me.StringField(required=True, regex=r"^\d{4}-\d{2}$")
     plan = me.StringField(required=True)
     resources = me.DictField(required=True)
-    closed_at = me.DateTimeField(db_field="closedAt", default=utcnow)
+    closed_at = me.DateTimeField(db_field="closedAt", default=clock.utcnow)
 
     meta = {
         "collection": "usage_snapshots",

@@ -19,10 +19,10 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from app import clock
 from app.audit.models import Actor
 from app.audit.service import record_for_tenants
 from app.campaigns.models import Campaign
-from app.clock import utcnow
 from app.media.models import MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
@@ -145,7 +145,7 @@ def recompute_usage(tenant: Tenant) -> dict[str, int]:
     """Set every gauge, the count of active owners and this month's message counter of `tenant` from
     its data, and fill the email directory (after a migration, when the counters have never been
     kept): a constant number of operations, and one more per USERS_PER_BATCH users."""
-    period = period_of(utcnow())
+    period = period_of(clock.utcnow())
     start, end = period_bounds(period)
     with unscoped(MIGRATION_REASON):
         gauges = count_gauges([tenant.id])[tenant.id]

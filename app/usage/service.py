@@ -17,8 +17,7 @@ from typing import Any
 
 import mongoengine as me
 
-from app import signals
-from app.clock import utcnow
+from app import clock, signals
 from app.errors import LimitExceeded
 from app.tenancy.context import TenantContextMissing, current_tenant
 from app.tenants.models import Tenant, Usage
@@ -73,7 +72,7 @@ def used(tenant: Tenant, resource: str, period: str | None = None) -> int:
     if resource in GAUGES:
         fresh = Tenant.objects(id=tenant.id).only("usage").first()
         return getattr(fresh.usage, GAUGES[resource])
-    counter = UsageCounter.objects(resource=resource, period=period or period_of(utcnow())).first()
+    counter = UsageCounter.objects(resource=resource, period=period or period_of(clock.utcnow())).first()
     return counter.used if counter else 0
 
 
@@ -105,7 +104,7 @@ def reserve(resource: str, n: int = 1) -> None:
         raise ValueError(f"{resource} is not metered here")
     if limit is not None and n > limit:
         raise _exceeded(tenant, resource, limit, n)
-    counters = UsageCounter.objects(resource=resource, period=period_of(utcnow()))
+    counters = UsageCounter.objects(resource=resource, period=period_of(clock.utcnow()))
     if limit is not None:
         counters = counters.filter(used__lte=limit - n)
     try:
@@ -125,7 +124,7 @@ def _alert_thresholds(tenant: Tenant, resource: str, now_used: int, n: int, limi
     if not limit:
         return
     before = now_used - n
-    period = period_of(utcnow())
+    period = period_of(clock.utcnow())
     for threshold in tenant.settings.notifications.usage_alert_thresholds:
         if not before * 100 < threshold * limit <= now_used * 100:
             continue
@@ -159,7 +158,9 @@ def refund(resource: str, n: int = 1, period: str | None = None) -> None:
             __raw__={"$inc": {f"usage.{Usage._fields[field].db_field}": -n}}
         )
         return
-    UsageCounter.objects(resource=resource, period=period or period_of(utcnow()), used__gte=n).update_one(
+    UsageCounter.objects(
+        resource=resource, period=period or period_of(clock.utcnow()), used__gte=n
+    ).update_one(
         __raw__={"$inc": {"used": -n}}  # raw: the field's min_value=0 would refuse a negative $inc
     )
 
@@ -186,7 +187,7 @@ def percent_of(amount: int, limit: int | None) -> float | None:
 
 def snapshot(tenant: Tenant, now: datetime | None = None) -> dict[str, Any]:
     """Return every limit of a tenant with what it uses of it, and the current period."""
-    now = now or utcnow()
+    now = now or clock.utcnow()
     period = period_of(now)
     start, end = period_bounds(period)
     fresh = Tenant.objects(id=tenant.id).first()

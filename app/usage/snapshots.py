@@ -16,7 +16,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from app.clock import utcnow
+from app import clock
 from app.db import insert_missing, stored_like
 from app.tenants.models import Usage
 from app.tenants.plans import LIMIT_NAMES, effective_limits
@@ -63,7 +63,7 @@ def snapshot_usage(
     if not rows:
         return {}
     written = {row["tenant_id"]: row["id"] for row in rows}
-    template = UsageSnapshot(**rows[0], period=period, closed_at=utcnow())
+    template = UsageSnapshot(**rows[0], period=period, closed_at=clock.utcnow())
     insert_missing(UsageSnapshot._get_collection(), stored_like(template, rows))
     stored = UsageSnapshot.objects(tenant_id__in=ids, period=period).only("id", "tenant_id", "resources")
     return {

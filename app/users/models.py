@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.access import TENANT_ROLES
 from app.tenancy.documents import TenantDocument
 
@@ -36,8 +36,8 @@ class User(SignInFields, TenantDocument):
     sso_issuer = me.StringField(db_field="ssoIssuer")
     sso_subject = me.StringField(db_field="ssoSubject")
     erased_at = me.DateTimeField(db_field="erasedAt")
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
-    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=clock.utcnow)
 
     # Left out of GDPR exports.
     export_exclude = ("password_hash", "totp_secret_encrypted", "recovery_code_hashes")
@@ -63,7 +63,7 @@ class User(SignInFields, TenantDocument):
 
     def clean(self) -> None:
         self.email = self.email.strip().lower() if self.email else self.email
-        self.updated_at = utcnow()
+        self.updated_at = clock.utcnow()
 
 
 class PlatformUser(SignInFields, me.Document):
@@ -76,7 +76,7 @@ class PlatformUser(SignInFields, me.Document):
     active = me.BooleanField(default=True)
     password_hash = me.StringField(db_field="passwordHash", required=True)
     last_login_at = me.DateTimeField(db_field="lastLoginAt")
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
 
     meta = {
         "collection": "platform_users",

@@ -11,10 +11,9 @@ from bson import ObjectId
 from mongoengine.errors import SaveConditionError
 from mongoengine.queryset.visitor import Q
 
-from app import signals
+from app import clock, signals
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
-from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound, found
 from app.pagination import paginate
 from app.tenancy.access import NOT_WHILE_IMPERSONATING, SUPERADMIN, Principal
@@ -251,7 +250,7 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
             set__email=f"{pseudonym}@erased.invalid",
             set__name="Erased user",
             set__active=False,
-            set__erased_at=utcnow(),
+            set__erased_at=clock.utcnow(),
             unset__password_hash=True,
             unset__last_login_at=True,
             unset__sso_issuer=True,

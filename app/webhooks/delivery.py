@@ -30,10 +30,9 @@ from bson import ObjectId
 from flask import Flask, current_app
 from pymongo import UpdateOne
 
-from app import crypto, egress, metrics
+from app import clock, crypto, egress, metrics
 from app.audit.models import Actor
 from app.audit.service import record
-from app.clock import utcnow
 from app.dispatcher.runner import Lane, Turn
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
@@ -71,7 +70,7 @@ def attempt(
         "X-Signature": sign(secret, timestamp, body),
     }
     started = time.perf_counter()
-    entry: dict[str, Any] = {"at": utcnow()}
+    entry: dict[str, Any] = {"at": clock.utcnow()}
     try:
         response = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
         entry["status"] = response.status_code
@@ -153,7 +152,7 @@ class WebhookSender:
     def _claim(self, holder: str) -> list[dict[str, Any]]:
         """Claim the due deliveries for a minute (a process that dies mid-attempt leaves them to be tried
         again then); each claim counts as an attempt."""
-        now = utcnow()
+        now = clock.utcnow()
         due = WebhookDelivery.objects(webhook_id=self.webhook_id, status="pending", next_attempt_at__lte=now)
         batch = list(due.order_by("next_attempt_at").limit(self.concurrency * 2).as_pymongo())
         if not batch:
@@ -185,7 +184,7 @@ class WebhookSender:
             if ok:
                 delivered += 1
                 update = {
-                    "$set": {"status": "delivered", "deliveredAt": utcnow()},
+                    "$set": {"status": "delivered", "deliveredAt": clock.utcnow()},
                     "$unset": {"lastError": ""},
                 }
             elif delivery["attempts"] >= self.max_attempts:
@@ -193,7 +192,7 @@ class WebhookSender:
                 update = {"$set": {"status": "failed", "lastError": entry.get("error")}}
             else:
                 retried += 1
-                retry_at = utcnow() + _backoff(delivery["attempts"])
+                retry_at = clock.utcnow() + _backoff(delivery["attempts"])
                 update = {"$set": {"nextAttemptAt": retry_at, "lastError": entry.get("error")}}
             writes.append(UpdateOne(where, {**update, "$push": logged}))
         WebhookDelivery._get_collection().bulk_write(writes, ordered=False)

@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from app import leases, signals
-from app.clock import utcnow
+from app import clock, leases, signals
 from app.db import stored_like
 from app.tenancy.context import current_tenant_id
 
@@ -54,7 +53,7 @@ def emit_many(event: str, items: Sequence[dict[str, Any]]) -> int:
     """Queue one `event` per item of data (one query and one insert for all of them)."""
     if not items:
         return 0
-    now = utcnow()
+    now = clock.utcnow()
     webhooks = list(Webhook.objects(active=True, events=event).scalar("id"))
     deliveries = [
         WebhookDelivery(webhook_id=webhook_id, event=event, payload=payload, next_attempt_at=now)
@@ -74,7 +73,7 @@ def emit_for_tenants(event: str, items: Mapping[Any, Sequence[dict[str, Any]]]) 
     every delivery and lane names its tenant). Return how many deliveries were queued."""
     if not items:
         return 0
-    now = utcnow()
+    now = clock.utcnow()
     subscribed: dict[Any, list[Any]] = {}
     webhooks = Webhook.objects(tenant_id__in=list(items), active=True, events=event).only("id", "tenant_id")
     for webhook in webhooks.as_pymongo():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
-from app.clock import utcnow
+from app import clock
 from app.tenancy.documents import TenantDocument
 
 WEBHOOK_EVENTS = (
@@ -31,8 +31,8 @@ class Webhook(TenantDocument):
     active = me.BooleanField(default=True)
     consecutive_failures = me.IntField(db_field="consecutiveFailures", default=0, min_value=0)
     disabled_reason = me.StringField(db_field="disabledReason", max_length=500)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
-    updated_at = me.DateTimeField(db_field="updatedAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
+    updated_at = me.DateTimeField(db_field="updatedAt", default=clock.utcnow)
 
     # Left out of GDPR exports.
     export_exclude = ("secret_encrypted",)
@@ -49,7 +49,7 @@ class Webhook(TenantDocument):
     }
 
     def clean(self) -> None:
-        self.updated_at = utcnow()
+        self.updated_at = clock.utcnow()
 
 
 class WebhookDelivery(TenantDocument):
@@ -60,11 +60,11 @@ class WebhookDelivery(TenantDocument):
     payload = me.DictField(required=True)
     status = me.StringField(required=True, choices=DELIVERY_STATUSES, default="pending")
     attempts = me.IntField(default=0, min_value=0)
-    next_attempt_at = me.DateTimeField(db_field="nextAttemptAt", default=utcnow)
+    next_attempt_at = me.DateTimeField(db_field="nextAttemptAt", default=clock.utcnow)
     last_error = me.StringField(db_field="lastError", max_length=500)
     claimed_by = me.StringField(db_field="claimedBy")  # the dispatcher that last attempted it
     attempt_log = me.ListField(me.DictField(), db_field="attemptLog", default=list)
-    created_at = me.DateTimeField(db_field="createdAt", default=utcnow)
+    created_at = me.DateTimeField(db_field="createdAt", default=clock.utcnow)
     delivered_at = me.DateTimeField(db_field="deliveredAt")
 
     meta = {
