@@ -95,8 +95,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-    passwords.configure(testing=app.config["TESTING"])
-    crypto.configure(app.config["ENCRYPTION_KEYS"])
+    passwords.init_app(app)
+    crypto.init_app(app)
 
     db.connect(app.config["MONGODB_URI"])
     check_tenancy_rules()

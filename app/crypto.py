@@ -7,23 +7,25 @@ key is rotated by putting a new one first and re-saving (or simply keeping the o
 from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import Flask, current_app, has_app_context
 
-_fernet: MultiFernet | None = None
+EXTENSION = "crypto"
 
 
 class DecryptionError(RuntimeError):
     """A stored secret cannot be decrypted with the configured keys."""
 
 
-def configure(keys: list[str]) -> None:
-    global _fernet
-    _fernet = MultiFernet([Fernet(key.encode()) for key in keys])
+def init_app(app: Flask) -> None:
+    """Keep the app's keys on the app (two apps in one process keep their own)."""
+    app.extensions[EXTENSION] = MultiFernet([Fernet(key.encode()) for key in app.config["ENCRYPTION_KEYS"]])
 
 
 def _cipher() -> MultiFernet:
-    if _fernet is None:
-        raise RuntimeError("app.crypto is not configured (create_app configures it)")
-    return _fernet
+    if not has_app_context():
+        raise RuntimeError("app.crypto encrypts with the keys of the app in context; there is none")
+    cipher: MultiFernet = current_app.extensions[EXTENSION]
+    return cipher
 
 
 def encrypt(plaintext: str) -> str:

@@ -5,26 +5,46 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import CHEAPEST
+from flask import Flask, current_app, has_app_context
 
-_hasher = PasswordHasher()
-# Checked when an account does not exist, so that a miss costs what a wrong password costs.
-_dummy_hash = _hasher.hash("a password nobody has")
+EXTENSION = "passwords"
 
 
-def configure(testing: bool) -> None:
-    """Use argon2's cheapest profile in tests, where thousands of hashes are made."""
-    global _hasher, _dummy_hash
-    _hasher = PasswordHasher.from_parameters(CHEAPEST) if testing else PasswordHasher()
-    _dummy_hash = _hasher.hash("a password nobody has")
+class Hasher:
+    """An argon2id hasher, and a hash of its own that a missing account is checked against, so that a
+    miss costs what a wrong password costs."""
+
+    def __init__(self, hasher: PasswordHasher):
+        self.hasher = hasher
+        self.dummy_hash = hasher.hash("a password nobody has")
+
+
+_DEFAULT = Hasher(PasswordHasher())
+
+
+def init_app(app: Flask) -> None:
+    """Keep the app's hasher on the app: argon2's cheapest profile in tests (TESTING), where thousands of
+    hashes are made, its defaults otherwise."""
+    testing = app.config["TESTING"]
+    app.extensions[EXTENSION] = Hasher(PasswordHasher.from_parameters(CHEAPEST)) if testing else _DEFAULT
+
+
+def _hasher() -> Hasher:
+    """The hasher of the app in context; argon2's defaults outside one (a script's own hashing)."""
+    hasher: Hasher = current_app.extensions[EXTENSION] if has_app_context() else _DEFAULT
+    return hasher
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Tell whether `password` matches; a missing hash costs the same time as a wrong password."""
     try:
-        return _hasher.verify(password_hash or _dummy_hash, password) and password_hash is not None
+        hasher = _hasher()
+        return (
+            hasher.hasher.verify(password_hash or hasher.dummy_hash, password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
