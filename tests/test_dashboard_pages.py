@@ -613,10 +613,12 @@ def test_a_campaign_in_two_languages_sends_each_target_its_own(live, page, deliv
     expect(page.locator("#campaign-form [data-field='message.translations'] + .field-error")).to_contain_text(
         "not a tag"
     )
-    expect(page.locator("#campaign-form [data-field=targetLanguages] + .field-error")).to_be_visible()
+    expect(page.locator("#campaign-form [data-field=targetLanguages] + .field-error")).to_have_text(
+        "1002: Use a language tag, such as en, de or pt-BR."
+    )
+    shoot(page, "campaign-languages")
     page.fill("#translations .translation [name=translationLanguage]", "de")
     page.fill("#campaign-form [name=targetLanguages]", "1002 de")
-    shoot(page, "campaign-languages")
     page.click("#save-campaign")
     expect(page.locator("#detail-status")).to_have_text("draft")
     expect(page.locator("#detail-facts")).to_contain_text("Deckblätter sind da")

@@ -72,13 +72,13 @@
   // The messages of an error's details, nested ones prefixed by their key ("de: ..."), as one line.
   function messagesOf(value) {
     if (Array.isArray(value)) return value.join(" ");
-    return Object.entries(value).map(([key, inner]) => (/^(\d+|key|value|_schema)$/.test(key) ? "" : key + ": ") + messagesOf(inner)).join(" ");
+    return Object.entries(value).map(([key, inner]) => (/^(key|value|_schema)$/.test(key) ? "" : key + ": ") + messagesOf(inner)).join(" ");
   }
 
   // Put each message of an API error's details next to the field whose data-field is its path; the
   // messages about entries of a list (keyed by index) go next to the list's field, numbered from 1, and
   // those about the keys of an object with no field of their own (a translation's language) next to
-  // the object's field.
+  // the object's field, which says data-keyed when its keys may be numbers too (chat ids).
   function showFieldErrors(root, details, prefix) {
     Object.entries(details || {}).forEach(([key, value]) => {
       const path = prefix ? prefix + "." + key : key;
@@ -87,7 +87,7 @@
         if (field) noteField(field, value.join(" "));
       } else if (value && typeof value === "object") {
         const entries = Object.entries(value);
-        if (field && entries.every(([index]) => /^\d+$/.test(index))) {
+        if (field && !field.hasAttribute("data-keyed") && entries.every(([index]) => /^\d+$/.test(index))) {
           noteField(field, entries.map(([index, messages]) => "Entry " + (Number(index) + 1) + ": " + messagesOf(messages)).join(" "));
         } else if (field && !root.querySelector('[data-field^="' + path + '."]')) {
           noteField(field, messagesOf(value));
