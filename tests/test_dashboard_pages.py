@@ -4,8 +4,12 @@ and what the API refuses them shown as it says it."""
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -467,7 +471,7 @@ def test_a_member_sees_read_only_pages(live, page):
     page.wait_for_url("**/dashboard/campaigns")
     page.wait_for_selector("body[data-ready=true]")
     visible = [a.inner_text() for a in page.locator(".topbar nav a").all() if a.is_visible()]
-    assert visible == ["Campaigns", "Bots", "Webhooks", "Settings"]
+    assert visible == ["Campaigns", "Bots", "Reports", "Webhooks", "Settings"]
     expect(page.locator("#readonly-note")).to_be_visible()
     expect(page.locator("#new-campaign")).to_be_hidden()
     page.click("#campaigns-table tbody tr")
@@ -530,3 +534,196 @@ def test_a_page_replaces_a_dead_access_token_with_the_sessions_refresh_token(liv
     )
     page.reload()  # nothing left to refresh with: back to the login page
     page.wait_for_url("**/dashboard/login")
+
+
+def test_an_owner_runs_an_ab_test_from_the_form_and_chooses_its_winner(live, page, deliver, fake_telegram):
+    app, base = live
+    a_bot(app)
+    log_in(page, base, OWNER)
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("#new-campaign")
+    page.fill("#campaign-form [name=name]", "Cover sheets")
+    page.select_option("#campaign-form [name=telegramAccountId]", index=1)
+    page.fill("#campaign-form [name=targets]", "1001\n1002\n1003\n1004")
+    expect(page.locator("#ab-fields")).to_be_hidden()
+    page.check("#campaign-form [name=abEnabled]")
+    variants = page.locator("#variants .variant")
+    expect(variants).to_have_count(2)
+    expect(variants.locator(".remove-row").first).to_be_hidden()  # never fewer than 2
+    page.click("#add-variant")
+    expect(variants).to_have_count(3)
+    expect(variants.nth(2).locator("[name=variantName]")).to_have_value("C")
+    variants.nth(2).locator(".remove-row").click()
+    expect(variants).to_have_count(2)
+    variants.nth(0).locator("[name=variantText]").fill("TPS reports now come with a cover sheet")
+    variants.nth(1).locator("[name=variantText]").fill("<b>Cover sheets</b> for every TPS report")
+    variants.nth(1).locator("[name=variantParseMode]").select_option("HTML")
+    page.fill("#campaign-form [name=testPercent]", "50")
+    page.select_option("#campaign-form [name=winnerRule]", "deliveryRate")
+    expect(page.locator("#after-minutes-label")).to_be_visible()
+    page.fill("#campaign-form [name=afterMinutes]", "120")
+    shoot(page, "campaign-ab-test")
+    page.select_option("#campaign-form [name=winnerRule]", "")
+    expect(page.locator("#after-minutes-label")).to_be_hidden()
+    page.click("#save-campaign")
+    expect(page.locator("#detail-status")).to_have_text("draft")
+    [campaign] = page.locator("#campaigns-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    test = stored_campaign(app, campaign).ab_test
+    assert (
+        [v.name for v in test.variants] == ["A", "B"] and test.test_percent == 50 and test.winner_rule is None
+    )
+
+    page.click("#send-campaign")
+    deliver()
+    rows = page.locator("#variants-table tbody tr")
+    expect(rows).to_have_count(2)
+    for name in ("A", "B"):  # 50% of 4 targets, one each; Sent is the fourth column
+        expect(page.locator(f"#variants-table tr[data-id={name}] td:nth-child(4)")).to_have_text("1")
+    expect(page.locator("#stats-counts [data-status=held] strong")).to_have_text("2")
+    expect(page.locator("#holdout-note")).to_contain_text("2 waiting for the winner")
+    expect(page.locator("#winner-note")).to_have_text("No winner chosen yet.")
+    shoot(page, "campaign-variants")
+
+    page.click("#variants-table tr[data-id=B] .choose-winner")
+    expect(page.locator("#winner-note")).to_contain_text("Winner: B")
+    expect(page.locator("#stats-counts [data-status=sent] strong")).to_have_text("4")
+    expect(page.locator("#detail-status")).to_have_text("completed")
+    expect(page.locator(".choose-winner")).to_have_count(0)
+    expect(page.locator("#variants-table tr[data-id=B] td").first).to_have_text("B (winner)")
+    assert stored_campaign(app, campaign).ab_test.winner == "B"
+    texts = [s["params"]["text"] for s in fake_telegram.sent]
+    assert sorted(texts).count("<b>Cover sheets</b> for every TPS report") == 3
+
+
+def test_a_campaign_in_two_languages_sends_each_target_its_own(live, page, deliver, fake_telegram):
+    app, base = live
+    a_bot(app)
+    log_in(page, base, OWNER)
+    page.wait_for_selector("body[data-ready=true]")
+    page.click("#new-campaign")
+    page.fill("#campaign-form [name=name]", "Cover sheets, everywhere")
+    page.select_option("#campaign-form [name=telegramAccountId]", index=1)
+    page.fill("#campaign-form [name=targets]", "1001, 1002")
+    page.fill("#campaign-form [name=text]", "Cover sheets are here")
+    page.click("#add-translation")
+    page.fill("#translations .translation [name=translationLanguage]", "not a tag")
+    page.fill("#translations .translation [name=translationText]", "Deckblätter sind da")
+    page.fill("#campaign-form [name=targetLanguages]", "1002 de_DE!")
+    page.click("#save-campaign")
+    expect(page.locator("#campaign-form [data-field='message.translations'] + .field-error")).to_contain_text(
+        "not a tag"
+    )
+    expect(page.locator("#campaign-form [data-field=targetLanguages] + .field-error")).to_have_text(
+        "1002: Use a language tag, such as en, de or pt-BR."
+    )
+    shoot(page, "campaign-languages")
+    page.fill("#translations .translation [name=translationLanguage]", "de")
+    page.fill("#campaign-form [name=targetLanguages]", "1002 de")
+    page.click("#save-campaign")
+    expect(page.locator("#detail-status")).to_have_text("draft")
+    expect(page.locator("#detail-facts")).to_contain_text("Deckblätter sind da")
+    [campaign] = page.locator("#campaigns-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    stored = stored_campaign(app, campaign)
+    assert (
+        stored.target_languages == {"1002": "de"}
+        and stored.message.translations["de"].text == "Deckblätter sind da"
+    )
+
+    page.click("#send-campaign")
+    deliver()
+    expect(page.locator("#detail-status")).to_have_text("completed")
+    expect(page.locator("#languages-table tr[data-id=de] td:nth-child(4)")).to_have_text("1")
+    expect(page.locator("#variant-stats")).to_be_hidden()
+    assert {s["chat"]: s["params"]["text"] for s in fake_telegram.sent} == {
+        "1001": "Cover sheets are here",
+        "1002": "Deckblätter sind da",
+    }
+
+
+def a_sent_campaign(app, bot: str, targets: list[str], name: str) -> str:
+    """A campaign of acme sent through the API and delivered by the running dispatcher."""
+    campaign = a_draft(app, bot, targets, name=name)
+    with app.app_context():
+        response = app.test_client().post(f"{API}/campaigns/{campaign}/send", headers=headers_of(app, OWNER))
+        assert response.status_code == 202, response.json
+    deadline = time.monotonic() + 10
+    while stored_campaign(app, campaign).status == "sending":
+        assert time.monotonic() < deadline, "the campaign was not delivered"
+        time.sleep(0.05)
+    return campaign
+
+
+def test_the_reports_page_shows_the_figures_a_csv_and_suggestions(live, page, deliver, fake_telegram):
+    app, base = live
+    bot = a_bot(app)
+    fake_telegram.blocked_chats.add("1004")
+    deliver()
+    a_sent_campaign(app, bot, ["1004"], "Teaser")
+    campaign = a_sent_campaign(app, bot, ["1001", "1002", "1003", "1004"], "Spring launch")
+    log_in(page, base, MEMBER, then="/reports")  # any role reads reports
+    expect(page.locator("nav a[data-nav=reports]")).to_have_attribute("aria-current", "page")
+    expect(page.locator("#no-reports")).to_be_hidden()
+    expect(page.locator("#report-totals [data-figure=messages] strong")).to_have_text("5")
+    expect(page.locator("#report-totals [data-figure=sent] strong")).to_have_text("3")
+    expect(page.locator("#report-totals [data-figure=failed] strong")).to_have_text("2")
+    expect(page.locator("#report-totals")).to_contain_text("Bot blocked: 2")
+    row = page.locator(f"#campaign-figures tr[data-id='{campaign}']")
+    expect(row.locator("td").first).to_have_text("Spring launch")
+    expect(row.locator("td").nth(5)).to_have_text("75%")
+    expect(row.locator("td").nth(7)).to_have_text("Bot blocked: 1")
+    expect(page.locator("#bot-figures tbody tr")).to_have_count(1)
+    expect(page.locator("#report-chart .legend.series-sent")).to_have_text("sent: 3")
+    assert page.locator("#report-chart polyline[data-series=failed]").count() == 1
+    expect(page.locator("#campaign-figures tbody tr")).to_have_count(2)
+    prune = page.locator(
+        "#suggestions .suggestion[data-kind=prune_failing_targets]"
+    )  # enterprise: aiSuggestions
+    expect(prune).to_contain_text("1 chat failed 2 times or more")
+    expect(prune.locator("table tbody tr")).to_have_count(1)
+    expect(prune.locator("table tbody tr td").first).to_have_text("1004")
+    expect(page.locator("#no-suggestions")).to_be_hidden()
+
+    page.select_option("#report-filters [name=interval]", "hour")
+    page.select_option("#report-filters [name=campaignId]", campaign)
+    page.click("#report-filters button[type=submit]")
+    expect(page.locator("#report-period")).to_contain_text("by the hour")
+    shoot(page, "reports")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    assert download.value.suggested_filename.startswith("delivery-report-")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    by_scope = {row["scope"]: row for row in rows}
+    assert by_scope["total"]["messages"] == "4" and by_scope["total"]["failed:bot_blocked"] == "1"
+    assert by_scope["campaign"]["key"] == campaign and by_scope["campaign"]["name"] == "Spring launch"
+    assert by_scope["campaign"]["sent"] == "3" and "hour" in by_scope
+
+    page.fill("#report-filters [name=from]", "2026-12-05")
+    page.fill("#report-filters [name=until]", "2026-11-01")
+    page.click("#report-filters button[type=submit]")
+    expect(page.locator("#report-filters [data-field=from] + .field-error")).to_contain_text("before")
+
+
+def test_a_plan_without_reports_variants_or_languages_hides_them(live, page):
+    app, base = live
+    with app.app_context():
+        Tenant.objects(slug="acme").update(
+            set__features={
+                "abTesting": False,
+                "multiLanguage": False,
+                "customReports": False,
+                "aiSuggestions": False,
+            }
+        )
+    log_in(page, base, OWNER)
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("nav a[data-nav=reports]")).to_be_hidden()
+    expect(page.locator("nav a[data-nav=bots]")).to_be_visible()
+    page.click("#new-campaign")
+    expect(page.locator("[data-section=abTest]")).to_be_hidden()
+    expect(page.locator("[data-section=languages]")).to_be_hidden()
+    expect(page.locator("[data-section=message]")).to_be_visible()
+    page.goto(f"{base}/dashboard/reports")
+    page.wait_for_selector("body[data-ready=true]")
+    expect(page.locator("#no-reports")).to_be_visible()
+    expect(page.locator("#report")).to_be_hidden()
+    expect(page.locator("#suggestions")).to_be_hidden()

@@ -65,6 +65,7 @@ PRODUCT_PAGES = (
     ("webhooks", "/webhooks"),
     ("audit", "/audit-log"),
     ("invoices", "/invoices"),
+    ("reports", "/reports"),
 )
 
 

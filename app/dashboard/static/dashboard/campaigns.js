@@ -3,7 +3,7 @@
   const POLL_MS = 1000; // while sending
   const SCHEDULED_POLL_MS = 30000; // while waiting for its time
   const LIVE = ["scheduled", "sending"];
-  const COUNTED = ["queued", "sending", "sent", "failed", "cancelled"];
+  const COUNTED = ["held", "queued", "sending", "sent", "failed", "cancelled"];
   // The sections of the campaign form (fieldsets with data-section), in order. Each fills its fields
   // from a campaign and adds what they hold to the body sent. A fieldset that also carries
   // data-feature shows only when the tenant's plan has that feature, and a hidden section sends
@@ -43,6 +43,59 @@
         };
       },
     },
+    {
+      name: "abTest",
+      fill(form, campaign) {
+        const test = campaign ? campaign.abTest : null;
+        form.elements.namedItem("abEnabled").checked = !!test;
+        const variants = test ? test.variants : [{ name: "A", message: { text: "" } }, { name: "B", message: { text: "" } }];
+        document.getElementById("variants").replaceChildren(...variants.map(variantRow));
+        form.elements.namedItem("testPercent").value = test ? test.testPercent : 20;
+        form.elements.namedItem("winnerRule").value = test && test.winnerRule ? test.winnerRule.metric : "";
+        form.elements.namedItem("afterMinutes").value = test && test.winnerRule ? test.winnerRule.afterMinutes : 60;
+        showTestFields();
+      },
+      read(form, body) {
+        if (!form.elements.namedItem("abEnabled").checked) {
+          body.abTest = null;
+          return;
+        }
+        const rule = form.elements.namedItem("winnerRule").value;
+        body.abTest = {
+          variants: [...document.querySelectorAll("#variants .variant")].map((row) => ({
+            name: row.querySelector("[name=variantName]").value.trim(),
+            message: {
+              text: row.querySelector("[name=variantText]").value,
+              parseMode: row.querySelector("[name=variantParseMode]").value || null,
+            },
+          })),
+          testPercent: Number(form.elements.namedItem("testPercent").value),
+          winnerRule: rule ? { metric: rule, afterMinutes: Number(form.elements.namedItem("afterMinutes").value) } : null,
+        };
+        // The variants are the message: the campaign's own may be left empty.
+        if (!body.message.text && !body.message.mediaId) delete body.message;
+      },
+    },
+    {
+      name: "languages",
+      fill(form, campaign) {
+        const translations = campaign && campaign.message ? campaign.message.translations || {} : {};
+        document.getElementById("translations").replaceChildren(...Object.entries(translations).map(([language, t]) => translationRow(language, t.text)));
+        const languages = campaign ? campaign.targetLanguages || {} : {};
+        form.elements.namedItem("targetLanguages").value = Object.entries(languages).map(([chat, tag]) => chat + " " + tag).join("\n");
+      },
+      read(form, body) {
+        const translations = {};
+        document.querySelectorAll("#translations .translation").forEach((row) => {
+          const language = row.querySelector("[name=translationLanguage]").value.trim();
+          if (language) translations[language] = { text: row.querySelector("[name=translationText]").value };
+        });
+        if (body.message) body.message.translations = translations;
+        // "chat tag" per line; a line without a tag sends an empty one, which the API names.
+        body.targetLanguages = Object.fromEntries(form.elements.namedItem("targetLanguages").value.split("\n")
+          .map((line) => line.trim().split(/\s+/)).filter(([chat]) => chat).map(([chat, tag]) => [chat, tag || ""]));
+      },
+    },
   ];
 
   let ctx = null;
@@ -56,6 +109,42 @@
   // Targets pasted one per line or separated by commas (or spaces), blanks dropped.
   function splitTargets(text) {
     return text.split(/[\s,;]+/).map((t) => t.trim()).filter(Boolean);
+  }
+
+  // A row of the form from its <template>, whose Remove button takes it away.
+  function formRow(templateId) {
+    const row = document.getElementById(templateId).content.firstElementChild.cloneNode(true);
+    row.querySelector(".remove-row").addEventListener("click", () => { row.remove(); countVariants(); });
+    return row;
+  }
+
+  function variantRow(variant) {
+    const row = formRow("variant-template");
+    row.querySelector("[name=variantName]").value = variant.name;
+    row.querySelector("[name=variantText]").value = variant.message.text || "";
+    row.querySelector("[name=variantParseMode]").value = variant.message.parseMode || "";
+    return row;
+  }
+
+  function translationRow(language, text) {
+    const row = formRow("translation-template");
+    row.querySelector("[name=translationLanguage]").value = language;
+    row.querySelector("[name=translationText]").value = text;
+    return row;
+  }
+
+  // 2 to 5 variants: no Remove at 2, no Add at 5.
+  function countVariants() {
+    const rows = document.querySelectorAll("#variants .variant");
+    rows.forEach((row) => { row.querySelector(".remove-row").hidden = rows.length <= 2; });
+    document.getElementById("add-variant").hidden = rows.length >= 5;
+  }
+
+  function showTestFields() {
+    const form = document.getElementById("campaign-form");
+    document.getElementById("ab-fields").hidden = !form.elements.namedItem("abEnabled").checked;
+    document.getElementById("after-minutes-label").hidden = !form.elements.namedItem("winnerRule").value;
+    countVariants();
   }
 
   function localInput(iso) {
@@ -180,10 +269,69 @@
     document.getElementById("detail-facts").replaceChildren(
       ...fact("Bot", botName(shown.telegramAccountId) || "none chosen"),
       ...fact("Targets", shown.targets.length + ": " + shown.targets.slice(0, 5).join(", ") + (shown.targets.length > 5 ? ", …" : "")),
-      ...fact("Message", shown.message.text),
+      ...fact("Message", shown.message ? shown.message.text : "the winning variant's"),
+      ...testFacts(),
+      ...Object.entries(shown.message && shown.message.translations || {}).flatMap(([language, t]) => fact("In " + language, t.text)),
       ...fact("Scheduled", shown.scheduledAt ? Dash.when(shown.scheduledAt) : "no: sent when you press Send"),
       ...fact("Completed", Dash.when(shown.completedAt) || "not yet"),
     );
+  }
+
+  function testFacts() {
+    const test = shown.abTest;
+    if (!test) return [];
+    const rule = test.winnerRule ? "the best delivery rate after " + test.winnerRule.afterMinutes + " minutes" : "picked by an owner or admin";
+    return [
+      ...fact("A/B test", test.testPercent + "% of the targets, split between " + test.variants.map((v) => v.name).join(", ") + "; winner: " + rule),
+      ...test.variants.flatMap((v) => fact("Variant " + v.name, v.message.text)),
+    ];
+  }
+
+  const GROUP_COLUMNS = [
+    (g) => g.targets, (g) => g.queued, (g) => g.sent, (g) => g.failed, (g) => g.cancelled,
+    (g) => (g.deliveryRate === null ? "" : Math.round(g.deliveryRate * 100) + "%"),
+  ];
+
+  // The figures per variant and per language, the held-out targets, and the winner or its choice.
+  function renderGroups(stats) {
+    const test = shown.abTest;
+    document.getElementById("variant-stats").hidden = !stats.variants;
+    if (stats.variants && test) {
+      const choosing = ctx.canWrite && !test.winner && test.testPercent < 100 && !["draft", "cancelled"].includes(shown.status);
+      Dash.fillTable(document.querySelector("#variants-table tbody"), stats.variants.map((v) => Object.assign({ id: v.name }, v)), [
+        (v) => (v.name === test.winner ? v.name + " (winner)" : v.name),
+        ...GROUP_COLUMNS,
+        (v) => {
+          const box = document.createElement("span");
+          box.className = "row-actions";
+          if (choosing) box.append(Dash.button("Choose winner", "choose-winner", () => chooseWinner(v.name)));
+          return box;
+        },
+      ]);
+      const held = stats.holdout;
+      document.getElementById("holdout-note").textContent = held && held.targets
+        ? "Held out of the test: " + held.targets + " targets, " + held.held + " waiting for the winner, " + held.sent + " sent, " + held.failed + " failed."
+        : "Every target is in the test.";
+      document.getElementById("winner-note").textContent = test.winner
+        ? "Winner: " + test.winner + " (chosen " + Dash.when(test.winnerChosenAt) + ")."
+        : test.winnerRule ? "The best delivery rate wins " + test.winnerRule.afterMinutes + " minutes after the send started." : "No winner chosen yet.";
+    }
+    document.getElementById("language-stats").hidden = !stats.languages;
+    if (stats.languages) {
+      Dash.fillTable(document.querySelector("#languages-table tbody"), stats.languages.map((l) => Object.assign({ id: l.language }, l)), [
+        (l) => l.language,
+        ...GROUP_COLUMNS,
+      ]);
+    }
+  }
+
+  async function chooseWinner(name) {
+    await detailAction(async () => {
+      shown = await Dash.api("/campaigns/" + shown.id + "/winner", { method: "POST", body: { variant: name } });
+      renderFacts();
+      stopPolling();
+      await refreshStats();
+    });
   }
 
   function renderStatus() {
@@ -210,6 +358,7 @@
     samples.push({ at: Date.now(), sent: stats.messages.sent, failed: stats.messages.failed });
     renderCounts(stats);
     drawChart(stats.targets);
+    renderGroups(stats);
     if (stats.status !== shown.status) {
       shown = await Dash.api("/campaigns/" + campaignId);
       renderFacts();
@@ -234,7 +383,8 @@
   }
 
   function renderCounts(stats) {
-    const counts = COUNTED.map((status) => {
+    // Held messages wait for an A/B test's winner: only a test has them.
+    const counts = COUNTED.filter((status) => status !== "held" || shown.abTest).map((status) => {
       const n = stats.messages[status] || 0;
       const box = document.createElement("div");
       box.className = "count status-" + status;
@@ -249,38 +399,14 @@
     document.getElementById("stats-counts").replaceChildren(...counts);
   }
 
-  const SVG = "http://www.w3.org/2000/svg";
-
-  function svg(name, attributes, text) {
-    const el = document.createElementNS(SVG, name);
-    Object.entries(attributes).forEach(([k, v]) => el.setAttribute(k, String(v)));
-    if (text !== undefined) el.textContent = text;
-    return el;
-  }
-
   // Sent and failed messages (cumulative) against the time since the page started watching, scaled to
-  // the campaign's targets: one polyline per series, drawn again at every poll.
+  // the campaign's targets, drawn again at every poll.
   function drawChart(targets) {
-    const chart = document.getElementById("stats-chart");
-    const [W, H, L, B, T, R] = [600, 220, 44, 28, 12, 12];
-    const top = Math.max(1, targets);
-    const start = samples[0].at;
-    const span = Math.max(1000, samples[samples.length - 1].at - start);
-    const x = (at) => L + ((at - start) / span) * (W - L - R);
-    const y = (n) => H - B - (n / top) * (H - B - T);
-    const children = [
-      svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }),
-      svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }),
-      svg("text", { x: L - 6, y: y(top) + 4, "text-anchor": "end", class: "tick" }, top),
-      svg("text", { x: L - 6, y: H - B + 4, "text-anchor": "end", class: "tick" }, 0),
-      svg("text", { x: W - R, y: H - 8, "text-anchor": "end", class: "tick" }, Math.round(span / 1000) + " s"),
-    ];
-    [["sent", "series-sent"], ["failed", "series-failed"]].forEach(([key, cls], i) => {
-      const points = samples.map((s) => x(s.at).toFixed(1) + "," + y(s[key]).toFixed(1)).join(" ");
-      children.push(svg("polyline", { points: samples.length > 1 ? points : points + " " + (W - R) + "," + y(samples[0][key]).toFixed(1), class: cls, "data-series": key }));
-      children.push(svg("text", { x: L + 10 + i * 90, y: T + 12, class: "legend " + cls }, key + ": " + samples[samples.length - 1][key]));
+    Dash.drawChart(document.getElementById("stats-chart"), samples.map((s) => ({ x: s.at, sent: s.sent, failed: s.failed })), {
+      top: targets,
+      minSpan: 1000,
+      label: (span) => Math.round(span / 1000) + " s",
     });
-    chart.replaceChildren(...children);
   }
 
   function quotaMessage(error) {
@@ -311,9 +437,19 @@
     document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); list.reset(); load(1); });
     document.getElementById("new-campaign").addEventListener("click", () => openEditor(null));
     document.getElementById("close-editor").addEventListener("click", () => { document.getElementById("editor").hidden = true; });
-    document.getElementById("campaign-form").addEventListener("submit", save);
+    const form = document.getElementById("campaign-form");
+    form.addEventListener("submit", save);
     document.querySelector("#campaign-form [name=targets]").addEventListener("input", countTargets);
     document.getElementById("media-upload").addEventListener("change", upload);
+    form.elements.namedItem("abEnabled").addEventListener("change", showTestFields);
+    form.elements.namedItem("winnerRule").addEventListener("change", showTestFields);
+    document.getElementById("add-variant").addEventListener("click", () => {
+      const names = "ABCDE";
+      const taken = new Set([...document.querySelectorAll("#variants [name=variantName]")].map((input) => input.value));
+      document.getElementById("variants").append(variantRow({ name: [...names].find((n) => !taken.has(n)) || "", message: { text: "" } }));
+      countVariants();
+    });
+    document.getElementById("add-translation").addEventListener("click", () => document.getElementById("translations").append(translationRow("", "")));
     document.getElementById("edit-campaign").addEventListener("click", () => openEditor(shown));
     document.getElementById("send-campaign").addEventListener("click", () => detailAction(async () => {
       shown = await Dash.api("/campaigns/" + shown.id + "/send", { method: "POST" });

@@ -69,8 +69,16 @@
     field.insertAdjacentElement("afterend", note);
   }
 
+  // The messages of an error's details, nested ones prefixed by their key ("de: ..."), as one line.
+  function messagesOf(value) {
+    if (Array.isArray(value)) return value.join(" ");
+    return Object.entries(value).map(([key, inner]) => (/^(key|value|_schema)$/.test(key) ? "" : key + ": ") + messagesOf(inner)).join(" ");
+  }
+
   // Put each message of an API error's details next to the field whose data-field is its path; the
-  // messages about entries of a list (keyed by index) go next to the list's field, numbered from 1.
+  // messages about entries of a list (keyed by index) go next to the list's field, numbered from 1, and
+  // those about the keys of an object with no field of their own (a translation's language) next to
+  // the object's field, which says data-keyed when its keys may be numbers too (chat ids).
   function showFieldErrors(root, details, prefix) {
     Object.entries(details || {}).forEach(([key, value]) => {
       const path = prefix ? prefix + "." + key : key;
@@ -79,8 +87,10 @@
         if (field) noteField(field, value.join(" "));
       } else if (value && typeof value === "object") {
         const entries = Object.entries(value);
-        if (field && entries.every(([index]) => /^\d+$/.test(index))) {
-          noteField(field, entries.map(([index, messages]) => "Entry " + (Number(index) + 1) + ": " + [].concat(messages).join(" ")).join(" "));
+        if (field && !field.hasAttribute("data-keyed") && entries.every(([index]) => /^\d+$/.test(index))) {
+          noteField(field, entries.map(([index, messages]) => "Entry " + (Number(index) + 1) + ": " + messagesOf(messages)).join(" "));
+        } else if (field && !root.querySelector('[data-field^="' + path + '."]')) {
+          noteField(field, messagesOf(value));
         } else {
           showFieldErrors(root, value, path);
         }
@@ -147,10 +157,13 @@
       const role = me.credential.role;
       document.getElementById("whoami").textContent = me.user ? me.user.email + " (" + role + ")" : role;
       document.getElementById("logout").hidden = false;
-      // Each link shows for the roles its page serves (data-roles), tenant pages only within a tenant.
+      // Each link shows for the roles its page serves (data-roles), tenant pages only within a tenant,
+      // and a page of a plan feature (data-plan-feature) only when the tenant's plan has it.
       document.querySelectorAll(".topbar nav a[data-roles]").forEach((a) => {
         const tenantLink = a.dataset.roles !== "superadmin";
-        a.hidden = !a.dataset.roles.split(" ").includes(role) || (tenantLink && !me.tenant);
+        const feature = a.dataset.planFeature;
+        a.hidden = !a.dataset.roles.split(" ").includes(role) || (tenantLink && !me.tenant) ||
+          (feature !== undefined && !(me.tenant && me.tenant.features[feature]));
       });
       return me;
     } catch (error) {
@@ -265,6 +278,43 @@
     return span;
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(name, attributes, text) {
+    const el = document.createElementNS(SVG, name);
+    Object.entries(attributes).forEach(([k, v]) => el.setAttribute(k, String(v)));
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  // Draw sent and failed messages in the SVG `chart` (viewBox 600 x 220): points are [{x, sent,
+  // failed}] in the order of x (a time in milliseconds), one polyline per series scaled to `top`.
+  // options: top, minSpan (the least span of x drawn), label(span) and start under the x axis' ends,
+  // legend ({sent, failed}: the figures beside the series' names; by default the last point's).
+  function drawChart(chart, points, options) {
+    const [W, H, L, B, T, R] = [600, 220, 44, 28, 12, 12];
+    const top = Math.max(1, options.top);
+    const start = points[0].x;
+    const span = Math.max(options.minSpan || 1, points[points.length - 1].x - start);
+    const x = (at) => L + ((at - start) / span) * (W - L - R);
+    const y = (n) => H - B - (n / top) * (H - B - T);
+    const legend = options.legend || points[points.length - 1];
+    const children = [
+      svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }),
+      svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }),
+      svg("text", { x: L - 6, y: y(top) + 4, "text-anchor": "end", class: "tick" }, top),
+      svg("text", { x: L - 6, y: H - B + 4, "text-anchor": "end", class: "tick" }, 0),
+      svg("text", { x: W - R, y: H - 8, "text-anchor": "end", class: "tick" }, options.label(span)),
+    ];
+    if (options.start) children.push(svg("text", { x: L, y: H - 8, class: "tick" }, options.start));
+    [["sent", "series-sent"], ["failed", "series-failed"]].forEach(([key, cls], i) => {
+      const line = points.map((p) => x(p.x).toFixed(1) + "," + y(p[key]).toFixed(1)).join(" ");
+      children.push(svg("polyline", { points: points.length > 1 ? line : line + " " + (W - R) + "," + y(points[0][key]).toFixed(1), class: cls, "data-series": key }));
+      children.push(svg("text", { x: L + 10 + i * 90, y: T + 12, class: "legend " + cls }, key + ": " + legend[key]));
+    });
+    chart.replaceChildren(...children);
+  }
+
   // Previous / next buttons and "Page x of y" for a list the API pages; load(page) fetches a page.
   function pager(root, load) {
     const state = { page: 1 };
@@ -339,6 +389,6 @@
 
   window.Dash = {
     KEYS, api, token, acting, ApiError, clearFieldErrors, showFieldErrors, applyBranding, requireLogin, showImpersonation,
-    enrolTwoFactor, HOME, enter, label, bytes, amount, when, money, fillTable, button, badge, pager, showFeatures, tenantPage, act, copy,
+    enrolTwoFactor, HOME, enter, label, bytes, amount, when, money, fillTable, button, badge, drawChart, pager, showFeatures, tenantPage, act, copy,
   };
 })();
