@@ -49,7 +49,7 @@ from app.reports.views import suggestions_blp
 from app.system.views import blp as system_blp
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
-from app.tenancy import collection, middleware
+from app.tenancy import middleware
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import tenancy_problems
 from app.tenancy.registry import global_document_classes, tenant_document_classes
@@ -109,7 +109,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     auth_cache.ttl = app.config["AUTH_CACHE_TTL"]
     auth_cache.clear()
     oidc.provider_documents.clear()
-    collection.set_debug(app.config["TENANT_DEBUG"])
 
     jwt.init_app(app)
     tokens.init_app(app)

@@ -106,3 +106,14 @@ def test_tenant_debug_writes_every_tenant_filter_at_the_default_log_level(app_fa
         assert str(tenant.id) in filters[0]["filter"]
     else:
         assert filters == []
+
+
+def test_tenant_debug_is_the_setting_of_the_app_in_context(app_factory):
+    """Building an app with TENANT_DEBUG does not turn it on for another app of the process."""
+    quiet = app_factory(TENANT_DEBUG=False)
+    app_factory(TENANT_DEBUG=True)
+    with quiet.app_context():
+        tenant = create_tenant("Acme Corp", "acme")
+        with written_lines() as lines, tenant_scope(Tenant.objects.get(id=tenant.id)):
+            Note.objects.count()
+    assert [line for line in lines if line["message"] == "tenant filter"] == []

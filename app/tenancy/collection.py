@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flask import current_app, has_app_context
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne
 
 from .context import TenancyError, TenantContextMissing, current_state
@@ -44,13 +45,10 @@ PASSTHROUGH = frozenset(
     }
 )
 
-_debug = False
 
-
-def set_debug(enabled: bool) -> None:
-    """Log every tenant filter the guard lets through (TENANT_DEBUG)."""
-    global _debug
-    _debug = enabled
+def _debugging() -> bool:
+    """Whether the app in context logs every tenant filter the guard lets through (TENANT_DEBUG)."""
+    return has_app_context() and bool(current_app.config.get("TENANT_DEBUG"))
 
 
 class TenantViolation(TenancyError):
@@ -148,7 +146,7 @@ class GuardedCollection:
             return
         if not _binds_tenant(filter_, tenant_id):
             raise TenantViolation(f"{self._owner}.{operation}: the filter does not bind the current tenant")
-        if _debug:
+        if _debugging():
             log.debug(
                 "tenant filter",
                 extra={"collection": self._raw.name, "op": operation, "filter": str(filter_)},
