@@ -20,6 +20,7 @@ passes to every update: the shim accepts it when it is unset, as it always is he
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import uuid
 from collections import Counter
@@ -154,6 +155,7 @@ def _embedded_indexes() -> None:
     4.11's `sort` argument, which mongomock does not know."""
     import mongomock.aggregate
     import mongomock.collection
+    import mongomock.helpers
     import mongomock.store
     from mongomock.filtering import filter_applies
 
@@ -242,15 +244,28 @@ def _embedded_indexes() -> None:
 
     cursor_class: Any = mongomock.collection.Cursor
 
+    def window(self: Any) -> list[Any]:
+        # A server sends the documents between skip and limit: copy only those (and the skipped
+        # ones, which mongomock copies as it goes), not every document the filter matches.
+        key = (self._factory, self._skip, self._limit)
+        if getattr(self, "_window_key", None) != key:
+            end = self._skip + abs(self._limit) if self._limit else None
+            with _embedded_lock:
+                results = list(itertools.islice(self._factory(), self._skip, end))
+            if self.collection.codec_options.tz_aware:
+                results = [mongomock.helpers.make_datetime_timezone_aware_in_document(x) for x in results]
+            self._window_results, self._window_key = results, key
+        return self._window_results
+
     def next_document(self: Any) -> Any:
         # By position: mongomock copies the rest of its results for every document it returns.
-        results = self._compute_results(with_limit_and_skip=False)
-        position = self._skip + self._emitted
-        if position >= len(results) or (self._limit and self._emitted >= abs(self._limit)):
+        results = self._results_in_window()
+        if self._emitted >= len(results):
             raise StopIteration
         self._emitted += 1
-        return results[position]
+        return results[self._emitted - 1]
 
+    cursor_class._results_in_window = window
     cursor_class.__next__ = cursor_class.next = next_document
 
     builder: Any = mongomock.collection.BulkOperationBuilder
@@ -272,6 +287,8 @@ _depth = threading.local()
 def _install_counter() -> None:
     """Count every operation of the embedded store in `_counts` (once per process)."""
     import mongomock.collection
+
+    _embedded_indexes()  # the cursor's window, which a count wraps, comes from there
 
     collection: Any = mongomock.collection.Collection
     if getattr(collection.insert_one, "counted", False):
@@ -308,7 +325,16 @@ def _install_counter() -> None:
             count(f"{self.collection.name}.find")
         return compute(self, *args, **kwargs)
 
+    window = cursor._results_in_window
+
+    def counted_window(self: Any) -> Any:
+        sent = getattr(self, "_window_key", None) != (self._factory, self._skip, self._limit)
+        if sent and getattr(_depth, "depth", 0) == 0:
+            count(f"{self.collection.name}.find")
+        return window(self)
+
     cursor._compute_results = counted_find
+    cursor._results_in_window = counted_window
 
 
 @contextmanager
