@@ -143,6 +143,8 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         "ENABLE_MULTI_TENANT": _bool("ENABLE_MULTI_TENANT", get("ENABLE_MULTI_TENANT", "true")),
         "DEFAULT_TENANT_SLUG": get("DEFAULT_TENANT_SLUG", "default"),
         "TENANT_DEBUG": _bool("TENANT_DEBUG", get("TENANT_DEBUG", "false")),
+        # Compare every compiled response dump with marshmallow's (app/wire.py): on in the tests.
+        "WIRE_CHECK": env == "testing",
         "TENANT_CACHE_TTL": _int("TENANT_CACHE_TTL", get("TENANT_CACHE_TTL", "60")),
         "AUTH_CACHE_TTL": _int("AUTH_CACHE_TTL", get("AUTH_CACHE_TTL", "5")),
         "MAX_CONTENT_LENGTH": _int(

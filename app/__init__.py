@@ -40,6 +40,7 @@ from app.campaigns.views import blp as campaigns_blp
 from app.dashboard.views import blp as dashboard_blp
 from app.errors import register_error_handlers
 from app.extensions import Api, jwt, jwt_settings
+from app.json_provider import OrjsonProvider
 from app.media.views import blp as media_blp
 from app.messages.views import blp as messages_blp
 from app.openapi import DESCRIPTION, OpenApiPlugin
@@ -88,6 +89,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     config.validate(settings)
 
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.from_mapping(settings)
     app.config.from_mapping(API_DOCS)
     app.config.from_mapping(jwt_settings(settings))

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import wraps
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from flask import current_app
 from flask_jwt_extended import JWTManager
+from flask_smorest.utils import resolve_schema_instance
 from webargs.flaskparser import FlaskParser
+
+from app import wire
 
 
 class ErrorBodySchema(ma.Schema):
@@ -40,9 +45,41 @@ class ArgumentsParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with the parser above; every view module uses this one."""
+    """flask-smorest's Blueprint with the parser above, and responses dumped by app.wire where the view
+    gives documents as stored (wire.Stored) or a page of a query set; every view module uses this one."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+
+    def response(self, status_code: Any, schema: Any = None, **kwargs: Any) -> Any:
+        documented = super().response(status_code, schema, **kwargs)
+        instance = resolve_schema_instance(schema) if schema is not None else None
+
+        def decorator(func: Any) -> Any:
+            @wraps(func)
+            def view(*args: Any, **view_kwargs: Any) -> Any:
+                result = func(*args, **view_kwargs)
+                dumped = _dumped(instance, result)
+                return result if dumped is None else (current_app.json.response(dumped), status_code)
+
+            return documented(view)
+
+        return decorator
+
+
+def _dumped(schema: ma.Schema | None, result: Any) -> Any:
+    """The wire form of a view's result where app.wire dumps it; None where marshmallow does."""
+    if not isinstance(schema, ma.Schema):
+        return None
+    if isinstance(result, wire.Stored):
+        return wire.dump_stored(schema, result)
+    items = result.get("items") if isinstance(result, dict) else None
+    item_field = schema.fields.get("items")
+    item_schema = getattr(getattr(item_field, "inner", None), "schema", None)
+    if not isinstance(items, list) or not isinstance(item_schema, ma.Schema):
+        return None
+    if not all(isinstance(item, wire.Stored) for item in items):
+        return None
+    return schema.dump({**result, "items": []}) | {"items": wire.dump_many(item_schema, items)}
 
 
 class Api(flask_smorest.Api):

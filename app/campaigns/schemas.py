@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from app import validators
 from app.fields import UtcDateTime
 from app.pagination import PageArgs
+from app.wire import ReferenceId
 
 from .content_schemas import (
     VARIANTS_EXAMPLE,
@@ -84,11 +85,7 @@ class CampaignSchema(Schema):
     targets = fields.List(fields.String())
     target_languages = fields.Dict(keys=fields.String(), values=fields.String(), data_key="targetLanguages")
     ab_test = fields.Nested(CampaignABTestSchema, data_key="abTest", allow_none=True)
-    telegram_account_id = fields.Function(
-        lambda c: str(ref) if (ref := c.reference_id("telegram_account")) else None,
-        data_key="telegramAccountId",
-        metadata={"type": "string", "nullable": True},
-    )
+    telegram_account_id = ReferenceId(attribute="telegram_account", data_key="telegramAccountId")
     scheduled_at = UtcDateTime(data_key="scheduledAt", allow_none=True)
     status = fields.String()
     created_by = fields.String(data_key="createdBy", allow_none=True)

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 from mongoengine.errors import SaveConditionError
 
-from app import clock, leases
+from app import clock, leases, wire
 from app.audit.service import record
 from app.errors import Conflict, NotFound, ValidationFailed, found
 from app.messages.models import LANE as BOT_LANE
@@ -84,6 +84,11 @@ def list_campaigns(page: int, per_page: int, status: str | None = None) -> dict:
 
 def get_campaign(campaign_id: ObjectId) -> Campaign:
     return found(Campaign.objects(id=campaign_id).first(), "campaign")
+
+
+def show_campaign(campaign_id: ObjectId) -> wire.Stored:
+    """The campaign as stored, for its response (not built into a document)."""
+    return found(wire.first(Campaign.objects(id=campaign_id)), "campaign")
 
 
 def _cancel_queued(campaign: Campaign) -> int:

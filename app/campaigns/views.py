@@ -43,7 +43,7 @@ class CampaignById(MethodView):
     @blp.response(200, CampaignSchema)
     def get(self, campaign_id):
         """Show one campaign."""
-        return service.get_campaign(campaign_id)
+        return service.show_campaign(campaign_id)
 
     @roles("owner", "admin")
     @blp.arguments(CampaignPatchSchema)

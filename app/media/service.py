@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from bson import ObjectId
 
+from app import wire
 from app.audit.service import record
 from app.errors import NotFound, ValidationFailed, found
 from app.pagination import paginate
@@ -65,6 +66,11 @@ def upload(data: bytes, filename: str | None, content_type: str | None, author: 
 
 def list_media(page: int, per_page: int) -> dict:
     return paginate(MediaFile.objects(complete=True).order_by("-created_at", "-id"), page, per_page)
+
+
+def show_media(media_id: ObjectId) -> wire.Stored:
+    """A file's metadata as stored, for its response (not built into a document)."""
+    return found(wire.first(MediaFile.objects(id=media_id, complete=True)), "media file")
 
 
 def get_media(media_id: ObjectId) -> MediaFile:

@@ -42,7 +42,7 @@ class MediaById(MethodView):
     @blp.response(200, MediaSchema)
     def get(self, media_id):
         """Show a file's metadata."""
-        return service.get_media(media_id)
+        return service.show_media(media_id)
 
     @roles("owner", "admin")
     @blp.response(204)

@@ -8,7 +8,7 @@ import mongoengine as me
 from bson import ObjectId
 from flask import current_app
 
-from app import crypto, egress
+from app import crypto, egress, wire
 from app.audit.service import record
 from app.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed, found
 from app.pagination import paginate
@@ -101,6 +101,11 @@ def list_accounts(page: int, per_page: int, active: bool | None = None) -> dict:
     if active is not None:
         accounts = accounts.filter(active=active)
     return paginate(accounts, page, per_page)
+
+
+def show_account(account_id: ObjectId) -> wire.Stored:
+    """A bot as stored, for its response (not built into a document)."""
+    return found(wire.first(TelegramAccount.objects(id=account_id)), "Telegram account")
 
 
 def get_account(account_id: ObjectId) -> TelegramAccount:

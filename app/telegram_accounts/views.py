@@ -47,7 +47,7 @@ class TelegramAccountById(MethodView):
     @blp.response(200, TelegramAccountSchema)
     def get(self, account_id):
         """Show one bot (never its token)."""
-        return service.get_account(account_id)
+        return service.show_account(account_id)
 
     @roles("owner", "admin")
     @blp.arguments(TelegramAccountPatchSchema)

@@ -11,7 +11,7 @@ from bson import ObjectId
 from mongoengine.errors import SaveConditionError
 from mongoengine.queryset.visitor import Q
 
-from app import clock, signals
+from app import clock, signals, wire
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
 from app.errors import Conflict, Forbidden, NotFound, found
@@ -85,6 +85,11 @@ def list_users(page: int, per_page: int, role: str | None = None, active: bool |
     if active is not None:
         users = users.filter(active=active)
     return paginate(users.order_by("created_at", "id"), page, per_page)
+
+
+def show_user(user_id: ObjectId) -> wire.Stored:
+    """A user of the tenant in context as stored, for its response (not built into a document)."""
+    return found(wire.first(User.objects(id=user_id, erased_at=None)), "user")
 
 
 def get_user(user_id: ObjectId) -> User:

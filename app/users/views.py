@@ -39,7 +39,7 @@ class UserById(MethodView):
     @blp.response(200, UserSchema)
     def get(self, user_id):
         """Show one user."""
-        return service.get_user(user_id)
+        return service.show_user(user_id)
 
     @roles("owner", "admin")
     @blp.arguments(UserPatchSchema)

@@ -8,7 +8,7 @@ from typing import Any
 from bson import ObjectId
 from flask import current_app
 
-from app import crypto, egress
+from app import crypto, egress, wire
 from app.audit.service import record
 from app.errors import NotFound, ValidationFailed, found
 from app.pagination import paginate
@@ -54,6 +54,11 @@ def list_webhooks(page: int, per_page: int, active: bool | None = None) -> dict:
     if active is not None:
         webhooks = webhooks.filter(active=active)
     return paginate(webhooks, page, per_page)
+
+
+def show_webhook(webhook_id: ObjectId) -> wire.Stored:
+    """A webhook as stored, for its response (not built into a document)."""
+    return found(wire.first(Webhook.objects(id=webhook_id)), "webhook")
 
 
 def get_webhook(webhook_id: ObjectId) -> Webhook:

@@ -44,7 +44,7 @@ class WebhookById(MethodView):
     @blp.response(200, WebhookSchema)
     def get(self, webhook_id):
         """Show one webhook (never its secret)."""
-        return service.get_webhook(webhook_id)
+        return service.show_webhook(webhook_id)
 
     @roles("owner", "admin")
     @blp.arguments(WebhookPatchSchema)

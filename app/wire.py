@@ -1,0 +1,203 @@
+"""Responses dumped from documents as the driver reads them, without building them.
+
+Building a MongoEngine document and dumping it field by field through marshmallow costs most of a
+list's time. For a response schema and a document class, `dumper()` compiles once a function from the
+stored form (a dict with the documents' database field names, as `as_pymongo()` reads it) to what the
+schema dumps from the built document: the same keys, the same values. The schema stays the one truth
+of the wire format (and of the OpenAPI document): each field is dumped by its own `_serialize`, and
+only the walk of the schema and the building of the document are skipped.
+
+A schema compiles when every field it dumps maps to a field of the document class: plain fields by
+their `attribute`, nested schemas and lists of them into embedded documents, `ReferenceId` to a
+reference's stored id. A schema with dump hooks, `Method` or `Function` fields, or a field the class
+does not have does not compile, and its responses are dumped the usual way.
+
+With the WIRE_CHECK setting (on in the tests), every compiled dump is compared with marshmallow's
+dump of the document built from the same stored form, and a difference is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import mongoengine as me
+from bson import DBRef
+from flask import current_app
+from marshmallow import Schema, fields, missing
+
+Dumper = Callable[[dict[str, Any]], dict[str, Any]]
+Convert = Callable[[Any], Any]
+
+
+class NotCompilable(Exception):
+    """A schema field that the compiled dump cannot reproduce."""
+
+
+class WireMismatch(AssertionError):
+    """A compiled dump differs from marshmallow's (raised only with WIRE_CHECK)."""
+
+
+class ReferenceId(fields.Field):
+    """The id a reference field of the document holds, as a string (null without one), read without
+    loading the referenced document. `attribute` names the reference field."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(
+            metadata={"type": "string", "nullable": True, **kwargs.pop("metadata", {})}, **kwargs
+        )
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
+        name = self.attribute or attr
+        value = obj._data.get(name) if isinstance(obj, me.Document) else super().get_value(obj, name)
+        return getattr(value, "id", value)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, DBRef):
+            value = value.id
+        return str(value) if value else None
+
+
+class Stored:
+    """One document as the driver read it, for a response schema to dump."""
+
+    __slots__ = ("document_class", "raw")
+
+    def __init__(self, document_class: type[me.Document], raw: dict[str, Any]):
+        self.document_class = document_class
+        self.raw = raw
+
+    def document(self) -> Any:
+        """The document built from the stored form, as the query set would have returned it."""
+        return self.document_class._from_son(self.raw)
+
+
+def first(queryset: Any) -> Stored | None:
+    """The first document of a query set as stored (None when there is none)."""
+    raw = queryset.as_pymongo().first()
+    return None if raw is None else Stored(queryset._document, raw)
+
+
+def read(queryset: Any) -> list[Stored]:
+    """The documents of a query set as stored, read now (within the caller's tenant scope)."""
+    return [Stored(queryset._document, raw) for raw in queryset.as_pymongo()]
+
+
+def _default(model_field: Any) -> Any:
+    default = model_field.default
+    return default() if callable(default) else default
+
+
+def _leaf(field: fields.Field, model_field: Any, attr: str) -> Convert:
+    if isinstance(model_field, (me.EmbeddedDocumentField, me.GenericEmbeddedDocumentField)):
+        raise NotCompilable(attr)
+    if isinstance(model_field, me.ReferenceField | me.GenericReferenceField) and not isinstance(
+        field, ReferenceId
+    ):
+        raise NotCompilable(attr)
+    if isinstance(field, ReferenceId):
+        return lambda value: field._serialize(value, attr, None)
+    if isinstance(model_field, (me.DictField, me.MapField)):
+        inner = getattr(model_field, "field", None)
+        if isinstance(inner, (me.EmbeddedDocumentField, me.ReferenceField, me.ListField, me.DictField)):
+            raise NotCompilable(attr)
+    serialize, to_python = field._serialize, model_field.to_python
+    if type(field) is fields.String and type(model_field) is me.StringField:
+        return lambda value: value if value is None or type(value) is str else serialize(value, attr, None)
+    return lambda value: None if value is None else serialize(to_python(value), attr, None)
+
+
+def _convert(field: fields.Field, model_field: Any, attr: str) -> Convert:
+    if isinstance(field, fields.Nested):
+        if field.many or not isinstance(model_field, me.EmbeddedDocumentField):
+            raise NotCompilable(attr)
+        nested = _compile(field.schema, model_field.document_type)
+        return lambda value: None if value is None else nested(value)
+    if isinstance(field, fields.List):
+        if not isinstance(model_field, me.ListField) or model_field.field is None:
+            raise NotCompilable(attr)
+        each = _convert(field.inner, model_field.field, attr)
+        return lambda value: None if value is None else [each(item) for item in value]
+    if isinstance(field, fields.Dict) and isinstance(
+        getattr(model_field, "field", None), me.EmbeddedDocumentField
+    ):
+        if field.key_field is None or not isinstance(field.value_field, fields.Nested):
+            raise NotCompilable(attr)
+        key, each = field.key_field._serialize, _convert(field.value_field, model_field.field, attr)
+        return lambda value: (
+            None if value is None else {key(k, None, None): each(v) for k, v in value.items()}
+        )
+    if isinstance(field, (fields.Method, fields.Function, fields.Pluck)):
+        raise NotCompilable(attr)
+    return _leaf(field, model_field, attr)
+
+
+def _compile(schema: Schema, document_class: Any) -> Dumper:
+    if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
+        raise NotCompilable(type(schema).__name__)
+    plan = []
+    for name, field in schema.dump_fields.items():
+        attr = field.attribute or name
+        model_field = document_class._fields.get(attr)
+        if model_field is None:
+            raise NotCompilable(attr)
+        plan.append(
+            (field.data_key or name, model_field.db_field, model_field, _convert(field, model_field, attr))
+        )
+
+    def dump(raw: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, db_field, model_field, convert in plan:
+            value = raw.get(db_field)
+            # Absent or null, a field holds its default, as MongoEngine sets it (a nullable one: null).
+            if value is None and not model_field.null:
+                value = _default(model_field)
+            out[key] = convert(value)
+        return out
+
+    return dump
+
+
+@cache
+def _compiled(schema_class: type[Schema], document_class: type[me.Document]) -> Dumper | None:
+    try:
+        return _compile(schema_class(), document_class)
+    except NotCompilable:
+        return None
+
+
+def dumper(schema: Schema, document_class: Any) -> Dumper | None:
+    """The compiled dump of `schema` (an instance without `only`, `exclude` or context of its own)
+    for documents of `document_class`; None when the schema does not compile."""
+    if schema.only or schema.exclude or schema.load_only or schema.dump_only:
+        return None
+    return _compiled(type(schema), document_class)
+
+
+def _checked(schema: Schema, dump: Dumper, raw: dict[str, Any], document_class: Any) -> dict[str, Any]:
+    dumped = dump(raw)
+    if current_app.config.get("WIRE_CHECK"):
+        expected = schema.dump(document_class._from_son(raw))
+        if expected != dumped:
+            raise WireMismatch(f"{type(schema).__name__}: {dumped!r} != {expected!r}")
+    return dumped
+
+
+def dump_stored(schema: Schema, stored: Stored) -> dict[str, Any]:
+    """Dump one stored document with `schema`: compiled where it compiles."""
+    dump = dumper(schema, stored.document_class)
+    if dump is None:
+        return schema.dump(stored.document())
+    return _checked(schema, dump, stored.raw, stored.document_class)
+
+
+def dump_many(schema: Schema, documents: list[Stored]) -> list[dict[str, Any]]:
+    """Dump stored documents (of one class) with `schema`: compiled where it compiles."""
+    if not documents:
+        return []
+    document_class = documents[0].document_class
+    dump = dumper(schema, document_class)
+    if dump is None:
+        return [schema.dump(stored.document()) for stored in documents]
+    return [_checked(schema, dump, stored.raw, document_class) for stored in documents]
