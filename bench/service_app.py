@@ -28,10 +28,14 @@ with app.app_context():
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = app.config["JWT_REFRESH_TOKEN_EXPIRES"]  # outlives the run
     token = tokens.issue(owner, [tokens.PASSWORD])["access_token"]
     client = app.test_client()
-    for index in range(20):
+    seeded = [
         client.post(
             "/api/v1/campaigns",
             headers={"Authorization": f"Bearer {token}"},
             json={"name": f"seed {index}", "message": {"text": "hello"}, "targets": ["@channel1"]},
-        )
-Path(os.environ["BENCH_CREDENTIALS"]).write_text(json.dumps({"token": token, "apiKey": key}))
+        ).json
+        for index in range(20)
+    ]
+Path(os.environ["BENCH_CREDENTIALS"]).write_text(
+    json.dumps({"token": token, "apiKey": key, "campaignId": seeded[0]["id"], "userId": str(owner.id)})
+)
