@@ -6,9 +6,10 @@ that merely names a tenant (a hint) spends nothing of it, so that no stranger ca
 without a valid credential count per client address instead (ANONYMOUS_RATE_LIMIT_PER_IP, the address
 as TRUSTED_PROXIES lets the service read it), before any tenant they name is looked up.
 
-Flask-Limiter counts in RATELIMIT_STORAGE_URI: `memory://` counts per process (development, tests),
-a shared store (`mongodb://...`) counts across workers and hosts. Over a limit, the answer is
-429 rate_limited with Retry-After and X-RateLimit-Limit/Remaining/Reset.
+The `limits` library counts in fixed windows in RATELIMIT_STORAGE_URI: `memory://` counts per process
+(development, tests), a shared store (`mongodb://...`) counts across workers and hosts. A metered
+request's answer carries X-RateLimit-Limit/Remaining/Reset; over a limit, the answer is 429
+rate_limited with Retry-After as well.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Flask, current_app, g, request
-from flask_limiter import ApplicationLimit, Limiter
-from limits import parse, storage
+from flask import Flask, Response, current_app, g, request
+from limits import RateLimitItem, RateLimitItemPerHour, parse, storage, strategies
 
 from app import metrics
 from app.errors import AppError, RateLimited
@@ -29,7 +29,9 @@ from app.tenancy.context import current_tenant
 from app.tenants.models import Tenant
 from app.tenants.plans import effective_limits
 
-API_SCOPE = "global"
+API = "api"
+# Where a counted request keeps its limit and key for the headers of its answer (this request's only).
+METERED = "app.rate_limits.metered"
 
 
 def _metered_tenant() -> Tenant | None:
@@ -42,27 +44,8 @@ def _metered_tenant() -> Tenant | None:
     return tenant
 
 
-def _tenant_key() -> str:
-    tenant = _metered_tenant()
-    return str(tenant.id) if tenant is not None else ""
-
-
 def _hourly_limit(tenant: Tenant) -> int | None:
     return effective_limits(tenant.plan, tenant.limits)["apiCallsPerHour"]
-
-
-def _tenant_limit() -> str:
-    tenant = _metered_tenant()
-    limit = _hourly_limit(tenant) if tenant is not None else None
-    # Flask-Limiter reads the limit before asking _unmetered(); an unmetered request is exempt anyway.
-    return f"{limit if limit is not None else 1}/hour"
-
-
-def _unmetered() -> bool:
-    """Requests without a credential of the tenant in context, and those of an unlimited plan, are not
-    counted against a tenant."""
-    tenant = _metered_tenant()
-    return tenant is None or _hourly_limit(tenant) is None
 
 
 class MemoryStorage(storage.MemoryStorage):
@@ -98,23 +81,54 @@ class MemoryStorage(storage.MemoryStorage):
                 self.timer.start()
 
 
-def _count_refusal(_limit: Any) -> None:
-    """Count a request refused past its tenant's apiCallsPerHour (the answer stays Flask-Limiter's)."""
-    metrics.RATE_LIMIT_REFUSALS.labels("api").inc()
-
-
-limiter = Limiter(
-    key_func=_tenant_key,
-    application_limits=[ApplicationLimit(_tenant_limit, scope=API_SCOPE, exempt_when=_unmetered)],
-    headers_enabled=True,
-    strategy="fixed-window",
-    on_breach=_count_refusal,
-)
-
-
 def init_app(app: Flask) -> None:
-    """Attach the limiter; call after the tenancy middleware, whose tenant it counts against."""
-    limiter.init_app(app)
+    """Count every request against its tenant's apiCallsPerHour; call after the tenancy middleware,
+    whose tenant it counts against."""
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    app.extensions["rate_limits"] = strategies.FixedWindowRateLimiter(storage.storage_from_string(uri))
+    app.before_request(_meter)
+    app.after_request(_metered_headers)
+
+
+def _limiter() -> strategies.FixedWindowRateLimiter:
+    return current_app.extensions["rate_limits"]
+
+
+def _meter() -> None:
+    """Count the request against its tenant's apiCallsPerHour (requests without a credential of the
+    tenant in context, and those of an unlimited plan, are not counted); 429 past it."""
+    tenant = _metered_tenant()
+    limit = _hourly_limit(tenant) if tenant is not None else None
+    if tenant is None or limit is None:
+        return
+    item, key = RateLimitItemPerHour(limit), str(tenant.id)
+    request.environ[METERED] = item, key
+    if not _limiter().hit(item, API, key):
+        metrics.RATE_LIMIT_REFUSALS.labels(API).inc()
+        raise RateLimited(
+            f"Too many requests: this tenant's plan allows {limit} API calls per hour",
+            headers=_window_headers(item, API, key, refused=True),
+        )
+
+
+def _metered_headers(response: Response) -> Response:
+    """The rate-limit headers of a counted request (a refusal has them already)."""
+    metered = request.environ.get(METERED)
+    if metered is not None and "X-RateLimit-Limit" not in response.headers:
+        response.headers.update(_window_headers(metered[0], API, metered[1]))
+    return response
+
+
+def _window_headers(item: RateLimitItem, namespace: str, key: str, refused: bool = False) -> dict[str, str]:
+    reset_at, remaining = _limiter().get_window_stats(item, namespace, key)
+    headers = {
+        "X-RateLimit-Limit": str(item.amount),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(int(reset_at)),
+    }
+    if refused:
+        headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
+    return headers
 
 
 def api_calls_this_hour(tenant: Tenant) -> int:
@@ -122,14 +136,13 @@ def api_calls_this_hour(tenant: Tenant) -> int:
     limit = _hourly_limit(tenant)
     if limit is None:
         return 0
-    item = parse(f"{limit}/hour")
-    _reset, remaining = limiter.limiter.get_window_stats(item, str(tenant.id), API_SCOPE)
+    _reset, remaining = _limiter().get_window_stats(RateLimitItemPerHour(limit), API, str(tenant.id))
     return limit - remaining
 
 
 def within(limit: str, namespace: str, *keys: str) -> bool:
     """Count one event of `keys` against `limit`; tell whether it stayed within it."""
-    return limiter.limiter.hit(parse(limit), namespace, *keys)
+    return _limiter().hit(parse(limit), namespace, *keys)
 
 
 def _count(limit: str, namespace: str, key: str, message: str) -> None:
@@ -137,17 +150,7 @@ def _count(limit: str, namespace: str, key: str, message: str) -> None:
     if within(limit, namespace, key):
         return
     metrics.RATE_LIMIT_REFUSALS.labels(namespace).inc()
-    item = parse(limit)
-    reset_at, _remaining = limiter.limiter.get_window_stats(item, namespace, key)
-    raise RateLimited(
-        message,
-        headers={
-            "Retry-After": str(max(1, int(reset_at - time.time()))),
-            "X-RateLimit-Limit": str(item.amount),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(int(reset_at)),
-        },
-    )
+    raise RateLimited(message, headers=_window_headers(parse(limit), namespace, key, refused=True))
 
 
 def check_anonymous_request(address: str | None) -> None:
