@@ -1,5 +1,5 @@
 """Hooks every request passes through before tenancy: request id and trace context, JSON-only bodies,
-access log and request metrics."""
+access log and request metrics; and no cookie session."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+from flask.sessions import SessionInterface
 from opentelemetry.trace import get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from werkzeug.datastructures import Headers
@@ -62,7 +63,20 @@ def _has_body() -> bool:
     return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
 
 
+class NoSessions(SessionInterface):
+    """The service keeps no cookie session (its callers present tokens and API keys; the dashboard
+    keeps its tokens in the browser): none is read from a request or written to a response."""
+
+    def open_session(self, app: Flask, request: object) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: object, response: object) -> None:
+        return None
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = NoSessions()
+
     @app.before_request
     def start_request() -> None:
         incoming = request.headers.get("X-Request-Id", "")

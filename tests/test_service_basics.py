@@ -8,6 +8,7 @@ import re
 
 import pytest
 from bson import ObjectId
+from flask import session
 from pymongo import UpdateOne
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -329,3 +330,15 @@ class TestDemo:
         with tenant_scope(Tenant.objects.get(slug="acme")):
             user = User.objects.get()
         assert verify_password(user.password_hash, password) is (password == demo.DEMO_PASSWORD)
+
+
+def test_no_cookie_session_is_read_or_written(app, client, auth_headers):
+    """Callers authenticate with tokens and keys: a session cookie is ignored and none is set."""
+    client.set_cookie("session", "eyJhIjoxfQ.forged.cookie")
+    response = client.get("/api/v1/tenants/current", headers=auth_headers)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    with app.test_request_context("/", headers={"Cookie": "session=eyJhIjoxfQ.forged.cookie"}):
+        assert session.get("a") is None
+        with pytest.raises(RuntimeError):
+            session["a"] = 1
