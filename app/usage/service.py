@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mongoengine as me
+from pymongo import ReturnDocument
 
 from app import clock, signals
 from app.errors import LimitExceeded
@@ -62,9 +63,11 @@ def limit_of(tenant: Tenant, resource: str) -> int | None:
 
 
 def _fresh_limit(tenant_id: Any, resource: str) -> int | None:
-    """Read the limit from the database: a plan change must apply at once in every worker."""
-    tenant = Tenant.objects(id=tenant_id).only("plan", "limits").first()
-    return limit_of(tenant, resource)
+    """Read the limit from the database: a plan change must apply at once in every worker. Only the
+    plan and the overrides are read, as stored (no tenant document is built)."""
+    stored = Tenant.objects(id=tenant_id).only("plan", "limits").as_pymongo().first()
+    plan = stored.get(Tenant.plan.db_field, Tenant.plan.default)
+    return effective_limits(plan, stored.get(Tenant.limits.db_field) or {})[resource]
 
 
 def used(tenant: Tenant, resource: str, period: str | None = None) -> int:
@@ -93,12 +96,19 @@ def reserve(resource: str, n: int = 1) -> None:
     tenant = _tenant()
     limit = _fresh_limit(tenant.id, resource)
     if resource in GAUGES:
-        field = GAUGES[resource]
-        guard = {} if limit is None else {f"usage__{field}__lte": limit - n}
-        updated = Tenant.objects(id=tenant.id, **guard).modify(new=True, **{f"inc__usage__{field}": n})
+        gauge = Usage._fields[GAUGES[resource]].db_field
+        stored = f"{Tenant.usage.db_field}.{gauge}"
+        guard = {} if limit is None else {stored: {"$lte": limit - n}}
+        # The gauge as it is after the increment, read in the same operation (no document built).
+        updated = Tenant._get_collection().find_one_and_update(
+            {"_id": tenant.id, **guard},
+            {"$inc": {stored: n}},
+            projection={stored: True},
+            return_document=ReturnDocument.AFTER,
+        )
         if updated is None:
             raise _exceeded(tenant, resource, limit, n)
-        _alert_thresholds(tenant, resource, getattr(updated.usage, field), n, limit)
+        _alert_thresholds(tenant, resource, updated[Tenant.usage.db_field][gauge], n, limit)
         return
     if resource not in MONTHLY:
         raise ValueError(f"{resource} is not metered here")
