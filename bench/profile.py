@@ -4,7 +4,7 @@ The service runs as bench/throughput.py runs it. py-spy samples only the thread 
 each function's share is its share of the worker's CPU, and waiting threads do not count. Each line
 is one function with everything it calls (a share of all samples).
 
-    .venv/bin/python bench/profile.py [--path /api/v1/tenants/current] [--api-key] [--seconds 8]
+    .venv/bin/python bench/profile.py [--path /api/v1/campaigns/{campaignId}] [--api-key] [--seconds 8]
 """
 
 from __future__ import annotations
@@ -40,7 +40,11 @@ def shares(raw: Path) -> tuple[int, Counter[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", default="/api/v1/tenants/current")
+    parser.add_argument(
+        "--path",
+        default="/api/v1/tenants/current",
+        help="may name the seeded {campaignId} and {userId}: /api/v1/campaigns/{campaignId}",
+    )
     parser.add_argument("--api-key", action="store_true", help="authenticate with the API key")
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
@@ -60,7 +64,8 @@ def main() -> None:
             headers = {"X-API-Key": secrets["apiKey"]}
         else:
             headers = {"Authorization": f"Bearer {secrets['token']}"}
-        url = service + args.path
+        path = args.path.format(**secrets)
+        url = service + path
         load(url, 2, args.connections, headers)  # warm the caches
         command = [str(PY_SPY), "record", "--pid", worker, "--gil", "--nonblocking", "--rate", "250"]
         sampler = subprocess.Popen(
@@ -76,7 +81,7 @@ def main() -> None:
     total, inclusive = shares(raw)
     if not total:
         raise SystemExit("py-spy took no samples (it needs ptrace: run as root or with CAP_SYS_PTRACE)")
-    print(f"GET {args.path}: {result['rps']:.0f} req/s while sampled; {total} samples of the GIL holder")
+    print(f"GET {path}: {result['rps']:.0f} req/s while sampled; {total} samples of the GIL holder")
     for name, count in inclusive.most_common(args.top):
         print(f"{count / total:6.1%}  {name}")
 
