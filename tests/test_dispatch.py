@@ -1,4 +1,4 @@
-"""The dispatcher (app.dispatcher.runner with app.messages.delivery's bot senders) sending campaigns
+"""The dispatcher (app.dispatcher.runner with app.campaigns.delivery's bot senders) sending campaigns
 through the fake Bot API.
 
 Campaigns are made and sent through the API; dispatchers run as `flask dispatcher run` runs them,
@@ -21,13 +21,13 @@ import time_machine
 from bson import ObjectId
 
 from app import leases
+from app.campaigns import delivery
+from app.campaigns.delivery import stale_after
 from app.campaigns.models import Campaign
 from app.clock import utcnow
 from app.dispatcher.rates import Rate, Throttle
 from app.dispatcher.runner import Dispatcher
 from app.leases import Lease
-from app.messages import delivery
-from app.messages.delivery import stale_after
 from app.messages.models import Message
 from app.tenancy.context import tenant_scope, unscoped
 from app.webhooks.models import WebhookDelivery

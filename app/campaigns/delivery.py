@@ -35,10 +35,10 @@ from flask import Flask
 from pymongo import UpdateOne
 
 from app import clock, crypto, metrics
-from app.campaigns.models import Campaign
 from app.dispatcher.rates import Rate, Throttle
 from app.dispatcher.runner import Lane, Turn
 from app.media.models import MediaChunk, MediaFile
+from app.messages.models import UNFINISHED, Message
 from app.signals import notify, notify_many
 from app.telegram.client import (
     OutcomeUnknown,
@@ -55,7 +55,7 @@ from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.usage import service as usage
 
-from .models import UNFINISHED, Message
+from .models import Campaign
 
 log = logging.getLogger("app.dispatch")
 
