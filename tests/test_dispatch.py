@@ -603,17 +603,18 @@ class TestPermanentFailures:
         self, app, client, tenant, auth_headers, bot, fake_telegram, dispatcher
     ):
         account, _bot_id = bot
+        from app.tenants.plans import period_bounds, period_of
         from app.usage import service as usage
 
         fake_telegram.missing_chats.add("-100404")
         sent_campaign(client, auth_headers, account, ["-100404"])
-        sending_month = usage.period_of(utcnow())
-        next_month = usage.period_bounds(sending_month)[1] + timedelta(hours=1)
+        sending_month = period_of(utcnow())
+        next_month = period_bounds(sending_month)[1] + timedelta(hours=1)
         with time_machine.travel(next_month, tick=True):
             dispatcher.run_until_idle()
         with tenant_scope(tenant):
             assert usage.used(tenant, "messagesPerMonth", sending_month) == 0
-            assert usage.used(tenant, "messagesPerMonth", usage.period_of(next_month)) == 0
+            assert usage.used(tenant, "messagesPerMonth", period_of(next_month)) == 0
 
     def test_blocked_and_missing_chats_fail_once_with_telegrams_description(
         self, app, client, tenant, auth_headers, bot, fake_telegram, dispatcher
