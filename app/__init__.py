@@ -53,11 +53,12 @@ from app.tenancy import middleware
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import tenancy_problems
 from app.tenancy.registry import global_document_classes, tenant_document_classes
+from app.tenants.blueprint import blp as tenants_blp
 from app.tenants.directory import DIRECTORY
 from app.tenants.service import ensure_default_tenant
-from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
 from app.usage import rate_limits
+from app.usage import views as usage_views  # noqa: F401  (adds its route to the tenants blueprint)
 from app.users import passwords
 from app.users.views import blp as users_blp
 from app.webhooks import events as webhook_events

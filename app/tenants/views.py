@@ -12,9 +12,9 @@ from app.pagination import page_schema
 from app.tenancy.access import platform, public, roles
 from app.tenancy.context import current_tenant
 from app.usage.rate_limits import check_signup_attempt
-from app.usage.service import snapshot
 
 from . import admin, service
+from .blueprint import blp
 from .export import export_tenant
 from .schemas import (
     BrandingPatchSchema,
@@ -30,10 +30,8 @@ from .schemas import (
     TenantPatchSchema,
     TenantSchema,
     TenantStatsSchema,
-    UsageReportSchema,
 )
 
-blp = Blueprint("tenants", __name__, url_prefix="/api/v1/tenants", description="Tenants")
 plans_blp = Blueprint("plans", __name__, url_prefix="/api/v1/plans", description="Plan catalog")
 
 
@@ -83,14 +81,6 @@ class CurrentBranding(MethodView):
     def patch(self, body):
         """Change logo and colours; custom CSS and hidePoweredBy need the whiteLabel feature."""
         return service.update_branding(body)
-
-
-@blp.route("/current/usage")
-class CurrentUsage(MethodView):
-    @blp.response(200, UsageReportSchema)
-    def get(self):
-        """Show every limit with what the tenant uses of it, and the current period."""
-        return snapshot(current_tenant())
 
 
 @blp.route("/current/export")
