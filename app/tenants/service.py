@@ -1,16 +1,14 @@
-"""Tenant services: the registry, signup, and what a tenant changes about itself."""
+"""Tenant services: the registry, and what a tenant changes about itself."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import mongoengine as me
 from flask import current_app
 
-from app import clock, crypto, egress, signals
+from app import crypto, egress, signals
 from app.audit.service import record
-from app.auth import tokens
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.collection import TENANT_FIELD
@@ -18,11 +16,10 @@ from app.tenancy.context import current_tenant_id, tenant_scope
 from app.tenancy.middleware import address_allowed
 from app.tenancy.registry import removed_with_tenant, tenant_document_classes
 from app.users.models import User
-from app.users.service import create_user
 from app.validators import normalize_cidrs
 
 from .models import Billing, SsoSettings, Tenant
-from .plans import DEFAULT_PLAN, PLANS, SELF_SERVICE_ONLY, SELF_SERVICE_PLANS, effective_features, has_trial
+from .plans import DEFAULT_PLAN, PLANS, SELF_SERVICE_PLANS, effective_features, has_trial
 from .schemas import BrandingPatchSchema, SettingsPatchSchema
 from .slugs import slug_problem, slugify
 
@@ -84,34 +81,6 @@ def require_feature(tenant: Tenant, feature: str) -> None:
     """Raise 403 feature_not_available unless the tenant's plan (or its overrides) include `feature`."""
     if not effective_features(tenant.plan, tenant.features).get(feature):
         raise FeatureNotAvailable(f"Your plan does not include {feature}", details={"feature": feature})
-
-
-def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: str) -> dict[str, Any]:
-    """Create a tenant and its owner and log the owner in: all or nothing. Only self-service plans;
-    a paid one starts as a trial of TRIAL_DAYS days."""
-    if not current_app.config["ENABLE_MULTI_TENANT"]:
-        raise Forbidden("This installation serves one tenant: signing up new tenants is off")
-    if plan not in SELF_SERVICE_PLANS:
-        choices = ", ".join(SELF_SERVICE_PLANS)
-        raise ValidationFailed(details={"plan": [SELF_SERVICE_ONLY.format(choices=choices)]})
-    billing = Billing()
-    if has_trial(plan):
-        billing.status = "trialing"
-        billing.trial_ends_at = clock.utcnow() + timedelta(days=current_app.config["TRIAL_DAYS"])
-    tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan, billing=billing)
-    try:
-        with tenant_scope(tenant):
-            owner = create_user(
-                owner_fields["email"], owner_fields["name"], owner_fields["password"], "owner"
-            )
-            summary = {"plan": plan, "billingStatus": billing.status}
-            if billing.trial_ends_at is not None:
-                summary["trialEndsAt"] = billing.trial_ends_at.isoformat()
-            record("tenant.created", target_type="tenant", target_id=tenant.id, summary=summary)
-    except BaseException:
-        erase_tenant(tenant)
-        raise
-    return {**tokens.issue(owner, [tokens.PASSWORD]), "tenant": tenant, "user": owner}
 
 
 def erase_tenant(tenant: Tenant) -> dict[str, int]:
