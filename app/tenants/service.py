@@ -15,7 +15,6 @@ from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import current_tenant_id, tenant_scope
 from app.tenancy.middleware import address_allowed
 from app.tenancy.registry import removed_with_tenant, tenant_document_classes
-from app.users.models import User
 from app.validators import normalize_cidrs
 
 from .models import Billing, SsoSettings, Tenant
@@ -178,25 +177,6 @@ def _update_sso(tenant: Tenant, values: dict[str, Any] | None, principal: Princi
         raise _sso_invalid(missing)
 
 
-def _check_enrolled(principal: Principal) -> None:
-    """Refuse to require 2FA on behalf of a user who has not enrolled: their next password login would
-    need an enrolment first (the dashboard offers one, but nobody should lock themselves out)."""
-    if principal.via == "api_key" or principal.is_superadmin:
-        return
-    user = User.objects(id=principal.subject).first()
-    if user is None or not user.two_factor_enabled:
-        raise ValidationFailed(
-            "Turn on two-factor authentication for your own account before requiring it",
-            details={
-                "security": {
-                    "require2fa": [
-                        "Enrol first (POST /api/v1/auth/2fa/setup, then /enable): you have no second factor."
-                    ]
-                }
-            },
-        )
-
-
 def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, address: str | None) -> Tenant:
     """Change settings group by group; refuse an IP whitelist that would lock out the caller, requiring
     2FA by a user without it, and a single sign-on change by anyone but an owner."""
@@ -211,7 +191,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
             )
     requiring_2fa = security.get("require_2fa") and not tenant.settings.security.require_2fa
     if requiring_2fa:
-        _check_enrolled(principal)
+        signals.requiring_second_factor.send(principal=principal)
     thresholds = changes.get("notifications", {}).get("usage_alert_thresholds")
     if thresholds is not None:
         changes["notifications"]["usage_alert_thresholds"] = sorted(set(thresholds))
@@ -235,10 +215,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
             setattr(section, name, value)
     tenant.save(save_condition=condition)
     if requiring_2fa:
-        # Every session of a user without a second factor ends for good, so that turning the rule off
-        # again brings none back; the sessions of those who have one and used it go on.
-        User.objects(two_factor_enabled=False).update(inc__token_version=1)
-        signals.credentials_changed.send()
+        signals.second_factor_required.send()
     record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 
