@@ -54,12 +54,14 @@ from app.tenancy import middleware
 from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import tenancy_problems
 from app.tenancy.registry import global_document_classes, tenant_document_classes
+from app.tenants.blueprint import blp as tenants_blp
 from app.tenants.directory import DIRECTORY
 from app.tenants.service import ensure_default_tenant
-from app.tenants.views import blp as tenants_blp
 from app.tenants.views import plans_blp
 from app.usage import rate_limits
+from app.usage import views as usage_views  # noqa: F401  (adds its route to the tenants blueprint)
 from app.users import passwords
+from app.users import service as users_service
 from app.users.views import blp as users_blp
 from app.webhooks import events as webhook_events
 from app.webhooks.views import blp as webhooks_blp
@@ -126,6 +128,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     impersonation.init_app(app)
     auth_credentials_cache.connect()
     audit_service.connect()
+    users_service.connect()
     webhook_events.connect()
 
     app.register_blueprint(health.blp)

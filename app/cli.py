@@ -248,8 +248,8 @@ def migrate_command(
     slug: str | None, name: str, plan: str, dry_run: bool, backup: str | None, batch_size: int, yes: bool
 ) -> None:
     """Convert a single-tenant database to the multi-tenant layout (idempotent; back up first)."""
+    from app.maintenance.migration import migrate_to_multitenant
     from app.tenancy import migration
-    from app.tenants.migration import migrate_to_multitenant
 
     config = current_app.config
     if config["CREATE_INDEXES"]:

@@ -36,6 +36,11 @@ webhook_events_of_tenants = _signals.signal("webhook-events-of-tenants")
 # bump of an account's token version, a tenant's purge): whatever this process cached of credentials is
 # stale. No data.
 credentials_changed = _signals.signal("credentials-changed")
+# The tenant in context is about to require a second factor of its users, as principal asks (nothing is
+# saved yet): a receiver refuses by raising, when the requirement would lock the principal out.
+requiring_second_factor = _signals.signal("requiring-second-factor")
+# The tenant in context now requires a second factor of its users (saved). No data.
+second_factor_required = _signals.signal("second-factor-required")
 
 
 def notify(event: str, data: dict[str, Any]) -> None:

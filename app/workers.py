@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from app.campaigns.delivery import BotSender
 from app.dispatcher.runner import Dispatcher, SenderFactory
 from app.jobs import run_scheduler
-from app.messages.delivery import BotSender
 from app.messages.models import LANE as BOT_LANE
 from app.webhooks.delivery import WebhookSender
 from app.webhooks.events import LANE as WEBHOOK_LANE

@@ -58,12 +58,12 @@ from app.db import (
     database,  # noqa: E402
 )
 from app.jobs import monthly_close, reconcile, retention  # noqa: E402
+from app.maintenance.retention import FINISHED_MESSAGES  # noqa: E402
 from app.tenancy import migration  # noqa: E402
 from app.tenancy.collection import TENANT_FIELD  # noqa: E402
 from app.tenants.batches import TENANTS_PER_BATCH  # noqa: E402
 from app.tenants.models import Tenant  # noqa: E402
 from app.tenants.plans import LIMIT_NAMES, effective_limits  # noqa: E402
-from app.tenants.retention import FINISHED_MESSAGES  # noqa: E402
 from app.tenants.service import create_tenant  # noqa: E402
 from app.usage.models import UsageSnapshot  # noqa: E402
 from bench.migration import generate  # noqa: E402

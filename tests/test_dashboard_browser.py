@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
+from app.auth.signup import signup
 from app.jobs import trial_end
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
-from app.tenants.service import create_tenant, signup
+from app.tenants.service import create_tenant
 from app.users.models import User
 
 from .browser import MARKS, expect, log_in, serving, shoot

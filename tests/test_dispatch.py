@@ -1,4 +1,4 @@
-"""The dispatcher (app.dispatcher.runner with app.messages.delivery's bot senders) sending campaigns
+"""The dispatcher (app.dispatcher.runner with app.campaigns.delivery's bot senders) sending campaigns
 through the fake Bot API.
 
 Campaigns are made and sent through the API; dispatchers run as `flask dispatcher run` runs them,
@@ -21,13 +21,13 @@ import time_machine
 from bson import ObjectId
 
 from app import leases
+from app.campaigns import delivery
+from app.campaigns.delivery import stale_after
 from app.campaigns.models import Campaign
 from app.clock import utcnow
 from app.dispatcher.rates import Rate, Throttle
 from app.dispatcher.runner import Dispatcher
 from app.leases import Lease
-from app.messages import delivery
-from app.messages.delivery import stale_after
 from app.messages.models import Message
 from app.tenancy.context import tenant_scope, unscoped
 from app.webhooks.models import WebhookDelivery
@@ -603,17 +603,18 @@ class TestPermanentFailures:
         self, app, client, tenant, auth_headers, bot, fake_telegram, dispatcher
     ):
         account, _bot_id = bot
+        from app.tenants.plans import period_bounds, period_of
         from app.usage import service as usage
 
         fake_telegram.missing_chats.add("-100404")
         sent_campaign(client, auth_headers, account, ["-100404"])
-        sending_month = usage.period_of(utcnow())
-        next_month = usage.period_bounds(sending_month)[1] + timedelta(hours=1)
+        sending_month = period_of(utcnow())
+        next_month = period_bounds(sending_month)[1] + timedelta(hours=1)
         with time_machine.travel(next_month, tick=True):
             dispatcher.run_until_idle()
         with tenant_scope(tenant):
             assert usage.used(tenant, "messagesPerMonth", sending_month) == 0
-            assert usage.used(tenant, "messagesPerMonth", usage.period_of(next_month)) == 0
+            assert usage.used(tenant, "messagesPerMonth", period_of(next_month)) == 0
 
     def test_blocked_and_missing_chats_fail_once_with_telegrams_description(
         self, app, client, tenant, auth_headers, bot, fake_telegram, dispatcher

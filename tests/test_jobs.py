@@ -40,6 +40,8 @@ from app.jobs import (
 )
 from app.jobs.common import each_tenant
 from app.leases import SCHEDULER, Lease
+from app.maintenance import reconcile as reconcile_service
+from app.maintenance import retention as retention_service
 from app.media.models import MediaFile
 from app.messages.models import Message
 from app.telegram_accounts.models import TelegramAccount
@@ -54,12 +56,10 @@ from app.tenancy.context import (
     unscoped,
 )
 from app.tenancy.registry import global_document_classes, tenant_document_classes
-from app.tenants import retention as retention_service
 from app.tenants.admin import DELETING
 from app.tenants.models import Tenant
 from app.tenants.plans import GB, LIMIT_NAMES
 from app.tenants.service import create_tenant
-from app.usage import reconcile as reconcile_service
 from app.usage import service as usage
 from app.usage.models import UsageCounter, UsageSnapshot
 from app.users import owners

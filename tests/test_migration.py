@@ -26,14 +26,14 @@ from pymongo.errors import AutoReconnect
 from app.clock import utcnow
 from app.db import database
 from app.errors import Conflict
+from app.maintenance import migration as default_tenant
 from app.tenancy import migration
 from app.tenancy.context import tenant_scope
 from app.tenancy.registry import tenant_document_classes
-from app.tenants import migration as default_tenant
 from app.tenants.models import Tenant
+from app.tenants.plans import period_bounds, period_of
 from app.tenants.service import create_tenant
 from app.usage.models import UsageCounter
-from app.usage.service import period_bounds, period_of
 from app.users.models import EmailDirectory, User
 from app.users.passwords import hash_password
 from app.users.service import create_user

@@ -1,5 +1,5 @@
-"""The seams between packages: events travel as signals (app/signals.py) to the audit log and the
-webhooks, and the tenancy core works with whatever directory of tenants it is given."""
+"""The seams between packages: events travel as signals (app/signals.py) to the audit log, the
+webhooks and the accounts, and the tenancy core works with whatever directory of tenants it is given."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from app.tenancy.access import public
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.resolver import TenantDirectory
 from app.usage import service as usage
+from app.users import service as users_service
+from app.users.models import User
 from app.webhooks import events as webhook_events
 from app.webhooks.models import WebhookDelivery
 
@@ -160,6 +162,29 @@ class TestCredentialsChanged:
         with disconnected(signals.credentials_changed, credentials_cache.forget):
             signals.credentials_changed.send()
         assert credentials_cache.auth_cache.get("probe", lambda: "loaded again") == "cached"
+
+
+class TestSecondFactorRequired:
+    def require(self, client, headers):
+        return client.patch(
+            "/api/v1/tenants/current/settings", headers=headers, json={"security": {"require2fa": True}}
+        )
+
+    def test_the_accounts_refuse_a_requester_without_one(self, client, tenant, auth_headers):
+        response = self.require(client, auth_headers)
+        assert response.status_code == 422
+        assert "require2fa" in response.json["error"]["details"]["security"]
+
+    def test_without_the_receivers_nothing_is_refused_and_no_session_ends(
+        self, client, tenant, owner, auth_headers
+    ):
+        with (
+            disconnected(signals.requiring_second_factor, users_service._check_enrolled),
+            disconnected(signals.second_factor_required, users_service._end_sessions_without_second_factor),
+        ):
+            assert self.require(client, auth_headers).status_code == 200
+        with tenant_scope(tenant):
+            assert User.objects.get(id=owner.id).token_version == owner.token_version
 
 
 @dataclass

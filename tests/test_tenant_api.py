@@ -81,7 +81,7 @@ class TestSignup:
         def fail(*args, **kwargs):
             raise RuntimeError("the database went away")
 
-        monkeypatch.setattr("app.tenants.service.create_user", fail)
+        monkeypatch.setattr("app.auth.signup.create_user", fail)
         client.application.config["PROPAGATE_EXCEPTIONS"] = False
         response = signup(client)
         assert response.status_code == 500

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from app.audit.models import PlatformAuditLog
+from app.auth.signup import signup as signup_service
 from app.billing.models import Invoice
 from app.billing.trials import end_trial
 from app.errors import ValidationFailed
@@ -18,7 +19,6 @@ from app.tenants import admin
 from app.tenants.models import Tenant
 from app.tenants.plans import PLANS, effective_features, effective_limits
 from app.tenants.service import create_tenant
-from app.tenants.service import signup as signup_service
 from app.users.models import EmailDirectory, User
 from app.webhooks.models import Webhook, WebhookDelivery
 

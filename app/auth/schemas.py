@@ -1,4 +1,4 @@
-"""Bodies of the /auth and /api-keys routes."""
+"""Bodies of the /auth and /api-keys routes, of signup and of impersonation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from marshmallow import Schema, fields, validate
 
 from app import validators
 from app.fields import UtcDateTime
-from app.tenants.schemas import TenantSchema
-from app.users.schemas import UserSchema
+from app.tenants.plans import DEFAULT_PLAN, SELF_SERVICE_ONLY, SELF_SERVICE_PLANS
+from app.tenants.schemas import ReasonSchema, TenantSchema
+from app.tenants.slugs import SLUG_RE
+from app.users.schemas import PASSWORD, UserSchema
 
 from .models import API_KEY_ROLES
 
@@ -126,3 +128,50 @@ class RecoveryCodesSchema(Schema):
         metadata={"description": "With an enrollment token only: the login it completes, signed in with 2FA"},
     )
     refresh_token = fields.String(data_key="refreshToken", metadata={"description": "As accessToken"})
+
+
+class SignupTenantSchema(Schema):
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Initech"})
+    slug = fields.String(
+        validate=validate.Length(min=3, max=63),
+        metadata={
+            "example": "initech",
+            "pattern": f"^{SLUG_RE.pattern}$",
+            "description": "Made from the name when left out; some words (api, www, ...) are reserved",
+        },
+    )
+
+
+class SignupUserSchema(Schema):
+    email = validators.Email(required=True, metadata={"example": "bill@initech.example.com"})
+    password = fields.String(required=True, validate=PASSWORD, metadata={"example": "tps-reports-1"})
+    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Bill Lumbergh"})
+
+
+class SignupSchema(Schema):
+    tenant = fields.Nested(SignupTenantSchema, required=True)
+    user = fields.Nested(SignupUserSchema, required=True)
+    plan = fields.String(
+        load_default=DEFAULT_PLAN,
+        validate=validate.OneOf(SELF_SERVICE_PLANS, error=SELF_SERVICE_ONLY),
+        metadata={"description": "a paid plan starts as a trial; enterprise is set up by the platform"},
+    )
+
+
+class SignupResponseSchema(Schema):
+    tenant = fields.Nested(TenantSchema, required=True)
+    user = fields.Nested(UserSchema, required=True)
+    access_token = fields.String(data_key="accessToken", required=True)
+    refresh_token = fields.String(data_key="refreshToken", required=True)
+
+
+class ImpersonateSchema(ReasonSchema):
+    user_id = fields.String(
+        data_key="userId", validate=validators.object_id, metadata={"example": "665f1c2ab4e0c9a1d2e3f405"}
+    )
+
+
+class ImpersonationSchema(Schema):
+    access_token = fields.String(data_key="accessToken", required=True)
+    expires_at = UtcDateTime(data_key="expiresAt", required=True)
+    user = fields.Nested(UserSchema, required=True)

@@ -1,4 +1,5 @@
-"""/api/v1/auth and /api/v1/api-keys."""
+"""/api/v1/auth, /api/v1/api-keys, and signup and impersonation on the tenants blueprint
+(app.tenants.blueprint)."""
 
 from __future__ import annotations
 
@@ -13,29 +14,38 @@ from app.tenancy.access import (
     enrollment_allowed,
     not_while_impersonating,
     people_only,
+    platform,
     public,
     refresh_token_route,
     roles,
 )
-from app.usage.rate_limits import check_login_attempt, check_sso_attempt
+from app.tenants.admin import get_tenant
+from app.tenants.blueprint import blp as tenants_blp
+from app.usage.rate_limits import check_login_attempt, check_signup_attempt, check_sso_attempt
 
 from . import api_keys, service, sso, two_factor
 from .credentials import fresh_account
+from .impersonation import impersonate
 from .schemas import (
     AccessTokenSchema,
     ApiKeyCreatedSchema,
     ApiKeyCreateSchema,
     ApiKeySchema,
+    ImpersonateSchema,
+    ImpersonationSchema,
     LoginResponseSchema,
     LoginSchema,
     LogoutSchema,
     MeSchema,
     RecoveryCodesSchema,
+    SignupResponseSchema,
+    SignupSchema,
     SsoCallbackArgs,
     SsoStartArgs,
     TwoFactorCodeSchema,
     TwoFactorSetupSchema,
 )
+from .signup import signup
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Login, tokens, the caller")
 keys_blp = Blueprint("api-keys", __name__, url_prefix="/api/v1/api-keys", description="API keys")
@@ -179,3 +189,24 @@ class ApiKeyById(MethodView):
     def delete(self, key_id):
         """Revoke an API key at once."""
         api_keys.revoke_api_key(key_id)
+
+
+@tenants_blp.route("/signup")
+class Signup(MethodView):
+    @public
+    @tenants_blp.arguments(SignupSchema)
+    @tenants_blp.response(201, SignupResponseSchema)
+    def post(self, body):
+        """Create a tenant and its owner; paid plans start with a trial."""
+        check_signup_attempt(request.remote_addr)
+        return signup(body["tenant"], body["user"], body["plan"])
+
+
+@tenants_blp.route("/<objectid:tenant_id>/impersonate")
+class ImpersonateTenant(MethodView):
+    @platform
+    @tenants_blp.arguments(ImpersonateSchema)
+    @tenants_blp.response(201, ImpersonationSchema)
+    def post(self, body, tenant_id):
+        """Log in as a user of the tenant (default: its owner) for at most 15 minutes."""
+        return impersonate(get_tenant(tenant_id), g.principal, body["reason"], body.get("user_id"))

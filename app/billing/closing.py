@@ -16,7 +16,7 @@ from typing import Any
 
 from app.tenancy.context import unscoped
 from app.tenants.batches import tenant_batches
-from app.usage.service import period_bounds, period_of
+from app.tenants.plans import period_bounds, period_of
 from app.usage.snapshots import SNAPSHOT_FIELDS, snapshot_usage
 
 from .service import INVOICED_FIELDS, issue_invoices

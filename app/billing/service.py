@@ -31,7 +31,7 @@ from app.tenancy.context import tenant_scope, unscoped
 from app.tenants.admin import activate_tenant, suspend_tenant
 from app.tenants.billing import CURRENCY, monthly_price_cents
 from app.tenants.models import Tenant
-from app.usage.service import period_bounds
+from app.tenants.plans import period_bounds
 
 from .models import Invoice
 

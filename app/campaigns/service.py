@@ -17,6 +17,7 @@ from app.pagination import paginate
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant
+from app.tenants.plans import period_of
 from app.tenants.service import require_feature
 from app.usage import service as usage
 
@@ -99,7 +100,7 @@ def _cancel_queued(campaign: Campaign) -> int:
         set__status="cancelled", set__failed_at=clock.utcnow()
     )
     sent = campaign.send_requested_at
-    usage.refund("messagesPerMonth", cancelled, period=usage.period_of(sent) if sent else None)
+    usage.refund("messagesPerMonth", cancelled, period=period_of(sent) if sent else None)
     return cancelled
 
 

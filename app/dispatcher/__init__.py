@@ -1,3 +1,3 @@
 """The dispatcher process: lanes (a bot, a webhook) taken through leases and sent for concurrently
 (runner.py), within Telegram's rates (rates.py). What a lane sends is its sender's business
-(app.messages.delivery, app.webhooks.delivery); app.workers puts them together."""
+(app.campaigns.delivery, app.webhooks.delivery); app.workers puts them together."""

@@ -1,9 +1,9 @@
-"""Recount each tenant's gauges from its data and repair drift (app.usage.reconcile)."""
+"""Recount each tenant's gauges from its data and repair drift (app.maintenance.reconcile)."""
 
 from __future__ import annotations
 
 from app import clock
-from app.usage.reconcile import recount_all
+from app.maintenance.reconcile import recount_all
 
 
 def run() -> dict[str, int]:

@@ -1,11 +1,11 @@
-"""Delete what each tenant's retention window no longer covers (app.tenants.retention)."""
+"""Delete what each tenant's retention window no longer covers (app.maintenance.retention)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from app import clock
-from app.tenants.retention import purge_expired
+from app.maintenance.retention import purge_expired
 
 
 def run(now: datetime | None = None) -> dict[str, int]:

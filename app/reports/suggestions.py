@@ -19,6 +19,7 @@ from app.campaigns.models import Campaign
 from app.messages.models import Message
 from app.tenancy.context import current_tenant
 from app.tenants.models import Tenant
+from app.tenants.plans import period_bounds, period_of
 from app.tenants.service import require_feature
 from app.usage import service as usage
 
@@ -159,8 +160,8 @@ def _quota(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
     limit = usage.limit_of(tenant, "messagesPerMonth")
     if limit is None:
         return []
-    period = usage.period_of(now)
-    start, end = usage.period_bounds(period)
+    period = period_of(now)
+    start, end = period_bounds(period)
     used = usage.used(tenant, "messagesPerMonth", period)
     percent = usage.percent_of(used, limit) or 0.0
     elapsed = (now - start) / (end - start)

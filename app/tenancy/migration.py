@@ -7,7 +7,7 @@ Order, chosen so that the data is never without a unique index that is right for
 3. tenantId is backfilled in batches (one update_many per batch, never one write per document);
 4. the old indexes that do not start with tenantId are dropped (the new ones protect the data now);
 5. the document counts before and after must match in every collection;
-6. (app.usage.reconcile.recompute_usage, which app.tenants.migration calls after this module's
+6. (app.maintenance.reconcile.recompute_usage, which app.maintenance.migration calls after this module's
    steps) the usage counters and the email directory are recomputed from the data.
 Every step skips what is done already, so a second run changes nothing and an interrupted run,
 run again, finishes the job.

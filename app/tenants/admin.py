@@ -17,9 +17,8 @@ from app.pagination import paginate
 from app.signals import notify
 from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
-from app.usage.service import GAUGES
 
-from .models import Tenant, search_terms, search_text
+from .models import GAUGES, Tenant, search_terms, search_text
 from .plans import DEFAULT_PLAN, LIMIT_NAMES
 from .service import erase_tenant
 

@@ -6,10 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from app import clock
-from app.usage.service import period_bounds, period_of
 
 from .models import Tenant
-from .plans import PLANS
+from .plans import PLANS, period_bounds, period_of
 
 CURRENCY = "USD"
 

@@ -28,6 +28,16 @@ class Usage(me.EmbeddedDocument):
     storage = me.LongField(default=0, min_value=0)
 
 
+# The limits counted by a gauge of Usage: {limit name: the gauge's field}.
+GAUGES = {
+    "users": "users",
+    "campaigns": "campaigns",
+    "telegramAccounts": "telegram_accounts",
+    "webhooks": "webhooks",
+    "storage": "storage",
+}
+
+
 class Owners(me.EmbeddedDocument):
     """The count of the tenant's active owners, which keeps the last one (app.users.owners). A tenant
     stored before it was kept has no count until the first change of an owner counts them."""

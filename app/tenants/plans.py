@@ -1,4 +1,5 @@
-"""The plan catalog (GET /api/v1/plans) and the effective limits and features of a tenant.
+"""The plan catalog (GET /api/v1/plans), the effective limits and features of a tenant, and the
+monthly periods its monthly limits count in.
 
 Every feature flag switches behaviour on or off (tests/test_plan_features.py holds each to a request it
 gates); `support` and `sla` are service levels, catalog text that no code reads. A limit of None means
@@ -8,6 +9,7 @@ its plan's values; an override of None makes that limit unlimited for the tenant
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 MB = 1024 * 1024
@@ -133,3 +135,16 @@ def effective_features(plan: str, overrides: dict[str, Any] | None) -> dict[str,
         if name in features:
             features[name] = bool(value)
     return features
+
+
+def period_of(moment: datetime) -> str:
+    """Return the monthly period ("2026-11") a moment falls in (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """Return the first instant of a period and the first instant of the next one."""
+    year, month = (int(part) for part in period.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end

@@ -7,21 +7,16 @@ from marshmallow import Schema, fields, validate
 from app import validators
 from app.fields import ManagersOnly, SecretUrl, UtcDateTime
 from app.pagination import PageArgs
-from app.users.schemas import PASSWORD, UserSchema
 
 from .billing import billing_summary
 from .models import BILLING_STATUSES, SSO_ROLES, STATUSES, Tenant
 from .plans import (
-    DEFAULT_PLAN,
     FEATURE_NAMES,
     LIMIT_NAMES,
     PLAN_NAMES,
-    SELF_SERVICE_ONLY,
-    SELF_SERVICE_PLANS,
     effective_features,
     effective_limits,
 )
-from .slugs import SLUG_RE
 
 LIMITS_DOC = {"type": "object", "additionalProperties": {"type": "integer", "nullable": True}}
 FEATURES_DOC = {"type": "object", "additionalProperties": {"type": "boolean"}}
@@ -202,41 +197,6 @@ class PlanListSchema(Schema):
 # -- request bodies --------------------------------------------------------------------------------
 
 
-class SignupTenantSchema(Schema):
-    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Initech"})
-    slug = fields.String(
-        validate=validate.Length(min=3, max=63),
-        metadata={
-            "example": "initech",
-            "pattern": f"^{SLUG_RE.pattern}$",
-            "description": "Made from the name when left out; some words (api, www, ...) are reserved",
-        },
-    )
-
-
-class SignupUserSchema(Schema):
-    email = validators.Email(required=True, metadata={"example": "bill@initech.example.com"})
-    password = fields.String(required=True, validate=PASSWORD, metadata={"example": "tps-reports-1"})
-    name = fields.String(required=True, validate=validators.NAME, metadata={"example": "Bill Lumbergh"})
-
-
-class SignupSchema(Schema):
-    tenant = fields.Nested(SignupTenantSchema, required=True)
-    user = fields.Nested(SignupUserSchema, required=True)
-    plan = fields.String(
-        load_default=DEFAULT_PLAN,
-        validate=validate.OneOf(SELF_SERVICE_PLANS, error=SELF_SERVICE_ONLY),
-        metadata={"description": "a paid plan starts as a trial; enterprise is set up by the platform"},
-    )
-
-
-class SignupResponseSchema(Schema):
-    tenant = fields.Nested(TenantSchema, required=True)
-    user = fields.Nested(UserSchema, required=True)
-    access_token = fields.String(data_key="accessToken", required=True)
-    refresh_token = fields.String(data_key="refreshToken", required=True)
-
-
 class GeneralPatchSchema(Schema):
     timezone = fields.String(validate=validators.time_zone, metadata={"example": "Europe/Berlin"})
     language = fields.String(validate=validators.language_tag, metadata={"example": "de-DE"})
@@ -337,23 +297,6 @@ class BrandingPatchSchema(Schema):
     hide_powered_by = fields.Boolean(data_key="hidePoweredBy")
 
 
-class PeriodSchema(Schema):
-    key = fields.String(metadata={"description": "The monthly period, such as 2026-11"})
-    start = UtcDateTime()
-    end = UtcDateTime()
-
-
-class ResourceUsageSchema(Schema):
-    used = fields.Integer()
-    limit = fields.Integer(allow_none=True, metadata={"description": "null: unlimited"})
-    percent = fields.Float(allow_none=True)
-
-
-class UsageReportSchema(Schema):
-    period = fields.Nested(PeriodSchema)
-    resources = fields.Dict(keys=fields.String(), values=fields.Nested(ResourceUsageSchema))
-
-
 # -- superadmin ---------------------------------------------------------------------------------------
 
 
@@ -406,18 +349,6 @@ class ReasonSchema(Schema):
     reason = fields.String(
         required=True, validate=validate.Length(min=3, max=500), metadata={"example": "support ticket 4711"}
     )
-
-
-class ImpersonateSchema(ReasonSchema):
-    user_id = fields.String(
-        data_key="userId", validate=validators.object_id, metadata={"example": "665f1c2ab4e0c9a1d2e3f405"}
-    )
-
-
-class ImpersonationSchema(Schema):
-    access_token = fields.String(data_key="accessToken", required=True)
-    expires_at = UtcDateTime(data_key="expiresAt", required=True)
-    user = fields.Nested(UserSchema, required=True)
 
 
 class CountsSchema(Schema):

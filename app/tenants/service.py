@@ -1,28 +1,24 @@
-"""Tenant services: the registry, signup, and what a tenant changes about itself."""
+"""Tenant services: the registry, and what a tenant changes about itself."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import mongoengine as me
 from flask import current_app
 
-from app import clock, crypto, egress, signals
+from app import crypto, egress, signals
 from app.audit.service import record
-from app.auth import tokens
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import current_tenant_id, tenant_scope
 from app.tenancy.middleware import address_allowed
 from app.tenancy.registry import removed_with_tenant, tenant_document_classes
-from app.users.models import User
-from app.users.service import create_user
 from app.validators import normalize_cidrs
 
 from .models import Billing, SsoSettings, Tenant
-from .plans import DEFAULT_PLAN, PLANS, SELF_SERVICE_ONLY, SELF_SERVICE_PLANS, effective_features, has_trial
+from .plans import DEFAULT_PLAN, PLANS, SELF_SERVICE_PLANS, effective_features, has_trial
 from .schemas import BrandingPatchSchema, SettingsPatchSchema
 from .slugs import slug_problem, slugify
 
@@ -84,34 +80,6 @@ def require_feature(tenant: Tenant, feature: str) -> None:
     """Raise 403 feature_not_available unless the tenant's plan (or its overrides) include `feature`."""
     if not effective_features(tenant.plan, tenant.features).get(feature):
         raise FeatureNotAvailable(f"Your plan does not include {feature}", details={"feature": feature})
-
-
-def signup(tenant_fields: dict[str, Any], owner_fields: dict[str, Any], plan: str) -> dict[str, Any]:
-    """Create a tenant and its owner and log the owner in: all or nothing. Only self-service plans;
-    a paid one starts as a trial of TRIAL_DAYS days."""
-    if not current_app.config["ENABLE_MULTI_TENANT"]:
-        raise Forbidden("This installation serves one tenant: signing up new tenants is off")
-    if plan not in SELF_SERVICE_PLANS:
-        choices = ", ".join(SELF_SERVICE_PLANS)
-        raise ValidationFailed(details={"plan": [SELF_SERVICE_ONLY.format(choices=choices)]})
-    billing = Billing()
-    if has_trial(plan):
-        billing.status = "trialing"
-        billing.trial_ends_at = clock.utcnow() + timedelta(days=current_app.config["TRIAL_DAYS"])
-    tenant = create_tenant(tenant_fields["name"], tenant_fields.get("slug"), plan=plan, billing=billing)
-    try:
-        with tenant_scope(tenant):
-            owner = create_user(
-                owner_fields["email"], owner_fields["name"], owner_fields["password"], "owner"
-            )
-            summary = {"plan": plan, "billingStatus": billing.status}
-            if billing.trial_ends_at is not None:
-                summary["trialEndsAt"] = billing.trial_ends_at.isoformat()
-            record("tenant.created", target_type="tenant", target_id=tenant.id, summary=summary)
-    except BaseException:
-        erase_tenant(tenant)
-        raise
-    return {**tokens.issue(owner, [tokens.PASSWORD]), "tenant": tenant, "user": owner}
 
 
 def erase_tenant(tenant: Tenant) -> dict[str, int]:
@@ -209,25 +177,6 @@ def _update_sso(tenant: Tenant, values: dict[str, Any] | None, principal: Princi
         raise _sso_invalid(missing)
 
 
-def _check_enrolled(principal: Principal) -> None:
-    """Refuse to require 2FA on behalf of a user who has not enrolled: their next password login would
-    need an enrolment first (the dashboard offers one, but nobody should lock themselves out)."""
-    if principal.via == "api_key" or principal.is_superadmin:
-        return
-    user = User.objects(id=principal.subject).first()
-    if user is None or not user.two_factor_enabled:
-        raise ValidationFailed(
-            "Turn on two-factor authentication for your own account before requiring it",
-            details={
-                "security": {
-                    "require2fa": [
-                        "Enrol first (POST /api/v1/auth/2fa/setup, then /enable): you have no second factor."
-                    ]
-                }
-            },
-        )
-
-
 def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, address: str | None) -> Tenant:
     """Change settings group by group; refuse an IP whitelist that would lock out the caller, requiring
     2FA by a user without it, and a single sign-on change by anyone but an owner."""
@@ -242,7 +191,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
             )
     requiring_2fa = security.get("require_2fa") and not tenant.settings.security.require_2fa
     if requiring_2fa:
-        _check_enrolled(principal)
+        signals.requiring_second_factor.send(principal=principal)
     thresholds = changes.get("notifications", {}).get("usage_alert_thresholds")
     if thresholds is not None:
         changes["notifications"]["usage_alert_thresholds"] = sorted(set(thresholds))
@@ -266,10 +215,7 @@ def update_settings(changes: dict[str, dict[str, Any]], principal: Principal, ad
             setattr(section, name, value)
     tenant.save(save_condition=condition)
     if requiring_2fa:
-        # Every session of a user without a second factor ends for good, so that turning the rule off
-        # again brings none back; the sessions of those who have one and used it go on.
-        User.objects(two_factor_enabled=False).update(inc__token_version=1)
-        signals.credentials_changed.send()
+        signals.second_factor_required.send()
     record("tenant.settings_updated", target_type="tenant", target_id=tenant.id, summary=summary)
     return tenant
 

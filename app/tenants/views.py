@@ -1,51 +1,33 @@
-"""/api/v1/tenants (the tenant's own routes and the superadmin's) and /api/v1/plans."""
+"""/api/v1/tenants (the tenant's own routes and the superadmin's) and /api/v1/plans. Signup and
+impersonation are added to the tenants blueprint by app.auth.views, usage by app.usage.views."""
 
 from __future__ import annotations
 
 from flask import Response, g, request
 from flask.views import MethodView
 
-from app.auth.impersonation import impersonate
 from app.downloads import attachment
 from app.extensions import Blueprint
 from app.pagination import page_schema
 from app.tenancy.access import platform, public, roles
 from app.tenancy.context import current_tenant
-from app.usage.rate_limits import check_signup_attempt
-from app.usage.service import snapshot
 
 from . import admin, service
+from .blueprint import blp
 from .export import export_tenant
 from .schemas import (
     BrandingPatchSchema,
-    ImpersonateSchema,
-    ImpersonationSchema,
     PlanListSchema,
     PublicBrandingSchema,
     ReasonSchema,
     SettingsPatchSchema,
-    SignupResponseSchema,
-    SignupSchema,
     TenantListArgs,
     TenantPatchSchema,
     TenantSchema,
     TenantStatsSchema,
-    UsageReportSchema,
 )
 
-blp = Blueprint("tenants", __name__, url_prefix="/api/v1/tenants", description="Tenants")
 plans_blp = Blueprint("plans", __name__, url_prefix="/api/v1/plans", description="Plan catalog")
-
-
-@blp.route("/signup")
-class Signup(MethodView):
-    @public
-    @blp.arguments(SignupSchema)
-    @blp.response(201, SignupResponseSchema)
-    def post(self, body):
-        """Create a tenant and its owner; paid plans start with a trial."""
-        check_signup_attempt(request.remote_addr)
-        return service.signup(body["tenant"], body["user"], body["plan"])
 
 
 @blp.route("/branding")
@@ -83,14 +65,6 @@ class CurrentBranding(MethodView):
     def patch(self, body):
         """Change logo and colours; custom CSS and hidePoweredBy need the whiteLabel feature."""
         return service.update_branding(body)
-
-
-@blp.route("/current/usage")
-class CurrentUsage(MethodView):
-    @blp.response(200, UsageReportSchema)
-    def get(self):
-        """Show every limit with what the tenant uses of it, and the current period."""
-        return snapshot(current_tenant())
 
 
 @blp.route("/current/export")
@@ -171,16 +145,6 @@ class ActivateTenant(MethodView):
     def post(self, tenant_id):
         """Lift a tenant's suspension."""
         return admin.activate_tenant(tenant_id)
-
-
-@blp.route("/<objectid:tenant_id>/impersonate")
-class ImpersonateTenant(MethodView):
-    @platform
-    @blp.arguments(ImpersonateSchema)
-    @blp.response(201, ImpersonationSchema)
-    def post(self, body, tenant_id):
-        """Log in as a user of the tenant (default: its owner) for at most 15 minutes."""
-        return impersonate(admin.get_tenant(tenant_id), g.principal, body["reason"], body.get("user_id"))
 
 
 @plans_blp.route("")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import mongoengine as me
@@ -21,33 +21,13 @@ from pymongo import ReturnDocument
 from app import clock, signals
 from app.errors import LimitExceeded
 from app.tenancy.context import TenantContextMissing, current_tenant
-from app.tenants.models import Tenant, Usage
-from app.tenants.plans import LIMIT_NAMES, effective_limits
+from app.tenants.models import GAUGES, Tenant, Usage
+from app.tenants.plans import LIMIT_NAMES, effective_limits, period_bounds, period_of
 
 from .models import UsageAlert, UsageCounter
 from .rate_limits import api_calls_this_hour
 
-GAUGES = {
-    "users": "users",
-    "campaigns": "campaigns",
-    "telegramAccounts": "telegram_accounts",
-    "webhooks": "webhooks",
-    "storage": "storage",
-}
 MONTHLY = ("messagesPerMonth",)
-
-
-def period_of(moment: datetime) -> str:
-    """Return the monthly period ("2026-11") a moment falls in (UTC)."""
-    return moment.astimezone(UTC).strftime("%Y-%m")
-
-
-def period_bounds(period: str) -> tuple[datetime, datetime]:
-    """Return the first instant of a period and the first instant of the next one."""
-    year, month = (int(part) for part in period.split("-"))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
 
 
 def _tenant() -> Tenant:

@@ -18,11 +18,10 @@ from bson import ObjectId
 
 from app import clock
 from app.db import insert_missing, stored_like
-from app.tenants.models import Usage
+from app.tenants.models import GAUGES, Usage
 from app.tenants.plans import LIMIT_NAMES, effective_limits
 
 from .models import UsageCounter, UsageSnapshot
-from .service import GAUGES
 
 # What a snapshot reads of a tenant (stored names).
 SNAPSHOT_FIELDS = ("plan", "limits", "usage")

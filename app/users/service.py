@@ -14,7 +14,7 @@ from mongoengine.queryset.visitor import Q
 from app import clock, signals, wire
 from app.audit.models import AuditLog, PlatformAuditLog
 from app.audit.service import record
-from app.errors import Conflict, Forbidden, NotFound, found
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, found
 from app.pagination import paginate
 from app.tenancy.access import NOT_WHILE_IMPERSONATING, SUPERADMIN, Principal
 from app.usage import service as usage
@@ -275,3 +275,35 @@ def erase_user(actor: Principal, user_id: ObjectId) -> None:
         target_id=user.id,
         summary={"pseudonym": pseudonym, "auditEntries": entries},
     )
+
+
+def connect() -> None:
+    """Apply a tenant's requirement of a second factor to its accounts."""
+    signals.requiring_second_factor.connect(_check_enrolled)
+    signals.second_factor_required.connect(_end_sessions_without_second_factor)
+
+
+def _check_enrolled(_sender: object, *, principal: Principal) -> None:
+    """Refuse to require 2FA on behalf of a user who has not enrolled: their next password login would
+    need an enrolment first (the dashboard offers one, but nobody should lock themselves out)."""
+    if principal.via == "api_key" or principal.is_superadmin:
+        return
+    user = User.objects(id=principal.subject).first()
+    if user is None or not user.two_factor_enabled:
+        raise ValidationFailed(
+            "Turn on two-factor authentication for your own account before requiring it",
+            details={
+                "security": {
+                    "require2fa": [
+                        "Enrol first (POST /api/v1/auth/2fa/setup, then /enable): you have no second factor."
+                    ]
+                }
+            },
+        )
+
+
+def _end_sessions_without_second_factor(_sender: object) -> None:
+    """Every session of a user without a second factor ends for good, so that turning the rule off
+    again brings none back; the sessions of those who have one and used it go on."""
+    User.objects(two_factor_enabled=False).update(inc__token_version=1)
+    signals.credentials_changed.send()

@@ -6,10 +6,10 @@ call it; it is idempotent, and a run stopped halfway finishes when run again."""
 from __future__ import annotations
 
 from app.tenancy import migration
-from app.usage.reconcile import recompute_usage
+from app.tenants.models import Tenant
+from app.tenants.service import create_tenant
 
-from .models import Tenant
-from .service import create_tenant
+from .reconcile import recompute_usage
 
 
 def migrate_to_multitenant(

@@ -35,10 +35,10 @@ from flask import Flask
 from pymongo import UpdateOne
 
 from app import clock, crypto, metrics
-from app.campaigns.models import Campaign
 from app.dispatcher.rates import Rate, Throttle
 from app.dispatcher.runner import Lane, Turn
 from app.media.models import MediaChunk, MediaFile
+from app.messages.models import UNFINISHED, Message
 from app.signals import notify, notify_many
 from app.telegram.client import (
     OutcomeUnknown,
@@ -53,9 +53,10 @@ from app.telegram.client import (
 from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
+from app.tenants.plans import period_of
 from app.usage import service as usage
 
-from .models import UNFINISHED, Message
+from .models import Campaign
 
 log = logging.getLogger("app.dispatch")
 
@@ -335,9 +336,7 @@ class _BotTurn:
             return
         dropped: dict[tuple[str, bool], list[ObjectId]] = defaultdict(list)
         for message in [message for message in self.buffer if message.campaign_id in stopped]:
-            dropped[(usage.period_of(message.queued_at), message.campaign_id not in status)].append(
-                message.id
-            )
+            dropped[(period_of(message.queued_at), message.campaign_id not in status)].append(message.id)
             self.held[message.campaign_id] -= 1
         self.buffer = deque(message for message in self.buffer if message.campaign_id not in stopped)
         for (period, deleted), ids in dropped.items():
@@ -549,7 +548,7 @@ class _BotTurn:
             if Message._get_collection().update_one(where, update).modified_count:
                 metrics.MESSAGES_FAILED.labels(reason).inc()
                 if refund:
-                    refunds[usage.period_of(message.queued_at)] += 1
+                    refunds[period_of(message.queued_at)] += 1
                 events.append(message.event(error))
                 self.finished.add(message.campaign_id)
         for period, units in refunds.items():

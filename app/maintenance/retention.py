@@ -21,9 +21,8 @@ from app.audit.models import AuditLog
 from app.messages.models import Message
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import unscoped
+from app.tenants.batches import tenant_batches
 from app.webhooks.models import WebhookDelivery
-
-from .batches import tenant_batches
 
 log = logging.getLogger("app.tenants")
 

@@ -29,13 +29,12 @@ from app.telegram_accounts.models import TelegramAccount
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import unscoped
 from app.tenants.batches import tenant_batches
-from app.tenants.models import Tenant, Usage
+from app.tenants.models import GAUGES, Tenant, Usage
+from app.tenants.plans import period_bounds, period_of
+from app.usage.models import UsageCounter
 from app.users.models import EmailDirectory, User
 from app.users.owners import count_step
 from app.webhooks.models import Webhook
-
-from .models import UsageCounter
-from .service import GAUGES, period_bounds, period_of
 
 log = logging.getLogger("app.usage")
 
