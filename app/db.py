@@ -330,18 +330,21 @@ def counted_operations() -> Iterator[dict[str, int]]:
 DUPLICATE_KEY = 11000
 
 
-def insert_missing(collection: Any, documents: list[dict[str, Any]]) -> None:
-    """Insert each document unless a unique index of the collection holds one with the same key: one
-    unordered insert, whose duplicate key errors are the documents stored already (by a run before,
-    or one running at the same time). Which documents went in is told by reading them back: an `_id`
-    the caller chose is stored only where its document went in."""
+def insert_missing(collection: Any, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert each document unless a unique index of the collection holds one with the same key, and
+    return those that went in: one unordered insert, whose duplicate key errors name (by position) the
+    documents stored already, by a run before or one running at the same time."""
     if not documents:
-        return
+        return []
     try:
         collection.insert_many(documents, ordered=False)
     except BulkWriteError as exc:
-        if any(error["code"] != DUPLICATE_KEY for error in exc.details["writeErrors"]):
+        errors = exc.details["writeErrors"]
+        if any(error["code"] != DUPLICATE_KEY for error in errors):
             raise
+        stored_already = {error["index"] for error in errors}
+        return [document for index, document in enumerate(documents) if index not in stored_already]
+    return documents
 
 
 def stored_like(template: me.Document, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
