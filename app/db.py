@@ -195,7 +195,9 @@ def _unique_keys(store: Any) -> UniqueKeys | None:
 def _exists_test(filter_: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool] | None:
     """For a filter that only asks whether top-level fields exist (the migration's), a test of a
     document's keys that answers as mongomock's filter does, in a fraction of its time; None for any
-    other filter."""
+    other filter (an empty one included)."""
+    if not filter_:
+        return None
     exists = {}
     for name, condition in filter_.items():
         if "." in name or name.startswith("$") or not isinstance(condition, dict):
