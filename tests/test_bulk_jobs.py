@@ -10,9 +10,11 @@ from bson import ObjectId
 
 from app.audit.models import AuditLog
 from app.billing import service as billing
+from app.billing.closing import CLOSE_FIELDS, close_batch
 from app.billing.models import Invoice
-from app.db import counted_operations
+from app.db import counted_operations, database, insert_missing
 from app.jobs import monthly_close, reconcile, retention
+from app.maintenance.reconcile import recount_batch
 from app.messages.models import Message
 from app.tenancy.context import tenant_scope, unscoped
 from app.tenants import batches
@@ -184,16 +186,19 @@ def test_a_close_that_died_in_the_middle_is_finished_by_the_next_run_without_a_g
 def count_operations(run):
     with counted_operations() as counted:
         run()
-    return counted["total"]
+    return counted
 
 
 def tenants_with_work(count, first):
     for index in range(first, first + count):
         tenant = create_tenant(f"Tenant {index}", f"tenant-{index}", plan="professional")
+        # Counters and drifts of three kinds: a number and a repair for each kind, not each tenant.
         update_tenant(
             tenant,
             set__created_at=LONG_AGO,
-            set__usage__campaigns=3,
+            set__usage__campaigns=3 + index % 3,
+            set__billing__last_invoice_number=index % 3,
+            set__billing__last_invoiced_period="2026-09" if index % 3 else None,
             set__settings__compliance__data_retention_days=30,
         )
         with tenant_scope(tenant):
@@ -225,12 +230,125 @@ def test_a_job_costs_the_same_operations_per_batch_however_many_tenants(app_fact
     for tenants in (2, 4, 8):
         with app_factory().app_context():
             tenants_with_work(tenants, 0)
-            operations.append(count_operations(JOBS[job]))
+            operations.append(count_operations(JOBS[job])["total"])
 
     one, two, four = operations
     per_batch = two - one
     assert four - two == 2 * per_batch, operations
-    # The close's are the most: the counters, its snapshots written and read back, the invoices there
-    # are, the numbers taken and read back, its invoices written and read back, the balances, the
-    # audit entries, the webhooks, their deliveries and the lanes woken.
-    assert 0 < per_batch <= 13, operations
+    # The close's are the most: the counters, its snapshots written, the invoices there are, the
+    # numbers taken, its invoices written, the balances, the audit entries, the webhooks, their
+    # deliveries and the lanes woken.
+    assert 0 < per_batch <= 10, operations
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_a_batch_of_50_tenants_costs_the_operations_of_a_batch_of_10(app_factory, job):
+    """One batch (TENANTS_PER_BATCH is 1,000): the same operations, collection by collection."""
+    operations = []
+    for tenants in (10, 50):
+        with app_factory().app_context():
+            tenants_with_work(tenants, 0)
+            operations.append(count_operations(JOBS[job]))
+
+    assert operations[0] == operations[1]
+    if job == "monthly close":
+        # The counters move in one bulk write, the balances in another; nothing written is read back.
+        assert operations[0]["tenants.bulk_write"] == 2
+        assert operations[0]["invoices.find"] == operations[0]["usage_snapshots.insert_many"] == 1
+        assert "usage_snapshots.find" not in operations[0]
+    if job == "usage reconcile":
+        assert operations[0]["tenants.bulk_write"] == 1
+        assert "tenants.find" not in operations[0]
+
+
+def test_invoice_numbers_follow_each_tenants_own_counter_without_gaps_or_repeats(app):
+    tenants = []
+    for index in range(9):
+        tenant = create_tenant(f"Tenant {index}", f"tenant-{index}", plan="professional")
+        last = index % 4
+        tenants.append(
+            update_tenant(
+                tenant,
+                set__created_at=LONG_AGO,
+                set__billing__last_invoice_number=last,
+                set__billing__last_invoiced_period="2026-08" if last else None,
+            )
+        )
+
+    assert monthly_close.run(now=SEPTEMBER_CLOSE)["invoiced"] == 9
+    assert monthly_close.run(now=OCTOBER_CLOSE)["invoiced"] == 9
+    assert monthly_close.run(now=OCTOBER_CLOSE)["invoiced"] == 0  # a second run issues nothing
+
+    found = invoices_by_tenant()
+    for index, tenant in enumerate(tenants):
+        last = index % 4
+        assert [number for _period, number, _amount in found[tenant.id]] == [last + 1, last + 2]
+        billing = Tenant.objects.get(id=tenant.id).billing
+        assert (billing.last_invoice_number, billing.last_invoiced_period) == (last + 2, "2026-10")
+        assert billing.balance_cents == 2 * 9900
+
+
+def stored_for_close(tenants):
+    """The tenants as the close reads them, before it runs."""
+    return list(Tenant._get_collection().find({"_id": {"$in": [t.id for t in tenants]}}, CLOSE_FIELDS))
+
+
+def test_a_close_whose_counters_moved_since_it_read_them_takes_the_next_numbers(app):
+    """Another close ran between this one's read of the tenants and its write: of the same period
+    (its invoices stand, this one issues none), or of the period before (this one takes the number
+    after that close's)."""
+    tenants = [
+        update_tenant(
+            create_tenant(f"Tenant {index}", f"tenant-{index}", plan="professional"), set__created_at=LONG_AGO
+        )
+        for index in range(3)
+    ]
+    read_before_september = stored_for_close(tenants)
+    monthly_close.run(now=SEPTEMBER_CLOSE)
+    read_before_october = stored_for_close(tenants)
+    monthly_close.run(now=OCTOBER_CLOSE)
+
+    assert close_batch(read_before_october, "2026-10", OCTOBER_CLOSE) == {
+        "closed": 0,
+        "alreadyClosed": 3,
+        "invoiced": 0,
+    }
+    assert close_batch(read_before_september, "2026-11", OCTOBER_CLOSE)["invoiced"] == 3
+
+    found = invoices_by_tenant()
+    for tenant in tenants:
+        assert [number for _period, number, _amount in found[tenant.id]] == [1, 2, 3]
+        assert Tenant.objects.get(id=tenant.id).billing.last_invoice_number == 3
+
+
+def test_insert_missing_returns_only_the_documents_that_went_in(app):
+    collection = database()["insert_missing"]
+    collection.create_index("key", unique=True)
+    collection.insert_one({"_id": 1, "key": "a"})
+
+    went_in = insert_missing(
+        collection, [{"_id": 2, "key": "a"}, {"_id": 3, "key": "b"}, {"_id": 4, "key": "a"}]
+    )
+
+    assert went_in == [{"_id": 3, "key": "b"}]
+    assert insert_missing(collection, []) == []
+    assert sorted(doc["_id"] for doc in collection.find()) == [1, 3]
+
+
+def test_a_repair_raced_by_a_reservation_is_neither_written_nor_recorded(app):
+    tenants = [
+        update_tenant(
+            create_tenant(f"Tenant {index}", f"tenant-{index}", plan="professional"), set__usage__campaigns=2
+        )
+        for index in range(3)
+    ]
+    stored = list(
+        Tenant._get_collection().find({"_id": {"$in": [t.id for t in tenants]}}, ["usage", "owners"])
+    )
+    update_tenant(tenants[1], set__usage__campaigns=3)  # a reservation after the read
+
+    repairs = recount_batch(stored, OCTOBER_CLOSE)
+
+    assert set(repairs) == {tenants[0].id, tenants[2].id}
+    assert {repair["campaigns"]["to"] for repair in repairs.values()} == {0}
+    assert [Tenant.objects.get(id=t.id).usage.campaigns for t in tenants] == [0, 3, 0]

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 from flask import session
 from pymongo import UpdateOne
-from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, ServerSelectionTimeoutError
 
 from app import demo
 from app.db import database
@@ -233,6 +233,59 @@ class TestEmbeddedStoreIndexes:
         assert sorted(doc["bulk"] for doc in collection.find({"bulk": {"$exists": True}})) == [1, 2, 3]
         with pytest.raises(NotImplementedError, match="sort"):
             collection.bulk_write([UpdateOne({"even": True}, {"$set": {"x": 1}}, sort={"_id": -1})])
+
+    @pytest.fixture
+    def unique(self, app):
+        collection = database()["unique_keys"]
+        collection.create_index([("tenantId", 1), ("email", 1)], unique=True)
+        collection.create_index("code", unique=True, sparse=True)
+        collection.insert_many([{"_id": n, "tenantId": 1, "email": f"u{n}", "code": n} for n in range(10)])
+        return collection
+
+    def test_a_unique_index_is_checked_by_its_key_without_a_scan(self, unique, scans):
+        with pytest.raises(DuplicateKeyError):
+            unique.insert_one({"_id": 10, "tenantId": 1, "email": "u3"})
+        with pytest.raises(DuplicateKeyError):
+            unique.insert_one({"_id": 10, "tenantId": 2, "email": "u3", "code": 3})
+        unique.insert_one({"_id": 11, "tenantId": 2, "email": "u3"})  # another tenant, no code
+        unique.insert_one({"_id": 12, "tenantId": 2, "email": "u4"})  # two without a code: sparse
+        # A key an update left, or a deletion, is free again; one an update took is not.
+        unique.update_one({"_id": 3}, {"$set": {"email": "moved", "code": 103}})
+        unique.delete_one({"_id": 5})
+        unique.insert_many(
+            [{"_id": 13, "tenantId": 1, "email": "u3", "code": 3}, {"_id": 14, "tenantId": 1, "email": "u5"}]
+        )
+        with pytest.raises(DuplicateKeyError):
+            unique.update_one({"_id": 4}, {"$set": {"email": "moved"}})
+        assert unique.find_one({"_id": 4})["email"] == "u4"  # the failed update left it as it was
+        with pytest.raises(BulkWriteError) as failed:
+            unique.insert_many(
+                [
+                    {"_id": 20, "tenantId": 1, "email": "u6"},
+                    {"_id": 21, "tenantId": 1, "email": "new"},
+                    {"_id": 22, "tenantId": 1, "email": "other", "code": 103},
+                ],
+                ordered=False,
+            )
+        assert [error["index"] for error in failed.value.details["writeErrors"]] == [0, 2]
+        assert scans["documents"] == 0
+        assert unique.count_documents({}) == 14
+
+    def test_a_key_that_is_not_a_plain_value_falls_back_to_the_scan(self, unique):
+        unique.insert_one({"_id": 30, "tenantId": 4, "email": ["a", "b"]})  # matched by its elements
+        with pytest.raises(DuplicateKeyError):
+            unique.insert_one({"_id": 31, "tenantId": 4, "email": "b"})
+        unique.drop_index("tenantId_1_email_1")
+        unique.insert_one({"_id": 31, "tenantId": 4, "email": "b"})
+        with pytest.raises(DuplicateKeyError):
+            unique.insert_one({"_id": 32, "tenantId": 4, "email": "c", "code": 2})
+
+    def test_a_filter_on_the_existence_of_fields_finds_what_a_scan_finds(self, collection, scans):
+        collection.update_many({"_id": {"$in": [1, 2, 3]}}, {"$set": {"tag": None}})
+        assert sorted(doc["_id"] for doc in collection.find({"tag": {"$exists": True}})) == [1, 2, 3]
+        assert collection.count_documents({"tag": {"$exists": False}, "name": {"$exists": True}}) == 197
+        assert collection.count_documents({"_id": {"$in": [2, 4]}, "tag": {"$exists": False}}) == 1
+        assert scans["documents"] == 0
 
 
 def filter_applies_plainly(filter_, document):

@@ -1,12 +1,13 @@
 """Invoices at the close of each period, payments from the provider, and overdue suspensions.
 
-Numbering: the tenant document holds the last invoice number and the last invoiced period. One
-conditional update per tenant, sent for a whole batch of tenants in one bulk write, moves both forward
-only while the period is later than the last invoiced one, so of two closes of one period only one
-gets a number, and a number, once taken, always gets its invoice (a close that died in between is
-repaired by the next run, which finds the number on the tenant). The invoice is inserted only if its
-period has none (the unique (tenantId, period) index). Amounts are in cents; the balance on the tenant
-adds up its open invoices.
+Numbering: the tenant document holds the last invoice number and the last invoiced period. For a
+batch of tenants, one bulk write of conditional updates, one per distinct counter value read (not one
+per tenant), moves both forward only from the values read and only while the period is later than the
+last invoiced one, so of two closes of one period only one gets a number, and a number, once taken,
+always gets its invoice (a close that died in between is repaired by the next run, which finds the
+number on the tenant). The invoices are inserted in one unordered insert, each only if its period has
+none (the unique (tenantId, period) index). Amounts are in cents; the balance on the tenant adds up its
+open invoices, raised with one update per distinct amount.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from bson import ObjectId
 from flask import current_app
-from pymongo import UpdateOne
+from pymongo import UpdateMany
 
 from app import clock
 from app.audit.models import Actor
@@ -64,31 +65,52 @@ def _described(invoice: Mapping[str, Any]) -> dict[str, Any]:
 INVOICED_FIELDS = ("plan", "billing")
 
 
-def _allocate_numbers(tenant_ids: Sequence[Any], period: str) -> dict[Any, int]:
-    """Take the next invoice number of each tenant of `tenant_ids` for `period`, once; return the
-    number each holds for `period` (none for a tenant with a later period invoiced already).
+def _allocate_numbers(tenants: Sequence[Mapping[str, Any]], period: str) -> dict[Any, int]:
+    """Take the next invoice number of each of `tenants` (as stored, with `billing`) for `period`, once;
+    return the number each holds for `period` (none for a tenant with a later period invoiced already).
 
-    One bulk write moves the counter of every tenant not yet invoiced for `period` or a later one
-    (never invoiced, no field or null, or last invoiced before: a string compares only with strings,
-    so $not $gte matches all three in one clause); one read returns the counters. A number taken by a
-    close that stopped before its invoice is found again, so a number, once taken, gets its invoice."""
-    if not tenant_ids:
-        return {}
-    earlier = {"billing.lastInvoicedPeriod": {"$not": {"$gte": period}}}
+    A counter that says `period` already holds its number (taken by a close that stopped before its
+    invoice: a number, once taken, gets its invoice). Every other counter moves on from the value read
+    with an update conditional on that value, one per distinct value (the tenants that joined in the
+    same month share theirs: a handful per batch), all in one bulk write. A condition fails only when a
+    close running at the same time moved a counter since it was read; then the counters not yet at
+    `period` or later move on from whatever they hold (a string compares only with strings, so $not
+    $gte matches a period never invoiced, missing or null in one clause), and one read returns what
+    each holds."""
+    numbers: dict[Any, int] = {}
+    moving: dict[tuple[Any, Any], list[Any]] = {}
+    for tenant in tenants:
+        billing = tenant.get("billing") or {}
+        last, invoiced = billing.get("lastInvoiceNumber"), billing.get("lastInvoicedPeriod")
+        if invoiced == period:
+            numbers[tenant["_id"]] = billing["lastInvoiceNumber"]
+        elif not (isinstance(invoiced, str) and invoiced > period):
+            moving.setdefault((last, invoiced), []).append(tenant["_id"])
+    if not moving:
+        return numbers
+    tenants_collection = Tenant._get_collection()
     moves = [
-        UpdateOne(
-            {"_id": tenant_id, **earlier},
-            {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}},
+        UpdateMany(
+            {"_id": {"$in": ids}, "billing.lastInvoiceNumber": last, "billing.lastInvoicedPeriod": invoiced},
+            {"$set": {"billing.lastInvoiceNumber": (last or 0) + 1, "billing.lastInvoicedPeriod": period}},
         )
-        for tenant_id in tenant_ids
+        for (last, invoiced), ids in moving.items()
     ]
-    Tenant._get_collection().bulk_write(moves, ordered=False)
-    counters = Tenant.objects(id__in=list(tenant_ids)).only("billing").as_pymongo()
-    return {
-        tenant["_id"]: tenant["billing"]["lastInvoiceNumber"]
-        for tenant in counters
-        if tenant["billing"].get("lastInvoicedPeriod") == period
-    }
+    moved = tenants_collection.bulk_write(moves, ordered=False).matched_count
+    ids = [tenant_id for group in moving.values() for tenant_id in group]
+    if moved == len(ids):
+        numbers.update(
+            {tenant_id: (last or 0) + 1 for (last, _), group in moving.items() for tenant_id in group}
+        )
+        return numbers
+    tenants_collection.update_many(
+        {"_id": {"$in": ids}, "billing.lastInvoicedPeriod": {"$not": {"$gte": period}}},
+        {"$inc": {"billing.lastInvoiceNumber": 1}, "$set": {"billing.lastInvoicedPeriod": period}},
+    )
+    for tenant in Tenant.objects(id__in=ids).only("billing").as_pymongo():
+        if tenant["billing"].get("lastInvoicedPeriod") == period:
+            numbers[tenant["_id"]] = tenant["billing"]["lastInvoiceNumber"]
+    return numbers
 
 
 def billed_part(plan: str, billing: Mapping[str, Any], period: str) -> tuple[datetime, int]:
@@ -130,7 +152,7 @@ def issue_invoices(
         for found in Invoice.objects(tenant_id__in=ids, period=period).only("tenant_id").as_pymongo()
     }
     pending = [tenant for tenant in tenants if tenant["_id"] not in billed]
-    numbers = _allocate_numbers([tenant["_id"] for tenant in pending], period)
+    numbers = _allocate_numbers(pending, period)
     if len(numbers) < len(pending):
         log.warning(
             "period older than the last invoiced one; not billed",
@@ -164,18 +186,20 @@ def issue_invoices(
         issued_at=now,
         due_at=now + timedelta(days=current_app.config["BILLING_GRACE_DAYS"]),
     )
-    drafts = {document["_id"]: document for document in stored_like(template, rows)}
-    insert_missing(Invoice._get_collection(), list(drafts.values()))
-    # Those stored with the id given here are this call's (a concurrent close wrote the others).
-    stored = Invoice.objects(tenant_id__in=[tenant["_id"] for tenant in numbered], period=period).only("id")
-    issued = [drafts[found["_id"]] for found in stored.as_pymongo() if found["_id"] in drafts]
-    balances = [
-        UpdateOne({"_id": invoice["tenantId"]}, {"$inc": {"billing.balanceCents": invoice["amountCents"]}})
-        for invoice in issued
-        if invoice["amountCents"]
-    ]
-    if balances:
-        Tenant._get_collection().bulk_write(balances, ordered=False)
+    # Those that went in are this call's (a concurrent close wrote the others).
+    issued = insert_missing(Invoice._get_collection(), stored_like(template, rows))
+    by_amount: dict[int, list[Any]] = {}
+    for invoice in issued:
+        if invoice["amountCents"]:
+            by_amount.setdefault(invoice["amountCents"], []).append(invoice["tenantId"])
+    if by_amount:
+        Tenant._get_collection().bulk_write(
+            [
+                UpdateMany({"_id": {"$in": ids}}, {"$inc": {"billing.balanceCents": amount}})
+                for amount, ids in by_amount.items()
+            ],
+            ordered=False,
+        )
     described = {invoice["tenantId"]: _described(invoice) for invoice in issued}
     record_for_tenants(
         "invoice.created",

@@ -3,11 +3,14 @@
 Drift comes from crashes between a reservation and its refund. Tenants are recounted a batch at a time
 (app.tenants.batches), each batch in a constant number of operations whatever its size: one
 aggregation per counted collection over the batch's tenants, grouped by tenantId; one bulk write of
-the repairs; one read of the repaired tenants; one insert of the audit entries. A repair only applies
-if the gauge still holds the value read before counting, so a reservation made meanwhile is never
-overwritten (the next run looks again); a repair is recorded when the gauge holds the counted value
-after the write. The count of active owners is repaired on a later run than the one that saw it
-disagree, and only if no change of an owner began in between (app.users.owners).
+the repairs, one update per distinct repair (a gauge, the value read and the value counted) naming
+every tenant it repairs; one insert of the audit entries. A repair only applies if the gauge still
+holds the value read before counting, so a reservation made meanwhile is never overwritten (the next
+run looks again); a repair is recorded when its write applied: when every condition held, as the
+write's count of matched tenants tells, and otherwise (a write raced it) when a read of the repaired
+tenants finds the gauge holding the counted value. The count of active owners is repaired on a later
+run than the one that saw it disagree, and only if no change of an owner began in between
+(app.users.owners).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import UpdateMany, UpdateOne
 
 from app import clock
 from app.audit.models import Actor
@@ -80,24 +83,32 @@ def recount_batch(tenants: Sequence[dict[str, Any]], now: datetime) -> dict[Any,
     with unscoped(RECOUNT_REASON):
         counted = count_gauges(ids)
         owners = _grouped(User, ids, ACTIVE_OWNERS, 1)
-        writes: list[UpdateOne] = []
+        repairs_by_value: dict[tuple[str, int, int], list[Any]] = {}
+        steps: list[UpdateOne] = []
         proposed: dict[Any, dict[str, dict[str, int]]] = {}
         for tenant in tenants:
             tenant_id, stored = tenant["_id"], tenant.get("usage", {})
             for name, actual in counted[tenant_id].items():
-                field = f"usage.{_stored_name(name)}"
                 before = stored.get(_stored_name(name), 0)
                 if before != actual:
-                    writes.append(UpdateOne({"_id": tenant_id, field: before}, {"$set": {field: actual}}))
+                    repairs_by_value.setdefault((name, before, actual), []).append(tenant_id)
                     proposed.setdefault(tenant_id, {})[name] = {"from": before, "to": actual}
             step = count_step(tenant_id, tenant.get("owners"), owners.get(tenant_id, 0), now)
             if step is not None:
-                writes.append(step.write)
+                steps.append(step.write)
                 if step.repair is not None:
                     proposed.setdefault(tenant_id, {})["activeOwners"] = step.repair
-        if writes:
-            Tenant._get_collection().bulk_write(writes, ordered=False)
-        repairs = _applied(proposed)
+        writes: list[UpdateOne | UpdateMany] = [
+            UpdateMany(
+                {"_id": {"$in": ids}, f"usage.{_stored_name(name)}": before},
+                {"$set": {f"usage.{_stored_name(name)}": actual}},
+            )
+            for (name, before, actual), ids in repairs_by_value.items()
+        ]
+        writes += steps
+        expected = sum(len(ids) for ids in repairs_by_value.values()) + len(steps)
+        matched = Tenant._get_collection().bulk_write(writes, ordered=False).matched_count if writes else 0
+        repairs = proposed if matched == expected else _applied(proposed)
         record_for_tenants(
             "usage.reconciled",
             [(tenant_id, None, summary) for tenant_id, summary in repairs.items()],

@@ -2,11 +2,11 @@
 billing.
 
 Monthly counters are keyed by period, so a new month has started at zero already; closing only
-records what the old month used. A batch of tenants costs three operations whatever its size: one read
-of the period's counters, one bulk write of upserts keyed on the unique (tenantId, period) index, and
-one read of the batch's snapshots, which tells the ones written now from the ones a run before (or one
-running at the same time) wrote. The caller runs it inside `unscoped()`: every document read or written
-names its tenant.
+records what the old month used. A batch of tenants costs two operations whatever its size: one read
+of the period's counters and one unordered insert keyed on the unique (tenantId, period) index, whose
+duplicate key errors tell the snapshots a run before (or one running at the same time) wrote; a third,
+a read of those snapshots, only when there are some. The caller runs it inside `unscoped()`: every
+document read or written names its tenant.
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ def snapshot_usage(
     ]
     if not rows:
         return {}
-    written = {row["tenant_id"]: row["id"] for row in rows}
     template = UsageSnapshot(**rows[0], period=period, closed_at=clock.utcnow())
-    insert_missing(UsageSnapshot._get_collection(), stored_like(template, rows))
-    stored = UsageSnapshot.objects(tenant_id__in=ids, period=period).only("id", "tenant_id", "resources")
-    return {
-        snap["tenantId"]: (snap["resources"], snap["_id"] == written[snap["tenantId"]])
-        for snap in stored.as_pymongo()
-    }
+    written = insert_missing(UsageSnapshot._get_collection(), stored_like(template, rows))
+    snapshots = {snap["tenantId"]: (snap["resources"], True) for snap in written}
+    earlier = [tenant_id for tenant_id in ids if tenant_id not in snapshots]
+    if earlier:
+        stored = UsageSnapshot.objects(tenant_id__in=earlier, period=period).only("tenant_id", "resources")
+        snapshots.update({snap["tenantId"]: (snap["resources"], False) for snap in stored.as_pymongo()})
+    return snapshots
