@@ -8,13 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from app import pagination
+from app import clock, pagination
+from app.audit.models import Actor, PlatformAuditLog
+from app.billing.models import Invoice
 from app.db import database
 from app.messages.models import Message
 from app.tenancy.collection import TENANT_FIELD
 from app.tenancy.context import tenant_scope
+from app.tenants.service import create_tenant
+from app.webhooks.models import WebhookDelivery
 
-from .support import error_code
+from .support import create_bot, error_code, file_part, multipart
 
 API = "/api/v1"
 MESSAGES = f"{API}/messages"
@@ -111,6 +115,78 @@ class TestCursorWalk:
             "items"
         ]
         assert seen == [item["id"] for item in everyone] and len(seen) == 5
+
+
+def fill_every_list(client, tenant, headers, make_user) -> dict[str, str]:
+    """Two or more documents in each of the tenant's lists; return the ids of what lists hold others."""
+    for index in range(2):
+        make_user(tenant, role="admin", email=f"admin{index}@acme.example.com")
+        assert (
+            client.post(f"{API}/api-keys", json={"name": f"key {index}"}, headers=headers).status_code == 201
+        )
+        create_bot(client, headers)
+        media = multipart({"file": file_part(b"hello", f"f{index}.txt", "text/plain")})
+        assert client.post(f"{API}/media", headers=headers, **media).status_code == 201
+        campaign = {"name": f"c{index}", "message": {"text": "hi"}, "targets": ["@channel1"]}
+        assert client.post(f"{API}/campaigns", json=campaign, headers=headers).status_code == 201
+        hook = {"url": f"https://hooks.acme.example.com/{index}", "events": ["campaign.completed"]}
+        webhook = client.post(f"{API}/webhooks", json=hook, headers=headers).json["id"]
+    now = clock.utcnow()
+    with tenant_scope(tenant):
+        for number in (1, 2):
+            Invoice(
+                number=number, period=f"2030-0{number}", plan="starter", amount_cents=100, due_at=now
+            ).save()
+            WebhookDelivery(webhook_id=webhook, event="campaign.completed", payload={"n": number}).save()
+    for action in ("tenant.created", "tenant.updated"):
+        PlatformAuditLog(action=action, actor=Actor(kind="system"), tenant_id=tenant.id).save()
+    insert_messages(tenant, 2)
+    create_tenant("Corp Two", "corp-two")
+    return {"webhook": webhook, "tenant": str(tenant.id)}
+
+
+# Every list of the API (a path with {names} filled from fill_every_list), with and without filters.
+LISTS = [
+    ("/users", {}),
+    ("/users", {"role": "admin", "active": "true"}),
+    ("/api-keys", {}),
+    ("/telegram-accounts", {}),
+    ("/telegram-accounts", {"active": "true"}),
+    ("/audit-logs", {}),
+    ("/audit-logs", {"action": "webhook.created", "since": "2000-01-01T00:00:00Z"}),
+    ("/media", {}),
+    ("/campaigns", {}),
+    ("/campaigns", {"status": "draft"}),
+    ("/messages", {}),
+    ("/messages", {"status": "sent"}),
+    ("/webhooks", {}),
+    ("/webhooks", {"active": "true"}),
+    ("/webhooks/{webhook}/deliveries", {}),
+    ("/billing/invoices", {}),
+    ("/billing/invoices", {"status": "open"}),
+    ("/tenants/{tenant}/invoices", {}),
+    ("/tenants", {}),
+    ("/tenants", {"status": "active", "q": "corp"}),
+    ("/platform/audit-logs", {}),
+    ("/platform/audit-logs", {"tenantId": "{tenant}"}),
+]
+
+
+def test_every_list_pages_by_cursor(
+    client, tenant, other_tenant, auth_headers, superadmin_headers, make_user
+):
+    names = fill_every_list(client, tenant, auth_headers, make_user)
+    for path, filters in LISTS:
+        url = API + path.format(**names)
+        query = {name: value.format(**names) for name, value in filters.items()}
+        headers = superadmin_headers if path.startswith(("/tenants", "/platform")) else auth_headers
+        first = client.get(url, query_string={**query, "perPage": 1}, headers=headers)
+        assert first.status_code == 200, (path, first.json)
+        assert first.json["nextCursor"], (path, filters)
+        cursor = first.json["nextCursor"]
+        second = client.get(url, query_string={**query, "perPage": 1, "cursor": cursor}, headers=headers)
+        assert second.status_code == 200, (path, second.json)
+        assert second.json["page"] == 2 and second.json["items"] != first.json["items"], (path, filters)
 
 
 class TestBadCursors:
