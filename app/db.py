@@ -125,7 +125,11 @@ PLAIN_VALUES = (ObjectId, str, int, float, uuid.UUID)
 
 def _values_named(filter_: Any, field: str) -> list[Any] | None:
     """The values of `field` a filter names, or None when it names none (a plain value or a plain
-    `$in` list at the top of the filter)."""
+    `$in` list at the top of the filter, or of one of its `$and` clauses: MongoEngine puts every
+    condition in a clause of its own when the filter has an `$or`)."""
+    if isinstance(filter_, dict) and set(filter_) == {"$and"}:
+        named = (_values_named(clause, field) for clause in filter_["$and"])
+        return next((values for values in named if values is not None), None)
     if not isinstance(filter_, dict) or field not in filter_:
         return None
     value = filter_[field]

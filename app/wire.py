@@ -72,6 +72,11 @@ class Stored:
         """The document built from the stored form, as the query set would have returned it."""
         return self.document_class._from_son(self.raw)
 
+    def value(self, name: str) -> Any:
+        """The stored value of the field `name` (its default when the document does not hold it)."""
+        model_field = self.document_class._fields[name]
+        return self.raw[model_field.db_field] if model_field.db_field in self.raw else _default(model_field)
+
 
 def first(queryset: Any) -> Stored | None:
     """The first document of a query set as stored (None when there is none)."""

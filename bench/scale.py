@@ -2,12 +2,19 @@
 the monthly close, the usage reconcile, the retention purge and the migration backfill next to their
 raw-driver floor.
 
-    .venv/bin/python bench/scale.py [--tenants 10,1000,10000] [--sizes 1000,10000,100000] [--budget 240]
-        [--repeat 3] [--jobs 'monthly close,usage reconcile']
+    .venv/bin/python bench/scale.py [--tenants 10,1000,10000] [--docs 10,10000,100000]
+        [--sizes 1000,10000,100000] [--budget 240] [--repeat 3] [--jobs 'monthly close,usage reconcile']
 
 List: one tenant's GET /api/v1/campaigns?perPage=20 (20 campaigns, bearer token, Flask test client)
 while the tenants collection holds N tenants; median and p99 latency of --requests requests, and
 database operations per request (counted as bench/roundtrips.py counts them).
+
+Documents: one tenant's GET /api/v1/messages?perPage=20 while it holds N messages (one second apart):
+its first page, its last page by cursor (the nextCursor of the page before) and by number (?page=,
+which skips the documents before it); median and p99 latency of --docs-requests requests, and
+operations per request. The embedded store reads and sorts every document of the tenant for each
+query (it has no index to walk, only its lookup by tenant), so its latency grows with N where a
+server's, walking the index that docs/query-shapes.md lists, would not: compare the operations.
 
 Jobs, each at N documents on fresh data (the database is dropped before every run), timed next to the
 raw collection operations that make the same writes on the same store (the floor). A job's time is
@@ -74,6 +81,8 @@ from bench.migration import generate  # noqa: E402
 from bench.roundtrips import setup  # noqa: E402
 
 LIST_PATH = "/api/v1/campaigns?perPage=20"
+DOCS_PATH = "/api/v1/messages?perPage=20"
+PER_PAGE = 20
 RETENTION_TENANTS = 10
 RETENTION_DAYS = 30
 
@@ -98,19 +107,61 @@ def insert_tenants(
     return [doc["_id"] for doc in docs]
 
 
+def insert_messages(tenant_ids: list, count: int, queued_at: Callable[[int], datetime]) -> None:
+    """Insert `count` sent messages spread over the tenants, the message at `index` queued at
+    `queued_at(index)`, with one insert_many."""
+    database().messages.insert_many(
+        [
+            {
+                TENANT_FIELD: tenant_ids[index % len(tenant_ids)],
+                "campaignId": tenant_ids[0],
+                "telegramAccountId": tenant_ids[0],
+                "chat": "@chan1",
+                "text": "hi",
+                "status": "sent",
+                "attempts": 1,
+                "queuedAt": queued_at(index),
+                "sentAt": queued_at(index),
+            }
+            for index in range(count)
+        ]
+    )
+
+
+def timed(client, path: str, auth: dict, requests: int) -> tuple[float, float, float]:
+    """Median and p99 latency (ms) and operations per request of `requests` GETs of `path`."""
+    assert client.get(path, headers=auth).status_code == 200  # and the caches are warm
+    latencies = []
+    with counted_operations() as ops:
+        for _ in range(requests):
+            started = time.perf_counter()
+            client.get(path, headers=auth)
+            latencies.append((time.perf_counter() - started) * 1000)
+    return statistics.median(latencies), statistics.quantiles(latencies, n=100)[98], ops["total"] / requests
+
+
 def measure_list(app, tenants: int, requests: int) -> tuple[float, float, float]:
     """Median and p99 latency (ms) and operations per request of one tenant's campaign list."""
     fresh_database()
     client, auth, _key, _campaign = setup(app, 20)
     insert_tenants(tenants - 1, clock.utcnow())
-    assert client.get(LIST_PATH, headers=auth).status_code == 200  # and the tenant cache is warm
-    latencies = []
-    with counted_operations() as ops:
-        for _ in range(requests):
-            started = time.perf_counter()
-            client.get(LIST_PATH, headers=auth)
-            latencies.append((time.perf_counter() - started) * 1000)
-    return statistics.median(latencies), statistics.quantiles(latencies, n=100)[98], ops["total"] / requests
+    return timed(client, LIST_PATH, auth, requests)
+
+
+def measure_documents(app, documents: int, requests: int) -> dict[str, tuple[float, float, float]]:
+    """Latency and operations of one tenant's message list at `documents` messages: its first page,
+    and its last page by cursor and by number."""
+    fresh_database()
+    client, auth, _key, _campaign = setup(app, 1)  # its campaign's send queues one message
+    tenant_id = Tenant.objects.get(slug="bench-1").id
+    start = clock.utcnow() - timedelta(days=1)
+    insert_messages([tenant_id], documents - 1, lambda index: start + timedelta(seconds=index))
+    last = math.ceil(documents / PER_PAGE)
+    before_last = client.get(f"{DOCS_PATH}&page={last - 1}", headers=auth).json if last > 1 else {}
+    pages = {"first page": DOCS_PATH, "last page, by number": f"{DOCS_PATH}&page={last}"}
+    if before_last.get("nextCursor"):
+        pages["last page, by cursor"] = f"{DOCS_PATH}&cursor={before_last['nextCursor']}"
+    return {name: timed(client, path, auth, requests) for name, path in pages.items()}
 
 
 def system_entries(tenant_ids: list, action: str, target_type: str) -> list[dict]:
@@ -183,27 +234,11 @@ def retention_case(size: int, floor: bool) -> Callable[[], object]:
     now = clock.utcnow()
     ids = insert_tenants(RETENTION_TENANTS, now - timedelta(days=400), retention_days=RETENTION_DAYS)
     expired = now - timedelta(days=2 * RETENTION_DAYS)
-    db = database()
-    db.messages.insert_many(
-        [
-            {
-                TENANT_FIELD: ids[index % len(ids)],
-                "campaignId": ids[0],
-                "telegramAccountId": ids[0],
-                "chat": "@chan1",
-                "text": "hi",
-                "status": "sent",
-                "attempts": 1,
-                "queuedAt": expired,
-                "sentAt": expired,
-            }
-            for index in range(size)
-        ]
-    )
+    insert_messages(ids, size, lambda index: expired)
     if not floor:
         return lambda: retention.run(now)
     cutoff = now - timedelta(days=RETENTION_DAYS)
-    return lambda: db.messages.delete_many(
+    return lambda: database().messages.delete_many(
         {"status": {"$in": list(FINISHED_MESSAGES)}, "queuedAt": {"$lt": cutoff}}
     )
 
@@ -270,14 +305,24 @@ def numbers(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=numbers, default=[10, 1000, 10000])
+    parser.add_argument("--docs", type=numbers, default=[10, 10000, 100000])
     parser.add_argument("--sizes", type=numbers, default=[1000, 10000, 100000])
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--docs-requests", type=int, default=10, help="requests per documents row")
     parser.add_argument("--budget", type=float, default=240.0, help="seconds a single run may take")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each job and floor (the best counts)")
     parser.add_argument("--jobs", type=lambda text: text.split(","), help="only these jobs (comma-separated)")
     args = parser.parse_args()
+    # Tenants and credentials cached for an hour: the embedded store's slow lists would otherwise
+    # outlast the caches' 60 and 5 seconds and count their reloads with the list's operations.
     app = create_app(
-        {"CREATE_INDEXES": False, "LOG_LEVEL": "WARNING", "MONGODB_URI": "mongomock://localhost/bench_scale"}
+        {
+            "AUTH_CACHE_TTL": 3600,
+            "TENANT_CACHE_TTL": 3600,
+            "CREATE_INDEXES": False,
+            "LOG_LEVEL": "WARNING",
+            "MONGODB_URI": "mongomock://localhost/bench_scale",
+        }
     )
     with app.app_context():
         print(f"GET {LIST_PATH}: one tenant's list, {args.requests} requests per row")
@@ -285,6 +330,12 @@ def main() -> None:
         for tenants in args.tenants:
             median, p99, ops = measure_list(app, tenants, args.requests)
             print(f"{tenants:>8}  {median:>9.2f}  {p99:>7.2f}  {ops:>11.1f}", flush=True)
+        print()
+        print(f"GET {DOCS_PATH}: one tenant's messages, {args.docs_requests} requests per row")
+        print(f"{'documents':>9}  {'page':<20}  {'median ms':>9}  {'p99 ms':>7}  {'ops/request':>11}")
+        for documents in args.docs:
+            for page, (median, p99, ops) in measure_documents(app, documents, args.docs_requests).items():
+                print(f"{documents:>9}  {page:<20}  {median:>9.2f}  {p99:>7.2f}  {ops:>11.1f}", flush=True)
         print()
         print("jobs on fresh data, service next to the raw collection operations (floor)")
         head = ("job", "documents", "service s", "floor s", "ratio", "service ops", "floor ops", "ops/batch")

@@ -14,6 +14,14 @@ from .support import create_bot, error_code, sent_campaign
 
 API = "/api/v1"
 MESSAGES = f"{API}/messages"
+EMPTY_PAGE = {
+    "items": [],
+    "page": 1,
+    "perPage": 20,
+    "total": 0,
+    "totalIsLowerBound": False,
+    "nextCursor": None,
+}
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -119,7 +127,7 @@ class TestList:
         assert body["perPage"] == 100 and len(body["items"]) == 5
 
     def test_an_empty_tenant_has_an_empty_list(self, client, auth_headers):
-        assert listing(client, auth_headers) == {"items": [], "page": 1, "perPage": 20, "total": 0}
+        assert listing(client, auth_headers) == EMPTY_PAGE
 
     @pytest.mark.parametrize(
         "query",
@@ -219,7 +227,7 @@ class TestCrossTenant:
         before = snapshot(tenant)
         for account in (other_owner, make_user(other_tenant, "member")):
             headers = headers_for(account)
-            assert listing(client, headers) == {"items": [], "page": 1, "perPage": 20, "total": 0}
+            assert listing(client, headers) == EMPTY_PAGE
             for query in (
                 {"campaignId": first},
                 {"campaignId": second, "status": "queued"},

@@ -116,7 +116,12 @@ def test_single_tenant_mode_declares_no_hints(app_factory):
     spec = app_factory(ENABLE_MULTI_TENANT=False).test_client().get(DOCUMENT).json
     assert "parameters" not in spec["components"]
     operation = spec["paths"]["/api/v1/campaigns"]["get"]
-    assert [parameter["name"] for parameter in operation["parameters"]] == ["page", "perPage", "status"]
+    assert [parameter["name"] for parameter in operation["parameters"]] == [
+        "page",
+        "perPage",
+        "cursor",
+        "status",
+    ]
     assert (
         "404" not in operation["responses"]
         and "404" in spec["paths"]["/api/v1/campaigns/{campaign_id}"]["get"]["responses"]

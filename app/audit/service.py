@@ -180,6 +180,10 @@ def _usage_threshold_crossed(_sender: object, *, data: dict[str, Any]) -> None:
     record("usage.threshold_crossed", target_type="usage", target_id=data["resource"], summary=data)
 
 
+# Audit lists: the newest entry first.
+NEWEST_FIRST = ("-created_at", "-id")
+
+
 def _filtered(queryset: Any, args: dict[str, Any]) -> Any:
     if args.get("action"):
         queryset = queryset.filter(action=args["action"])
@@ -189,12 +193,12 @@ def _filtered(queryset: Any, args: dict[str, Any]) -> Any:
         queryset = queryset.filter(created_at__gte=args["since"])
     if args.get("until"):
         queryset = queryset.filter(created_at__lte=args["until"])
-    return queryset.order_by("-created_at", "-id")
+    return queryset
 
 
 def list_entries(args: dict[str, Any]) -> dict[str, Any]:
     """Return a page of the tenant in context's audit entries."""
-    return paginate(_filtered(AuditLog.objects, args), args["page"], args["per_page"])
+    return paginate(_filtered(AuditLog.objects, args), NEWEST_FIRST, args)
 
 
 def list_platform_entries(args: dict[str, Any]) -> dict[str, Any]:
@@ -204,4 +208,4 @@ def list_platform_entries(args: dict[str, Any]) -> dict[str, Any]:
         entries = entries.filter(tenant_id=args["tenant_id"])
     if args.get("tenant_slug"):
         entries = entries.filter(tenant_slug=args["tenant_slug"])
-    return paginate(_filtered(entries, args), args["page"], args["per_page"])
+    return paginate(_filtered(entries, args), NEWEST_FIRST, args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from bson import ObjectId
 
@@ -44,9 +46,9 @@ def create_api_key(name: str, role: str, creator: Principal) -> ApiKey:
     return api_key
 
 
-def list_api_keys(page: int, per_page: int) -> dict:
+def list_api_keys(paging: Mapping[str, Any]) -> dict:
     """Return a page of the tenant's keys, newest first."""
-    return paginate(ApiKey.objects.order_by("-created_at", "-id"), page, per_page)
+    return paginate(ApiKey.objects, ("-created_at", "-id"), paging)
 
 
 def revoke_api_key(key_id: ObjectId) -> None:

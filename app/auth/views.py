@@ -169,7 +169,7 @@ class ApiKeys(MethodView):
     @keys_blp.response(200, page_schema(ApiKeySchema))
     def get(self, args):
         """List the tenant's API keys, newest first (never the keys themselves)."""
-        return api_keys.list_api_keys(args["page"], args["per_page"])
+        return api_keys.list_api_keys(args)
 
     @roles("owner", "admin")
     @not_while_impersonating

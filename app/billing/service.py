@@ -282,16 +282,16 @@ def suspend_overdue(tenant: Tenant, now: datetime) -> bool:
     return suspend_tenant(tenant.id, OVERDUE_REASON, only_active=True) is not None
 
 
-def list_invoices(page: int, per_page: int, status: str | None = None) -> dict[str, Any]:
+def list_invoices(paging: Mapping[str, Any], status: str | None = None) -> dict[str, Any]:
     """Return a page of the tenant in context's invoices, newest first."""
-    invoices = Invoice.objects.order_by("-number")
+    invoices = Invoice.objects
     if status:
         invoices = invoices.filter(status=status)
-    return paginate(invoices, page, per_page)
+    return paginate(invoices, ("-number",), paging)
 
 
-def tenant_invoices(tenant_id: Any, page: int, per_page: int, status: str | None = None) -> dict[str, Any]:
+def tenant_invoices(tenant_id: Any, paging: Mapping[str, Any], status: str | None = None) -> dict[str, Any]:
     """Return a page of one tenant's invoices (superadmin)."""
     tenant = found(Tenant.objects(id=tenant_id).first(), "tenant")
     with tenant_scope(tenant):
-        return list_invoices(page, per_page, status)
+        return list_invoices(paging, status)

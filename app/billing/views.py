@@ -27,7 +27,7 @@ class Invoices(MethodView):
     @blp.response(200, page_schema(InvoiceSchema))
     def get(self, args):
         """List the tenant's invoices, newest first."""
-        return service.list_invoices(args["page"], args["per_page"], args.get("status"))
+        return service.list_invoices(args, args.get("status"))
 
 
 @blp.route("/webhooks/<provider>")
@@ -49,4 +49,4 @@ class TenantInvoices(MethodView):
     @admin_blp.response(200, page_schema(InvoiceSchema))
     def get(self, args, tenant_id):
         """List one tenant's invoices."""
-        return service.tenant_invoices(tenant_id, args["page"], args["per_page"], args.get("status"))
+        return service.tenant_invoices(tenant_id, args, args.get("status"))

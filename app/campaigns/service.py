@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,11 +77,11 @@ def create_campaign(fields: dict[str, Any], author: Principal) -> Campaign:
     return campaign
 
 
-def list_campaigns(page: int, per_page: int, status: str | None = None) -> dict:
-    campaigns = Campaign.objects.order_by("-created_at", "-id")
+def list_campaigns(paging: Mapping[str, Any], status: str | None = None) -> dict:
+    campaigns = Campaign.objects
     if status:
         campaigns = campaigns.filter(status=status)
-    return paginate(campaigns, page, per_page)
+    return paginate(campaigns, ("-created_at", "-id"), paging)
 
 
 def get_campaign(campaign_id: ObjectId) -> Campaign:

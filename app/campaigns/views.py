@@ -28,7 +28,7 @@ class Campaigns(MethodView):
     @blp.response(200, page_schema(CampaignSchema))
     def get(self, args):
         """List the tenant's campaigns, newest first."""
-        return service.list_campaigns(args["page"], args["per_page"], args.get("status"))
+        return service.list_campaigns(args, args.get("status"))
 
     @roles("owner", "admin")
     @blp.arguments(CampaignCreateSchema)

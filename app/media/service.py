@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from bson import ObjectId
 
@@ -64,8 +65,8 @@ def upload(data: bytes, filename: str | None, content_type: str | None, author: 
     return media
 
 
-def list_media(page: int, per_page: int) -> dict:
-    return paginate(MediaFile.objects(complete=True).order_by("-created_at", "-id"), page, per_page)
+def list_media(paging: Mapping[str, Any]) -> dict:
+    return paginate(MediaFile.objects(complete=True), ("-created_at", "-id"), paging)
 
 
 def show_media(media_id: ObjectId) -> wire.Stored:

@@ -25,7 +25,7 @@ class Media(MethodView):
     @blp.response(200, page_schema(MediaSchema))
     def get(self, args):
         """List the tenant's media files."""
-        return service.list_media(args["page"], args["per_page"])
+        return service.list_media(args)
 
     @roles("owner", "admin")
     @accepts_multipart

@@ -21,6 +21,4 @@ class Messages(MethodView):
     @blp.response(200, page_schema(MessageSchema))
     def get(self, args):
         """List messages, filtered by campaign and status."""
-        return service.list_messages(
-            args["page"], args["per_page"], args.get("campaign_id"), args.get("status")
-        )
+        return service.list_messages(args, args.get("campaign_id"), args.get("status"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import mongoengine as me
@@ -96,11 +97,11 @@ def create_account(
     return account
 
 
-def list_accounts(page: int, per_page: int, active: bool | None = None) -> dict:
-    accounts = TelegramAccount.objects.order_by("-created_at", "-id")
+def list_accounts(paging: Mapping[str, Any], active: bool | None = None) -> dict:
+    accounts = TelegramAccount.objects
     if active is not None:
         accounts = accounts.filter(active=active)
-    return paginate(accounts, page, per_page)
+    return paginate(accounts, ("-created_at", "-id"), paging)
 
 
 def show_account(account_id: ObjectId) -> wire.Stored:

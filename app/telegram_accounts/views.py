@@ -30,7 +30,7 @@ class TelegramAccounts(MethodView):
     @blp.response(200, page_schema(TelegramAccountSchema))
     def get(self, args):
         """List the tenant's bots."""
-        return service.list_accounts(args["page"], args["per_page"], args.get("active"))
+        return service.list_accounts(args, args.get("active"))
 
     @roles("owner", "admin")
     @blp.arguments(TelegramAccountCreateSchema)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import mongoengine as me
@@ -32,7 +33,7 @@ def get_tenant(tenant_id: ObjectId) -> Tenant:
 
 
 def list_tenants(
-    page: int, per_page: int, status: str | None = None, plan: str | None = None, q: str | None = None
+    paging: Mapping[str, Any], status: str | None = None, plan: str | None = None, q: str | None = None
 ) -> dict[str, Any]:
     """Return a page of tenants, newest first, filtered by status, plan and a search term: the
     beginning of their name, slug or domain, or of a word of them, in any case."""
@@ -43,7 +44,7 @@ def list_tenants(
         tenants = tenants.filter(plan=plan)
     if q and search_text(q):
         tenants = tenants.filter(search_terms=re.compile("^" + re.escape(search_text(q))))
-    return paginate(tenants.order_by("-created_at", "-id"), page, per_page)
+    return paginate(tenants, ("-created_at", "-id"), paging)
 
 
 def fill_search_terms(batch_size: int = 500) -> int:

@@ -92,9 +92,7 @@ class Tenants(MethodView):
     @blp.response(200, page_schema(TenantSchema))
     def get(self, args):
         """List tenants, filtered by status, plan and a search of name, slug and domain."""
-        return admin.list_tenants(
-            args["page"], args["per_page"], args.get("status"), args.get("plan"), args.get("q")
-        )
+        return admin.list_tenants(args, args.get("status"), args.get("plan"), args.get("q"))
 
 
 @blp.route("/stats")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import mongoengine as me
@@ -77,14 +78,14 @@ def create_superadmin(email: str, name: str, password: str) -> PlatformUser:
         raise Conflict("A superadmin with this email already exists", code="email_taken") from None
 
 
-def list_users(page: int, per_page: int, role: str | None = None, active: bool | None = None) -> dict:
+def list_users(paging: Mapping[str, Any], role: str | None = None, active: bool | None = None) -> dict:
     """Return a page of the tenant's users, oldest first."""
     users = User.objects(erased_at=None)
     if role:
         users = users.filter(role=role)
     if active is not None:
         users = users.filter(active=active)
-    return paginate(users.order_by("created_at", "id"), page, per_page)
+    return paginate(users, ("created_at", "id"), paging)
 
 
 def show_user(user_id: ObjectId) -> wire.Stored:

@@ -22,7 +22,7 @@ class Users(MethodView):
     @blp.response(200, page_schema(UserSchema))
     def get(self, args):
         """List the tenant's users, filtered by role and active flag."""
-        return service.list_users(args["page"], args["per_page"], args.get("role"), args.get("active"))
+        return service.list_users(args, args.get("role"), args.get("active"))
 
     @roles("owner", "admin")
     @not_while_impersonating

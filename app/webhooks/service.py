@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from bson import ObjectId
@@ -49,11 +50,11 @@ def create_webhook(url: str, events: list[str]) -> Webhook:
     return webhook
 
 
-def list_webhooks(page: int, per_page: int, active: bool | None = None) -> dict:
-    webhooks = Webhook.objects.order_by("-created_at", "-id")
+def list_webhooks(paging: Mapping[str, Any], active: bool | None = None) -> dict:
+    webhooks = Webhook.objects
     if active is not None:
         webhooks = webhooks.filter(active=active)
-    return paginate(webhooks, page, per_page)
+    return paginate(webhooks, ("-created_at", "-id"), paging)
 
 
 def show_webhook(webhook_id: ObjectId) -> wire.Stored:
@@ -98,9 +99,7 @@ def delete_webhook(webhook_id: ObjectId) -> None:
     record("webhook.deleted", target_type="webhook", target_id=webhook_id, summary={"url": webhook.url})
 
 
-def list_deliveries(webhook_id: ObjectId, page: int, per_page: int) -> dict:
+def list_deliveries(webhook_id: ObjectId, paging: Mapping[str, Any]) -> dict:
     """Return a page of a webhook's deliveries, newest first."""
     webhook = get_webhook(webhook_id)
-    return paginate(
-        WebhookDelivery.objects(webhook_id=webhook.id).order_by("-created_at", "-id"), page, per_page
-    )
+    return paginate(WebhookDelivery.objects(webhook_id=webhook.id), ("-created_at", "-id"), paging)

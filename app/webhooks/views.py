@@ -29,7 +29,7 @@ class Webhooks(MethodView):
     @blp.response(200, page_schema(WebhookSchema))
     def get(self, args):
         """List the tenant's webhooks."""
-        return service.list_webhooks(args["page"], args["per_page"], args.get("active"))
+        return service.list_webhooks(args, args.get("active"))
 
     @roles("owner", "admin")
     @blp.arguments(WebhookCreateSchema)
@@ -66,4 +66,4 @@ class WebhookDeliveries(MethodView):
     @blp.response(200, page_schema(DeliverySchema))
     def get(self, args, webhook_id):
         """List a webhook's deliveries and their attempts, newest first."""
-        return service.list_deliveries(webhook_id, args["page"], args["per_page"])
+        return service.list_deliveries(webhook_id, args)

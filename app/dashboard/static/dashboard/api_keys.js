@@ -17,7 +17,7 @@
   }
 
   async function load(page) {
-    const result = await Dash.api("/api-keys?perPage=20&page=" + (page || 1));
+    const result = await Dash.api("/api-keys?" + new URLSearchParams({ ...list.at(page || 1), perPage: "20" }));
     Dash.fillTable(document.querySelector("#keys-table tbody"), result.items, [
       (k) => k.name,
       (k) => k.prefix,

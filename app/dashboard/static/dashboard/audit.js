@@ -20,7 +20,7 @@
   }
 
   async function load(page) {
-    const params = new URLSearchParams({ page: String(page || 1), perPage: "25" });
+    const params = new URLSearchParams({ ...list.at(page || 1), perPage: "25" });
     const action = document.getElementById("filter-action").value.trim();
     const actor = document.getElementById("filter-actor").value;
     const since = document.getElementById("filter-since").value;

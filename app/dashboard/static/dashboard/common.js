@@ -315,22 +315,28 @@
     chart.replaceChildren(...children);
   }
 
-  // Previous / next buttons and "Page x of y" for a list the API pages; load(page) fetches a page.
+  // Previous / next buttons and "Page x of y" for a list the API pages; load(page) fetches a page,
+  // with the query at(page) gives: the cursor that reaches it where one is known (the nextCursor of
+  // the page before, which costs the API the same however far the page is), else its number.
   function pager(root, load) {
-    const state = { page: 1 };
+    const state = { page: 1, cursors: {} };
     const prev = root.querySelector(".prev-page");
     const next = root.querySelector(".next-page");
     prev.addEventListener("click", () => { state.page -= 1; load(state.page); });
     next.addEventListener("click", () => { state.page += 1; load(state.page); });
+    state.at = (page) => (state.cursors[page] ? { cursor: state.cursors[page] } : { page: String(page) });
     state.show = (result, noun) => {
+      // Past the API's count of a list, its total is a lower bound.
+      const more = result.totalIsLowerBound ? "+" : "";
       const pages = Math.max(1, Math.ceil(result.total / result.perPage));
       state.page = result.page;
+      if (result.nextCursor) state.cursors[result.page + 1] = result.nextCursor;
       root.querySelector(".page-info").textContent =
-        "Page " + result.page + " of " + pages + " (" + result.total + " " + noun + ")";
+        "Page " + result.page + " of " + pages + more + " (" + result.total + more + " " + noun + ")";
       prev.disabled = result.page <= 1;
-      next.disabled = result.page >= pages;
+      next.disabled = !result.nextCursor;
     };
-    state.reset = () => { state.page = 1; };
+    state.reset = () => { state.page = 1; state.cursors = {}; };
     return state;
   }
 

@@ -20,7 +20,7 @@
   }
 
   async function load(page) {
-    const params = new URLSearchParams({ page: String(page || 1), perPage: "20" });
+    const params = new URLSearchParams({ ...list.at(page || 1), perPage: "20" });
     const status = document.getElementById("filter-status").value;
     if (status) params.set("status", status);
     const result = await Dash.api("/billing/invoices?" + params);

@@ -1,13 +1,12 @@
 "use strict";
 (function () {
   const LIMITS = ["users", "campaigns", "messagesPerMonth", "telegramAccounts", "storage", "apiCallsPerHour", "webhooks"];
-  let page = 1;
-  let total = 0;
+  let list = null;
   let selected = null;
   let me = null;
 
-  async function load() {
-    const params = new URLSearchParams({ page: String(page), perPage: "10" });
+  async function load(page) {
+    const params = new URLSearchParams({ ...list.at(page || 1), perPage: "10" });
     const q = document.getElementById("filter-q").value.trim();
     const status = document.getElementById("filter-status").value;
     const plan = document.getElementById("filter-plan").value;
@@ -15,7 +14,6 @@
     if (status) params.set("status", status);
     if (plan) params.set("plan", plan);
     const result = await Dash.api("/tenants?" + params);
-    total = result.total;
     const rows = result.items.map((t) => {
       const row = document.createElement("tr");
       row.dataset.slug = t.slug;
@@ -29,10 +27,7 @@
       return row;
     });
     document.querySelector("#tenants-table tbody").replaceChildren(...rows);
-    const pages = Math.max(1, Math.ceil(total / 10));
-    document.getElementById("page-info").textContent = "Page " + page + " of " + pages + " (" + total + " tenants)";
-    document.getElementById("prev-page").disabled = page <= 1;
-    document.getElementById("next-page").disabled = page >= pages;
+    list.show(result, "tenants");
     document.body.dataset.ready = "true";
   }
 
@@ -77,7 +72,7 @@
   }
 
   async function refreshSelected() {
-    await load();
+    await load(list.page);
     if (selected) select(await Dash.api("/tenants/" + selected.id));
   }
 
@@ -119,9 +114,8 @@
     me = await Dash.requireLogin();
     if (!me) return;
     if (me.credential.role !== "superadmin") { location.href = "/dashboard/tenant/settings"; return; }
-    document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); page = 1; load(); });
-    document.getElementById("prev-page").addEventListener("click", () => { page -= 1; load(); });
-    document.getElementById("next-page").addEventListener("click", () => { page += 1; load(); });
+    list = Dash.pager(document, load);
+    document.getElementById("filters").addEventListener("submit", (e) => { e.preventDefault(); list.reset(); load(1); });
     document.getElementById("detail-form").addEventListener("submit", saveTenant);
     document.getElementById("suspend-tenant").addEventListener("click", () => act(async () => {
       await Dash.api("/tenants/" + selected.id + "/suspend", { method: "POST", body: { reason: reason() } });
@@ -140,8 +134,8 @@
       await Dash.api("/tenants/" + selected.id, { method: "DELETE" });
       selected = null;
       document.getElementById("detail").hidden = true;
-      await load();
+      await load(list.page);
     }));
-    await load();
+    await load(list.page);
   });
 })();

@@ -35,7 +35,7 @@
   }
 
   async function load(page) {
-    const params = new URLSearchParams({ page: String(page || 1), perPage: "20" });
+    const params = new URLSearchParams({ ...list.at(page || 1), perPage: "20" });
     const role = document.getElementById("filter-role").value;
     const active = document.getElementById("filter-active").value;
     if (role) params.set("role", role);

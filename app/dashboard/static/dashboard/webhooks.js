@@ -58,7 +58,7 @@
   }
 
   async function loadDeliveries(page) {
-    const result = await Dash.api("/webhooks/" + selected.id + "/deliveries?perPage=20&page=" + (page || 1));
+    const result = await Dash.api("/webhooks/" + selected.id + "/deliveries?" + new URLSearchParams({ ...deliveries.at(page || 1), perPage: "20" }));
     Dash.fillTable(document.querySelector("#deliveries-table tbody"), result.items, [
       (d) => d.event,
       (d) => Dash.badge(d.status),
