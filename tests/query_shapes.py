@@ -299,6 +299,9 @@ def install(recorder: Recorder) -> None:
     """Wrap mongomock's query methods so that `recorder` notes the shape of every query (once)."""
     import mongomock.collection
 
+    from app import db
+
+    db._embedded_indexes()  # what the embedded store changes in mongomock, wrapped below
     collection_class = mongomock.collection.Collection
     cursor_class = mongomock.collection.Cursor
     if getattr(cursor_class._compute_results, "shapes_recorded", False):
@@ -362,7 +365,14 @@ def install(recorder: Recorder) -> None:
     def cursor_distinct(self: Any, key: str, *args: Any, **kwargs: Any) -> list[Shape]:
         return [shape_of(self.collection.name, self._spec, distinct=key)]
 
+    def window_shapes(self: Any, *args: Any, **kwargs: Any) -> list[Shape]:
+        sent = getattr(self, "_window_key", None) != (self._factory, self._skip, self._limit)
+        return [shape_of(self.collection.name, self._spec, self._sort)] if sent else []
+
     cursor_class._compute_results = outermost(cursor_class._compute_results, cursor_shapes)
+    # A cursor read one document after another hands them out of its window (app.db), not through
+    # _compute_results.
+    cursor_class._results_in_window = outermost(cursor_class._results_in_window, window_shapes)
     cursor_class.distinct = outermost(cursor_class.distinct, cursor_distinct)
 
 
