@@ -22,6 +22,7 @@ import mongoengine as me
 from bson import DBRef
 from mongoengine.base import BaseField
 from mongoengine.queryset import QuerySet, QuerySetManager
+from mongoengine.queryset.visitor import Q
 
 from .collection import TENANT_FIELD, GuardedCollection, TenantViolation
 from .context import TenantContextMissing, current_state
@@ -83,7 +84,9 @@ class TenantQuerySetManager(QuerySetManager):
             return queryset
         if state.tenant_id is None:
             raise TenantContextMissing(f"{owner.__name__}.objects: no tenant in context")
-        return queryset.filter(tenant_id=state.tenant_id)
+        # The query set is new and this manager's alone: filter it in place (filter() would clone it).
+        queryset._query_obj &= Q(tenant_id=state.tenant_id)
+        return queryset
 
 
 class TenantReferenceField(me.ReferenceField):
