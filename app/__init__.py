@@ -31,7 +31,6 @@ from app.audit.views import blp as audit_blp
 from app.audit.views import platform_blp as platform_audit_blp
 from app.auth import cache as auth_credentials_cache
 from app.auth import credentials, impersonation, oidc, tokens
-from app.auth.cache import auth_cache
 from app.auth.views import blp as auth_blp
 from app.auth.views import keys_blp
 from app.billing.views import admin_blp as tenant_invoices_blp
@@ -50,8 +49,8 @@ from app.reports.views import suggestions_blp
 from app.system.views import blp as system_blp
 from app.telegram import sandbox
 from app.telegram_accounts.views import blp as telegram_accounts_blp
+from app.tenancy import cache as tenants_cache
 from app.tenancy import middleware
-from app.tenancy.cache import tenant_cache
 from app.tenancy.documents import tenancy_problems
 from app.tenancy.registry import global_document_classes, tenant_document_classes
 from app.tenants.blueprint import blp as tenants_blp
@@ -108,10 +107,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         for document_class in tenant_document_classes() + global_document_classes():
             document_class.ensure_indexes()
 
-    tenant_cache.ttl = app.config["TENANT_CACHE_TTL"]
-    tenant_cache.clear()
-    auth_cache.ttl = app.config["AUTH_CACHE_TTL"]
-    auth_cache.clear()
+    tenants_cache.init_app(app)
+    auth_credentials_cache.init_app(app)
     oidc.provider_documents.clear()
 
     jwt.init_app(app)

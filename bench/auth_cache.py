@@ -4,7 +4,7 @@ the same run.
     .venv/bin/python bench/auth_cache.py [--repeat 7]
 
 Each row is the best of --repeat rounds, in nanoseconds per operation, and its ratio to the floor:
-- hit: `auth_cache.get(("user", tenant id, subject), load)` on a stored key, as every authenticated
+- hit: `auth_cache().get(("user", tenant id, subject), load)` on a stored key, as every authenticated
   request asks it (the tenant cache and the revocation check ask the same way); floor: `dict.get` of
   the same key;
 - miss and store: `get` of a new key each time, past the cache's size bound (so the bound's eviction is
@@ -49,12 +49,17 @@ def best(statement, number: int, repeat: int) -> float:
     return min(timeit.repeat(statement, number=number, repeat=repeat)) / number * 1e9
 
 
-def cache_rows(repeat: int) -> list[tuple[str, float, float]]:
+def cache_rows(app, repeat: int) -> list[tuple[str, float, float]]:
+    with app.app_context():
+        return _cache_rows(repeat)
+
+
+def _cache_rows(repeat: int) -> list[tuple[str, float, float]]:
     key = ("user", ObjectId(), str(ObjectId()))
     user = object()
-    auth_cache.get(key, lambda: user)
+    auth_cache().get(key, lambda: user)
     plain = {key: user}
-    hit = best(lambda: auth_cache.get(key, lambda: user), 200_000, repeat)
+    hit = best(lambda: auth_cache().get(key, lambda: user), 200_000, repeat)
     hit_floor = best(lambda: plain.get(key), 200_000, repeat)
 
     counter = iter(range(10**9))
@@ -65,14 +70,7 @@ def cache_rows(repeat: int) -> list[tuple[str, float, float]]:
     return [("hit", hit, hit_floor), ("miss and store", miss, miss_floor)]
 
 
-def token_and_request_rows(repeat: int) -> list[tuple[str, float, float]]:
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "LOG_LEVEL": "WARNING",
-            "MONGODB_URI": "mongomock://localhost/bench_auth_cache",
-        }
-    )
+def token_and_request_rows(app, repeat: int) -> list[tuple[str, float, float]]:
     with app.app_context():
         tenant = create_tenant("Bench", "bench", plan="enterprise")
         with tenant_scope(tenant):
@@ -112,7 +110,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    rows = cache_rows(args.repeat) + token_and_request_rows(args.repeat)
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "LOG_LEVEL": "WARNING",
+            "MONGODB_URI": "mongomock://localhost/bench_auth_cache",
+        }
+    )
+    rows = cache_rows(app, args.repeat) + token_and_request_rows(app, args.repeat)
     print(f"{'case':<16}  {'ns/op':>10}  {'floor ns/op':>11}  {'ratio':>6}")
     for name, measured, floor in rows:
         print(f"{name:<16}  {measured:>10.0f}  {floor:>11.0f}  {measured / floor:>6.2f}")

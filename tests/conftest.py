@@ -325,11 +325,11 @@ def superadmin_headers(superadmin, headers_for):
 
 
 @pytest.fixture
-def cache_clock(monkeypatch):
-    """The clock of the per-process caches (tenants, credentials) as a list of one number, which a
-    test moves by hand (cache_clock[0] += seconds). Ask for it before anything that fills a cache."""
+def cache_clock(monkeypatch, app):
+    """The clock of the app's caches (tenants, credentials) as a list of one number, which a test
+    moves by hand (cache_clock[0] += seconds). Ask for it before anything that fills a cache."""
     now = [1000.0]
-    for cache in (auth_cache, tenant_cache):
+    for cache in (auth_cache(), tenant_cache()):
         monkeypatch.setattr(cache, "timer", lambda: now[0])
     return now
 

@@ -171,7 +171,7 @@ def in_another_worker(monkeypatch) -> Iterator[None]:
     """Make changes as another worker would: the database changes, but this process's caches of
     credentials and tenants are not told (they see it when their entries expire)."""
     with monkeypatch.context() as patch:
-        for cache in (auth_cache, tenant_cache):
+        for cache in (auth_cache(), tenant_cache()):
             patch.setattr(cache, "clear", lambda: None)
             patch.setattr(cache, "discard", lambda _key: None)
         yield
@@ -352,7 +352,7 @@ def update_tenant(tenant, **changes) -> Tenant:
     """Change a tenant behind the service's back (as a superadmin, drift or another worker would), drop
     cached copies, and return the tenant as stored."""
     Tenant.objects(id=tenant.id).update(**changes)
-    tenant_cache.clear()
+    tenant_cache().clear()
     return Tenant.objects.get(id=tenant.id)
 
 

@@ -1,5 +1,5 @@
 """What create_app configures is kept on the app it builds: two apps in one process do not share
-their encryption keys or their password hasher by accident."""
+their encryption keys, their password hasher or their caches by accident."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from argon2.profiles import CHEAPEST
 from cryptography.fernet import Fernet
 
 from app import crypto
+from app.auth.cache import auth_cache
+from app.auth.cache import forget as forget_credentials
+from app.tenancy.cache import forget_tenants, tenant_cache
 from app.users import passwords
 
 
@@ -42,3 +45,24 @@ def test_each_app_hashes_passwords_with_its_own_parameters(app_factory):
     assert not default.check_needs_rehash(full_hash)
     # Outside any app (a script's own hashing): argon2's defaults.
     assert not default.check_needs_rehash(passwords.hash_password("correct horse"))
+
+
+@pytest.mark.parametrize(
+    ("cache", "setting", "forget"),
+    [(tenant_cache, "TENANT_CACHE_TTL", forget_tenants), (auth_cache, "AUTH_CACHE_TTL", forget_credentials)],
+)
+def test_each_app_caches_on_its_own(app_factory, cache, setting, forget):
+    first = app_factory(**{setting: 60})
+    second = app_factory(**{setting: 0})
+    with first.app_context():
+        assert cache().ttl == 60
+        assert cache().get("key", lambda: "first's") == "first's"
+    with second.app_context():
+        assert cache().ttl == 0  # building the second app changed nothing in the first's
+        assert cache().get("key", lambda: "second's") == "second's"
+        forget()  # a change in the second app's context forgets the second's entries only
+    with first.app_context():
+        assert cache().get("key", lambda: "loaded again") == "first's"
+        forget()
+        assert cache().get("key", lambda: "loaded again") == "loaded again"
+    forget()  # outside any app there is no cache to forget: nothing happens

@@ -127,7 +127,7 @@ class TestLogin:
         Tenant.objects(id=tenant.id).update(set__status="suspended")
         from app.tenancy.cache import tenant_cache
 
-        tenant_cache.clear()
+        tenant_cache().clear()
         assert login(client, owner.email).json["error"]["code"] == "tenant_suspended"
         hinted = login(client, owner.email, headers={"X-Tenant-Id": "acme"})
         assert hinted.json["error"]["code"] == "tenant_suspended"

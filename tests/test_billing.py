@@ -46,7 +46,7 @@ def tenant_on(plan, slug, **billing):
     tenant = create_tenant(slug.title(), slug, plan=plan)
     changes = {"set__created_at": LONG_AGO, **{f"set__billing__{k}": v for k, v in billing.items()}}
     Tenant.objects(id=tenant.id).update(**changes)
-    tenant_cache.clear()
+    tenant_cache().clear()
     return Tenant.objects.get(id=tenant.id)
 
 

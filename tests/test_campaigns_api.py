@@ -266,7 +266,7 @@ class TestSchedule:
 
     def test_a_feature_override_enables_scheduling(self, client, free_tenant, free_headers):
         Tenant.objects(id=free_tenant.id).update(set__features={"automation": True})
-        tenant_cache.clear()
+        tenant_cache().clear()
         response = client.post(CAMPAIGNS, json=campaign_body(scheduledAt=in_future()), headers=free_headers)
         assert response.status_code == 201, response.json
 

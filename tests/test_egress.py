@@ -719,7 +719,7 @@ def refusals(tenant) -> list[dict]:
 def set_issuer(tenant, issuer: str) -> None:
     """Point the tenant's provider elsewhere behind the service's back (set before a setting changed)."""
     Tenant.objects(id=tenant.id).update(set__settings__security__sso__issuer=issuer)
-    tenant_cache.clear()
+    tenant_cache().clear()
 
 
 class TestSsoIssuer:

@@ -68,7 +68,7 @@ class TestHints:
 
     def test_custom_domain(self, probe, other_tenant):
         Tenant.objects(id=other_tenant.id).update(set__domain="marketing.globex.io")
-        tenant_cache.clear()
+        tenant_cache().clear()
         response = probe.get("/api/v1/probe/tenant", headers={"Host": "marketing.globex.io"})
         assert slug_of(response) == "globex"
 
@@ -80,7 +80,7 @@ class TestHints:
         app.config["BASE_DOMAIN"] = "example.com"
         third = create_tenant("Initech", "initech")
         Tenant.objects(id=third.id).update(set__domain="initech.io")
-        tenant_cache.clear()
+        tenant_cache().clear()
         url = "/api/v1/probe/tenant"
         header_and_host = {"X-Tenant-Id": "acme", "Host": "globex.example.com"}
         assert slug_of(probe.get(url, headers=header_and_host)) == "acme"
@@ -107,7 +107,7 @@ class TestHints:
 
     def test_suspended_tenant_is_403(self, probe, tenant):
         Tenant.objects(id=tenant.id).update(set__status="suspended")
-        tenant_cache.clear()
+        tenant_cache().clear()
         response = probe.get("/api/v1/probe/tenant", headers={"X-Tenant-Id": "acme"})
         assert response.status_code == 403
         assert response.json["error"]["code"] == "tenant_suspended"

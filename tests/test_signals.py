@@ -153,15 +153,15 @@ class TestTenantMismatch:
 
 class TestCredentialsChanged:
     def test_the_credential_cache_forgets(self, app):
-        credentials_cache.auth_cache.get("probe", lambda: "cached")
+        credentials_cache.auth_cache().get("probe", lambda: "cached")
         signals.credentials_changed.send()
-        assert credentials_cache.auth_cache.get("probe", lambda: "loaded again") == "loaded again"
+        assert credentials_cache.auth_cache().get("probe", lambda: "loaded again") == "loaded again"
 
     def test_without_the_receiver_the_cache_keeps_its_entries(self, app):
-        credentials_cache.auth_cache.get("probe", lambda: "cached")
+        credentials_cache.auth_cache().get("probe", lambda: "cached")
         with disconnected(signals.credentials_changed, credentials_cache.forget):
             signals.credentials_changed.send()
-        assert credentials_cache.auth_cache.get("probe", lambda: "loaded again") == "cached"
+        assert credentials_cache.auth_cache().get("probe", lambda: "loaded again") == "cached"
 
 
 class TestSecondFactorRequired:

@@ -91,7 +91,7 @@ class TestDefaultTenant:
 
     def test_a_missing_default_tenant_is_created_and_never_twice(self, app):
         Tenant.objects.delete()
-        tenant_cache.clear()
+        tenant_cache().clear()
         first = ensure_default_tenant()
         second = ensure_default_tenant()
         assert first.id == second.id
@@ -324,7 +324,7 @@ class TestData:
         assert client.get(CURRENT, headers={**home_headers, "X-Tenant-Id": "globex"}).status_code == 200
 
         app.config["ENABLE_MULTI_TENANT"] = True
-        tenant_cache.clear()
+        tenant_cache().clear()
 
         # Nothing to migrate: every document has its tenant, every index is tenant-prefixed.
         with unscoped("test: the data after single-tenant mode"):

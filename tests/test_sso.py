@@ -76,7 +76,7 @@ def users_of(tenant) -> list[str]:
 
 def update_tenant(tenant, **changes) -> None:
     Tenant.objects(id=tenant.id).update(**changes)
-    tenant_cache.clear()
+    tenant_cache().clear()
 
 
 # -- configuring --------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ class TestCurrent:
         Tenant.objects(id=tenant.id).update(set__limits={"users": 7, "webhooks": None})
         from app.tenancy.cache import tenant_cache
 
-        tenant_cache.clear()
+        tenant_cache().clear()
         body = client.get("/api/v1/tenants/current", headers=auth_headers).json
         assert body["limits"]["users"] == 7 and body["limits"]["webhooks"] is None
         assert body["limitOverrides"] == {"users": 7, "webhooks": None}

@@ -251,7 +251,7 @@ class TestDelivery:
         hook = subscribe(client, auth_headers, receiver)
         # usage.threshold: 8 of 10 messages reserved crosses the 80% alert.
         Tenant.objects(id=tenant.id).update(set__limits={"messagesPerMonth": 10})
-        tenant_cache.clear()
+        tenant_cache().clear()
         fake_telegram.blocked_chats.add("-100403")
         targets = ["-100403", *(str(next(_chats)) for _ in range(7))]
         campaign_id = sent_campaign(client, auth_headers, create_bot(client, auth_headers), targets)

@@ -1,4 +1,5 @@
-"""What authentication rechecks on every request, cached per process for AUTH_CACHE_TTL seconds.
+"""What authentication rechecks on every request, cached by the app (`auth_cache()`, kept on the app by
+`init_app`) for AUTH_CACHE_TTL seconds.
 
 Every request rechecks its credential: the token's revocation, the account behind it (still there,
 still active, its current role) or the API key. Asking the database each time costs two operations per
@@ -15,6 +16,7 @@ a fresh copy to change or show one.
 from __future__ import annotations
 
 import mongoengine as me
+from flask import Flask, current_app, has_app_context
 
 from app import signals
 from app.tenancy.cache import TTLCache
@@ -22,12 +24,25 @@ from app.users.models import PlatformUser, User
 
 from .models import ApiKey
 
-auth_cache = TTLCache(ttl=5.0)
+CACHE = "auth_cache"
+
+
+def init_app(app: Flask) -> None:
+    """Keep the app's cache of credentials on the app, for its AUTH_CACHE_TTL seconds."""
+    app.extensions[CACHE] = TTLCache(ttl=app.config["AUTH_CACHE_TTL"])
+
+
+def auth_cache() -> TTLCache:
+    """The cache of credentials of the app in context."""
+    cache: TTLCache = current_app.extensions[CACHE]
+    return cache
 
 
 def forget(*_args: object, **_kwargs: object) -> None:
-    """Clear the cache (an account, key or revocation changed in this process)."""
-    auth_cache.clear()
+    """Clear the app in context's cache (an account, key or revocation changed in this process);
+    outside an app there is no cache to clear."""
+    if has_app_context():
+        auth_cache().clear()
 
 
 def connect() -> None:

@@ -74,7 +74,7 @@ def _token_principal(claims: dict[str, Any]) -> Principal:
     tenant = tenant_by_id(claims.get("tenantId"))
     if tenant is None or not ObjectId.is_valid(subject):
         raise Unauthorized("The account of this token no longer exists")
-    user = auth_cache.get(("user", tenant.id, subject), lambda: _user(tenant, subject))
+    user = auth_cache().get(("user", tenant.id, subject), lambda: _user(tenant, subject))
     if user is None or not user.active:
         raise Unauthorized("The account of this token is no longer active")
     _check_version(user, claims)
@@ -137,7 +137,7 @@ def _current_superadmin(subject: Any, claims: dict[str, Any]) -> PlatformUser:
     """The active superadmin whose token (or whose impersonation's `act` claim) `claims` are."""
     admin = None
     if ObjectId.is_valid(subject):
-        admin = auth_cache.get(("superadmin", subject), lambda: PlatformUser.objects(id=subject).first())
+        admin = auth_cache().get(("superadmin", subject), lambda: PlatformUser.objects(id=subject).first())
     if admin is None or not admin.active:
         raise Unauthorized("The account of this token is no longer active")
     _check_version(admin, claims)
@@ -182,7 +182,7 @@ def _creator(tenant: Any, creator_id: str | None) -> User | PlatformUser | None:
 def _check_creator(tenant: Any, api_key: ApiKey) -> None:
     """Refuse a key whose creator was deleted, is deactivated or no longer holds the key's role."""
     creator_id = api_key.created_by
-    creator = auth_cache.get(("creator", tenant.id, creator_id), lambda: _creator(tenant, creator_id))
+    creator = auth_cache().get(("creator", tenant.id, creator_id), lambda: _creator(tenant, creator_id))
     if creator is None or not creator.active or RANK[creator.role] < RANK[api_key.role]:
         raise Unauthorized(
             "This API key no longer works: the person who created it was removed, deactivated or "
@@ -199,7 +199,7 @@ def _api_key_principal(key: str) -> Principal:
     if tenant is None:
         raise Unauthorized("The API key is not valid")
     key_hash = hash_api_key(key.strip())
-    api_key = auth_cache.get(("api_key", tenant.id, key_hash), lambda: _api_key(tenant, key_hash))
+    api_key = auth_cache().get(("api_key", tenant.id, key_hash), lambda: _api_key(tenant, key_hash))
     if api_key is None:
         raise Unauthorized("The API key is not valid")
     _check_creator(tenant, api_key)

@@ -123,5 +123,7 @@ def revoke(claims: dict[str, Any]) -> None:
 
 def check_not_revoked(claims: dict[str, Any]) -> None:
     jti = claims["jti"]
-    if auth_cache.get(("revoked", jti), lambda: RevokedToken.objects(jti=jti).only("id").first() is not None):
+    if auth_cache().get(
+        ("revoked", jti), lambda: RevokedToken.objects(jti=jti).only("id").first() is not None
+    ):
         raise TokenRevoked()

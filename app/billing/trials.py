@@ -15,7 +15,7 @@ from datetime import datetime
 from app import clock
 from app.audit.service import record, record_platform
 from app.signals import notify
-from app.tenancy.cache import tenant_cache
+from app.tenancy.cache import forget_tenants
 from app.tenancy.context import tenant_scope
 from app.tenants.models import Tenant
 from app.tenants.plans import DEFAULT_PLAN
@@ -55,7 +55,7 @@ def end_trial(tenant: Tenant, now: datetime) -> bool:
     ).update_one(set__plan=DEFAULT_PLAN, set__billing__status="active", set__updated_at=clock.utcnow())
     if not moved:
         return False
-    tenant_cache.clear()
+    forget_tenants()
     summary = {"from": tenant.plan, "to": DEFAULT_PLAN, "trialEndedAt": billing.trial_ends_at.isoformat()}
     record(
         "trial.ended", tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary, actor=SYSTEM
@@ -85,7 +85,7 @@ def add_customer(tenant: Tenant, customer_ref: str) -> bool:
         set__billing__customer_ref=customer_ref, set__updated_at=now
     ):
         return False
-    tenant_cache.clear()
+    forget_tenants()
     action = "trial.converted" if converted else "billing.customer_updated"
     summary = {"customerRef": customer_ref, "plan": tenant.plan}
     record(action, tenant=tenant, target_type="tenant", target_id=tenant.id, summary=summary, actor=SYSTEM)

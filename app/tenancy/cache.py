@@ -1,11 +1,12 @@
-"""Per-process caches with a TTL and in-process invalidation.
+"""Caches with a TTL and in-process invalidation.
 
-`tenant_cache` holds tenants by id, slug and domain: every request needs its tenant, and the cache saves
-the round trip. A change to a tenant made in this process clears the cache at once (Tenant's
-post_save/post_delete signals and the tenant service); other processes see it within TENANT_CACHE_TTL
-seconds. Misses are cached too, so that a stream of requests for an unknown host costs one query per
-TTL. Cached documents are shared between threads: read them, never change them (load a fresh copy to
-change a tenant).
+`tenant_cache()` is the app in context's cache of tenants by id, slug and domain (kept on the app by
+`init_app`, for TENANT_CACHE_TTL seconds): every request needs its tenant, and the cache saves the
+round trip. A change to a tenant made in this process clears it at once (Tenant's post_save and
+post_delete signals and the tenant service call `forget_tenants()`); other processes see it within
+TENANT_CACHE_TTL seconds. Misses are cached too, so that a stream of requests for an unknown host costs
+one query per TTL. Cached documents are shared between threads: read them, never change them (load a
+fresh copy to change a tenant).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import cachetools
+from flask import Flask, current_app, has_app_context
 
 from app import clock
+
+TENANTS = "tenant_cache"
 
 
 class TTLCache:
@@ -86,4 +90,19 @@ class TTLCache:
             self._generation += 1
 
 
-tenant_cache = TTLCache()
+def init_app(app: Flask) -> None:
+    """Keep the app's cache of tenants on the app, for its TENANT_CACHE_TTL seconds."""
+    app.extensions[TENANTS] = TTLCache(ttl=app.config["TENANT_CACHE_TTL"])
+
+
+def tenant_cache() -> TTLCache:
+    """The cache of tenants of the app in context."""
+    cache: TTLCache = current_app.extensions[TENANTS]
+    return cache
+
+
+def forget_tenants() -> None:
+    """Forget the tenants the app in context cached (a tenant changed); outside an app there is no
+    cache to forget."""
+    if has_app_context():
+        tenant_cache().clear()

@@ -16,7 +16,7 @@ from app.audit.service import record, record_platform
 from app.errors import Conflict, ValidationFailed, found
 from app.pagination import paginate
 from app.signals import notify
-from app.tenancy.cache import tenant_cache
+from app.tenancy.cache import forget_tenants
 from app.tenancy.context import tenant_scope
 
 from .models import GAUGES, Tenant, search_terms, search_text
@@ -70,7 +70,7 @@ def fill_search_terms(batch_size: int = 500) -> int:
         ]
         if writes:
             changed += Tenant._get_collection().bulk_write(writes, ordered=False).modified_count
-            tenant_cache.clear()
+            forget_tenants()
 
 
 def _audit_both(action: str, tenant: Tenant, summary: dict[str, Any]) -> None:
@@ -162,7 +162,7 @@ def _move_status(tenant_id: ObjectId, where: dict[str, Any], **changes: Any) -> 
     )
     if before is None:
         return None
-    tenant_cache.clear()  # at once in this worker, as a save would
+    forget_tenants()  # at once in this worker, as a save would
     return before, get_tenant(tenant_id)
 
 
@@ -223,7 +223,7 @@ def delete_tenant(tenant_id: ObjectId) -> dict[str, int]:
     Tenant.objects(id=tenant.id).update_one(
         set__status="suspended", set__suspended_reason=DELETING, set__updated_at=clock.utcnow()
     )
-    tenant_cache.clear()
+    forget_tenants()
     removed = erase_tenant(tenant)
     record_platform(
         "tenant.deleted",

@@ -19,7 +19,7 @@ def tenant_by_id(tenant_id: Any) -> Tenant | None:
     if not ObjectId.is_valid(tenant_id):
         return None
     oid = ObjectId(tenant_id)
-    return tenant_cache.get(("id", oid), lambda: Tenant.objects(id=oid).first())
+    return tenant_cache().get(("id", oid), lambda: Tenant.objects(id=oid).first())
 
 
 def tenant_by_slug(slug: str) -> Tenant | None:
@@ -27,12 +27,12 @@ def tenant_by_slug(slug: str) -> Tenant | None:
     if not slug.isascii():
         return None
     slug = slug.lower()
-    return tenant_cache.get(("slug", slug), lambda: Tenant.objects(slug=slug).first())
+    return tenant_cache().get(("slug", slug), lambda: Tenant.objects(slug=slug).first())
 
 
 def tenant_by_domain(domain: str) -> Tenant | None:
     """Return the tenant whose custom domain this is (cached), or None."""
-    return tenant_cache.get(("domain", domain), lambda: Tenant.objects(domain=domain).first())
+    return tenant_cache().get(("domain", domain), lambda: Tenant.objects(domain=domain).first())
 
 
 DIRECTORY = TenantDirectory(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import mongoengine as me
 
 from app import clock
-from app.tenancy.cache import tenant_cache
+from app.tenancy.cache import forget_tenants
 from app.tenancy.documents import ExactWrites
 
 from .plans import DEFAULT_PLAN, PLAN_NAMES
@@ -213,7 +213,7 @@ def search_terms(name: str, slug: str, domain: str | None) -> list[str]:
 
 
 def _forget_cached_tenants(sender: type, document: Tenant, **kwargs: object) -> None:
-    tenant_cache.clear()
+    forget_tenants()
 
 
 me.signals.post_save.connect(_forget_cached_tenants, sender=Tenant)
