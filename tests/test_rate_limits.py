@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from app import rate_windows
 from app.tenancy.context import tenant_scope
 from app.tenants.service import create_tenant
-from app.usage import rate_limits
 from app.users.service import create_user
 
 from .conftest import PASSWORD
@@ -254,7 +254,7 @@ def test_the_in_process_storage_survives_requests_at_the_same_moment(app, freque
     from limits import storage as limits_storage
 
     memory = limits_storage.storage_from_string("memory://")
-    assert isinstance(memory, rate_limits.MemoryStorage)
+    assert isinstance(memory, rate_windows.MemoryStorage)
     barrier = threading.Barrier(8)
     failures = []
 

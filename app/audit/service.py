@@ -13,8 +13,8 @@ from app import signals
 from app.db import stored_like
 from app.logs import request_id_var
 from app.pagination import paginate
+from app.rate_windows import within
 from app.tenancy.context import tenant_scope
-from app.usage.rate_limits import within
 
 from .models import Actor, AuditLog, PlatformAuditLog
 

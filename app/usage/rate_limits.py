@@ -6,24 +6,21 @@ that merely names a tenant (a hint) spends nothing of it, so that no stranger ca
 without a valid credential count per client address instead (ANONYMOUS_RATE_LIMIT_PER_IP, the address
 as TRUSTED_PROXIES lets the service read it), before any tenant they name is looked up.
 
-The `limits` library counts in fixed windows in RATELIMIT_STORAGE_URI: `memory://` counts per process
-(development, tests), a shared store (`mongodb://...`) counts across workers and hosts. A metered
+The windows are counted by app.rate_windows (the `limits` library, in RATELIMIT_STORAGE_URI). A metered
 request's answer carries X-RateLimit-Limit/Remaining/Reset; over a limit, the answer is 429
 rate_limited with Retry-After as well.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
-from typing import Any, cast
 
 from flask import Flask, Response, current_app, g, request
-from limits import RateLimitItem, RateLimitItemPerHour, parse, storage, strategies
+from limits import RateLimitItemPerHour, parse
 
-from app import metrics
+from app import metrics, rate_windows
 from app.errors import AppError, RateLimited
+from app.rate_windows import limiter, window_headers, within
 from app.tenancy.access import Principal, Rule
 from app.tenancy.context import current_tenant
 from app.tenants.models import Tenant
@@ -48,50 +45,12 @@ def _hourly_limit(tenant: Tenant) -> int | None:
     return effective_limits(tenant.plan, tenant.limits)["apiCallsPerHour"]
 
 
-class MemoryStorage(storage.MemoryStorage):
-    """limits' in-process storage (`memory://`), with its counters read, counted and expired under one
-    lock, and its expiry timer restarted under another (limits 5.8.0). Without them, two requests at
-    once could both restart the timer (the second `start()` raised "threads can only be started once",
-    a 500), and a count could be lost: the first count of a window sets its expiry only after counting,
-    and a read in between took the counter for expired and dropped it."""
-
-    STORAGE_SCHEME = ["memory"]  # takes the scheme over from limits' own class
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self.restarting = threading.Lock()
-        self.counting = threading.RLock()
-        super().__init__(*args, **kwargs)
-
-    def get(self, key: str) -> int:
-        with self.counting:
-            return super().get(key)
-
-    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        with self.counting:
-            return super().incr(key, expiry, amount)
-
-    def _MemoryStorage__expire_events(self) -> None:  # the name-mangled method the timer runs
-        with self.counting:
-            cast(Any, super())._MemoryStorage__expire_events()
-
-    def _MemoryStorage__schedule_expiry(self) -> None:  # the name-mangled method it replaces
-        with self.restarting:
-            if not self.timer.is_alive():
-                self.timer = threading.Timer(0.01, cast(Any, self)._MemoryStorage__expire_events)
-                self.timer.start()
-
-
 def init_app(app: Flask) -> None:
     """Count every request against its tenant's apiCallsPerHour; call after the tenancy middleware,
     whose tenant it counts against."""
-    uri = app.config["RATELIMIT_STORAGE_URI"]
-    app.extensions["rate_limits"] = strategies.FixedWindowRateLimiter(storage.storage_from_string(uri))
+    rate_windows.init_app(app)
     app.before_request(_meter)
     app.after_request(_metered_headers)
-
-
-def _limiter() -> strategies.FixedWindowRateLimiter:
-    return current_app.extensions["rate_limits"]
 
 
 def _meter() -> None:
@@ -103,11 +62,11 @@ def _meter() -> None:
         return
     item, key = RateLimitItemPerHour(limit), str(tenant.id)
     request.environ[METERED] = item, key
-    if not _limiter().hit(item, API, key):
+    if not limiter().hit(item, API, key):
         metrics.RATE_LIMIT_REFUSALS.labels(API).inc()
         raise RateLimited(
             f"Too many requests: this tenant's plan allows {limit} API calls per hour",
-            headers=_window_headers(item, API, key, refused=True),
+            headers=window_headers(item, API, key, refused=True),
         )
 
 
@@ -115,20 +74,8 @@ def _metered_headers(response: Response) -> Response:
     """The rate-limit headers of a counted request (a refusal has them already)."""
     metered = request.environ.get(METERED)
     if metered is not None and "X-RateLimit-Limit" not in response.headers:
-        response.headers.update(_window_headers(metered[0], API, metered[1]))
+        response.headers.update(window_headers(metered[0], API, metered[1]))
     return response
-
-
-def _window_headers(item: RateLimitItem, namespace: str, key: str, refused: bool = False) -> dict[str, str]:
-    reset_at, remaining = _limiter().get_window_stats(item, namespace, key)
-    headers = {
-        "X-RateLimit-Limit": str(item.amount),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(int(reset_at)),
-    }
-    if refused:
-        headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
-    return headers
 
 
 def api_calls_this_hour(tenant: Tenant) -> int:
@@ -136,13 +83,8 @@ def api_calls_this_hour(tenant: Tenant) -> int:
     limit = _hourly_limit(tenant)
     if limit is None:
         return 0
-    _reset, remaining = _limiter().get_window_stats(RateLimitItemPerHour(limit), API, str(tenant.id))
+    _reset, remaining = limiter().get_window_stats(RateLimitItemPerHour(limit), API, str(tenant.id))
     return limit - remaining
-
-
-def within(limit: str, namespace: str, *keys: str) -> bool:
-    """Count one event of `keys` against `limit`; tell whether it stayed within it."""
-    return _limiter().hit(parse(limit), namespace, *keys)
 
 
 def _count(limit: str, namespace: str, key: str, message: str) -> None:
@@ -150,7 +92,7 @@ def _count(limit: str, namespace: str, key: str, message: str) -> None:
     if within(limit, namespace, key):
         return
     metrics.RATE_LIMIT_REFUSALS.labels(namespace).inc()
-    raise RateLimited(message, headers=_window_headers(parse(limit), namespace, key, refused=True))
+    raise RateLimited(message, headers=window_headers(parse(limit), namespace, key, refused=True))
 
 
 def check_anonymous_request(address: str | None) -> None:
