@@ -90,6 +90,28 @@ def test_an_import_that_breaks_a_contract_is_caught(tmp_path, module, line, cont
     assert f"{importer} -> " in broken.stdout
 
 
+@pytest.mark.parametrize(
+    ("module", "line"),
+    [
+        # The audit log counting its anonymous entries with metering's rate limits again: the tenants
+        # record in the audit log, and metering reads the tenants' limits.
+        ("app/audit/service.py", "from app.usage.rate_limits import within"),
+        # The audit log reading the accounts, which record in it.
+        ("app/audit/service.py", "from app.users.models import User"),
+    ],
+)
+def test_a_cycle_through_several_packages_is_caught(tmp_path, module, line):
+    shutil.copytree(
+        ROOT / "app", tmp_path / "app", ignore=shutil.ignore_patterns("__pycache__", "static", "templates")
+    )
+    assert lint_imports(tmp_path, "acyclic").returncode == 0
+    with open(tmp_path / module, "a") as source:
+        source.write(f"\n{line}\n")
+    broken = lint_imports(tmp_path, "acyclic")
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "No cycles are allowed in app." in broken.stdout
+
+
 def test_the_app_reads_the_time_through_its_clock_module():
     """`clock.utcnow()` and `clock.monotonic()`, never a name imported from app.clock nor the time
     module's clock: a test moves the time by patching app.clock once."""
