@@ -42,12 +42,13 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def secure_headers(response: Response) -> Response:
         headers = response.headers
-        for name, value in EVERY_ANSWER.items():
-            headers.setdefault(name, value)
+        # The names the view set, read once (werkzeug looks each name up by a scan of the headers).
+        present = {name.lower() for name, _value in headers.items()}
         page = response.mimetype == "text/html" and (request.endpoint or "").startswith(PAGE_ENDPOINTS)
-        headers.setdefault("Content-Security-Policy", PAGE_CSP if page else NOTHING_CSP)
-        if request.path.startswith("/api/") and "Cache-Control" not in headers:
-            headers["Cache-Control"] = "no-store"
+        added = [*EVERY_ANSWER.items(), ("Content-Security-Policy", PAGE_CSP if page else NOTHING_CSP)]
+        if request.path.startswith("/api/"):
+            added.append(("Cache-Control", "no-store"))
         if production and request.is_secure:
-            headers.setdefault("Strict-Transport-Security", HSTS)
+            added.append(("Strict-Transport-Security", HSTS))
+        headers.extend([(name, value) for name, value in added if name.lower() not in present])
         return response
