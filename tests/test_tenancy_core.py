@@ -84,6 +84,40 @@ class TestNoTenantNoQuery:
             assert [n.title for n in Note.objects] == ["theirs"]
 
 
+class TestFindStored:
+    """Model.find_stored(**equal): one document as stored, bound to the tenant as Model.objects is."""
+
+    def test_reads_the_tenants_own_document_as_stored(self, notes, tenant):
+        mine, _theirs = notes
+        with tenant_scope(tenant):
+            stored = Note.find_stored(id=mine.id)
+        assert stored == {"_id": mine.id, "tenantId": tenant.id, "title": "mine"}
+
+    def test_another_tenants_document_is_not_found(self, notes, tenant):
+        _mine, theirs = notes
+        with tenant_scope(tenant):
+            assert Note.find_stored(id=theirs.id) is None
+            assert Note.find_stored(title="theirs") is None
+
+    def test_every_field_named_must_match(self, notes, tenant):
+        mine, _theirs = notes
+        with tenant_scope(tenant):
+            assert Note.find_stored(id=mine.id, title="mine") is not None
+            assert Note.find_stored(id=mine.id, title="other") is None
+            # A field's value is converted as the field stores it: an id given as text finds the same.
+            assert Note.find_stored(id=str(mine.id)) is not None
+
+    def test_without_tenant_raises(self, notes):
+        mine, _theirs = notes
+        with pytest.raises(TenantContextMissing):
+            Note.find_stored(id=mine.id)
+
+    def test_unscoped_reads_any_tenants(self, notes, other_tenant):
+        _mine, theirs = notes
+        with unscoped("test: read a note by id"):
+            assert Note.find_stored(id=theirs.id)["tenantId"] == other_tenant.id
+
+
 class TestTenantIdOnWrites:
     def test_tenant_id_is_filled_from_the_context(self, tenant):
         with tenant_scope(tenant):

@@ -160,6 +160,23 @@ class TenantDocument(ExactWrites, me.Document):
             cls._guarded_collection = guarded
         return guarded
 
+    @classmethod
+    def find_stored(cls, **equal: Any) -> dict[str, Any] | None:
+        """The document of the tenant in context whose fields (by their names here) equal `equal`, as
+        stored, or None: one find_one through the guarded collection, as `Model.objects(**equal)`
+        reads it, without building the query set (a read by id costs a third of MongoEngine's)."""
+        stored = {
+            cls._fields[name].db_field: None if value is None else cls._fields[name].to_mongo(value)
+            for name, value in equal.items()
+        }
+        state = current_state()
+        if state.unscoped_reason is None:
+            if state.tenant_id is None:
+                raise TenantContextMissing(f"{cls.__name__}.find_stored: no tenant in context")
+            stored[TENANT_FIELD] = state.tenant_id
+        found: dict[str, Any] | None = cls._get_collection().find_one(stored)
+        return found
+
     def bind_tenant(self) -> None:
         """Fill `tenant_id` from the context, or check that it is the tenant in context."""
         state = current_state()
