@@ -78,34 +78,9 @@ class Stored:
         return self.raw[model_field.db_field] if model_field.db_field in self.raw else _default(model_field)
 
 
-def first(queryset: Any) -> Stored | None:
-    """The first document of a query set as stored (None when there is none).
-
-    A query set that only filters (and projects), as a read by id does, is one `find_one` with its
-    filter through its collection (which the tenancy core guards as it guards the query set), without
-    the clones MongoEngine's `first()` makes; any other goes through MongoEngine."""
-    if _only_filters(queryset):
-        raw = queryset._collection.find_one(queryset._query, **queryset._cursor_args)
-    else:
-        raw = queryset.as_pymongo().first()
-    return None if raw is None else Stored(queryset._document, raw)
-
-
-def _only_filters(queryset: Any) -> bool:
-    """Whether a query set does no more than filter and project: no order (its own or its class's),
-    skip, limit, hint, collation, read preference or JavaScript."""
-    ordered = queryset._ordering if queryset._ordering is not None else queryset._document._meta["ordering"]
-    return not (
-        ordered
-        or queryset._skip
-        or queryset._limit is not None
-        or queryset._hint != -1
-        or queryset._collation is not None
-        or queryset._read_preference is not None
-        or queryset._read_concern is not None
-        or queryset._where_clause
-        or queryset._search_text
-    )
+def stored(document_class: type[me.Document], raw: dict[str, Any] | None) -> Stored | None:
+    """A document of `document_class` as the driver read it (None for none)."""
+    return None if raw is None else Stored(document_class, raw)
 
 
 def read(queryset: Any) -> list[Stored]:

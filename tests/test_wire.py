@@ -133,7 +133,7 @@ def test_compiled_and_marshmallow_dumps_agree_on_every_kind_of_campaign(app, cli
 def test_a_compiled_dump_that_differs_from_marshmallows_is_an_error(app, tenant):
     with tenant_scope(tenant):
         campaign = Campaign(name="Checked", message={"text": "Hi"}, targets=["@channel_one"]).save()
-        stored = wire.first(Campaign.objects(id=campaign.id))
+        stored = wire.stored(Campaign, Campaign.find_stored(id=campaign.id))
     schema = CampaignSchema()
 
     def wrong(raw):

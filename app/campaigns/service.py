@@ -90,7 +90,7 @@ def get_campaign(campaign_id: ObjectId) -> Campaign:
 
 def show_campaign(campaign_id: ObjectId) -> wire.Stored:
     """The campaign as stored, for its response (not built into a document)."""
-    return found(wire.first(Campaign.objects(id=campaign_id)), "campaign")
+    return found(wire.stored(Campaign, Campaign.find_stored(id=campaign_id)), "campaign")
 
 
 def _cancel_queued(campaign: Campaign) -> int:

@@ -71,7 +71,7 @@ def list_media(paging: Mapping[str, Any]) -> dict:
 
 def show_media(media_id: ObjectId) -> wire.Stored:
     """A file's metadata as stored, for its response (not built into a document)."""
-    return found(wire.first(MediaFile.objects(id=media_id, complete=True)), "media file")
+    return found(wire.stored(MediaFile, MediaFile.find_stored(id=media_id, complete=True)), "media file")
 
 
 def get_media(media_id: ObjectId) -> MediaFile:

@@ -106,7 +106,7 @@ def list_accounts(paging: Mapping[str, Any], active: bool | None = None) -> dict
 
 def show_account(account_id: ObjectId) -> wire.Stored:
     """A bot as stored, for its response (not built into a document)."""
-    return found(wire.first(TelegramAccount.objects(id=account_id)), "Telegram account")
+    return found(wire.stored(TelegramAccount, TelegramAccount.find_stored(id=account_id)), "Telegram account")
 
 
 def get_account(account_id: ObjectId) -> TelegramAccount:

@@ -90,7 +90,7 @@ def list_users(paging: Mapping[str, Any], role: str | None = None, active: bool 
 
 def show_user(user_id: ObjectId) -> wire.Stored:
     """A user of the tenant in context as stored, for its response (not built into a document)."""
-    return found(wire.first(User.objects(id=user_id, erased_at=None)), "user")
+    return found(wire.stored(User, User.find_stored(id=user_id, erased_at=None)), "user")
 
 
 def get_user(user_id: ObjectId) -> User:

@@ -59,7 +59,7 @@ def list_webhooks(paging: Mapping[str, Any], active: bool | None = None) -> dict
 
 def show_webhook(webhook_id: ObjectId) -> wire.Stored:
     """A webhook as stored, for its response (not built into a document)."""
-    return found(wire.first(Webhook.objects(id=webhook_id)), "webhook")
+    return found(wire.stored(Webhook, Webhook.find_stored(id=webhook_id)), "webhook")
 
 
 def get_webhook(webhook_id: ObjectId) -> Webhook:
