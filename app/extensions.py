@@ -67,19 +67,46 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 def _dumped(schema: ma.Schema | None, result: Any) -> Any:
-    """The wire form of a view's result where app.wire dumps it; None where marshmallow does."""
+    """The wire form of a view's result where app.wire dumps it (a document as stored, or a dict whose
+    nested documents, or lists of them, are as stored: a page's items, the caller's account); None
+    where marshmallow dumps the whole of it."""
     if not isinstance(schema, ma.Schema):
         return None
     if isinstance(result, wire.Stored):
         return wire.dump_stored(schema, result)
-    items = result.get("items") if isinstance(result, dict) else None
-    item_field = schema.fields.get("items")
-    item_schema = getattr(getattr(item_field, "inner", None), "schema", None)
-    if not isinstance(items, list) or not isinstance(item_schema, ma.Schema):
+    if not isinstance(result, dict):
         return None
-    if not all(isinstance(item, wire.Stored) for item in items):
+    stored = {name: value for name, value in result.items() if _is_stored(value)}
+    nested = {name: inner for name in stored if (inner := _nested_schema(schema.fields.get(name)))}
+    if not stored or len(nested) < len(stored):
         return None
-    return schema.dump({**result, "items": []}) | {"items": wire.dump_many(item_schema, items)}
+    placeholders: dict[str, list[Any] | None] = {
+        name: [] if isinstance(value, list) else None for name, value in stored.items()
+    }
+    dumped = schema.dump({**result, **placeholders})
+    for name, value in stored.items():
+        key = schema.fields[name].data_key or name
+        inner = nested[name]
+        dumped[key] = (
+            wire.dump_many(inner, value) if isinstance(value, list) else wire.dump_stored(inner, value)
+        )
+    return dumped
+
+
+def _nested_schema(field: ma.fields.Field | None) -> ma.Schema | None:
+    """The schema of a Nested field, or of a List of Nested (None for any other field)."""
+    if isinstance(field, ma.fields.List):
+        field = field.inner
+    if isinstance(field, ma.fields.Nested) and isinstance(field.schema, ma.Schema):
+        return field.schema
+    return None
+
+
+def _is_stored(value: Any) -> bool:
+    """A document as stored, or a non-empty list of them."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(item, wire.Stored) for item in value)
+    return isinstance(value, wire.Stored)
 
 
 class Api(flask_smorest.Api):
