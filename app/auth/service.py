@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import current_app
 
-from app import clock
+from app import clock, wire
 from app.audit.service import record, record_anonymous, record_platform
-from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, ValidationFailed
+from app.errors import InvalidCredentials, TenantRequired, TenantSuspended, Unauthorized, ValidationFailed
 from app.tenancy.access import Principal
 from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.middleware import check_ip_whitelist
@@ -176,6 +176,18 @@ def logout(principal: Principal, refresh_token: str | None) -> None:
         record_platform("auth.logout", target_type="token", target_id=claims["jti"], summary=summary)
 
 
+def _account_to_show(principal: Principal) -> wire.Stored | User | PlatformUser:
+    """The caller's account as it is now, to show: a tenant user as stored (app.wire dumps it without
+    building it), a superadmin loaded."""
+    if principal.is_superadmin:
+        return fresh_account(principal)
+    with tenant_scope(tenant_by_id(principal.tenant_id)):
+        stored = wire.stored(User, User.find_stored(id=principal.subject))
+    if stored is None:
+        raise Unauthorized("The account of this token no longer exists")
+    return stored
+
+
 def me(principal: Principal) -> dict[str, Any]:
     """Describe the caller: the user (none for an API key), the tenant and the impersonator."""
     claims = principal.claims or {}
@@ -183,7 +195,7 @@ def me(principal: Principal) -> dict[str, Any]:
     if principal.impersonator:
         impersonator = {"id": principal.impersonator, "email": claims.get("act", {}).get("email")}
     return {
-        "user": None if principal.via == "api_key" else fresh_account(principal),
+        "user": None if principal.via == "api_key" else _account_to_show(principal),
         "tenant": current_tenant(),
         "impersonator": impersonator,
         "credential": {
