@@ -45,10 +45,15 @@ class ArgumentsParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with the parser above, and responses dumped by app.wire where the view
-    gives documents as stored (wire.Stored) or a page of a query set; every view module uses this one."""
+    """flask-smorest's Blueprint with the parser above, argument schemas built once, and responses dumped
+    by app.wire where the view gives documents as stored (wire.Stored); every view module uses this one."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        """flask-smorest's arguments, with the schema built once (given a class, webargs builds one for
+        every request it parses; a schema keeps no state of a load)."""
+        return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
 
     def response(self, status_code: Any, schema: Any = None, **kwargs: Any) -> Any:
         documented = super().response(status_code, schema, **kwargs)
