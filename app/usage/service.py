@@ -45,9 +45,10 @@ def limit_of(tenant: Tenant, resource: str) -> int | None:
 def _fresh_limit(tenant_id: Any, resource: str) -> int | None:
     """Read the limit from the database: a plan change must apply at once in every worker. Only the
     plan and the overrides are read, as stored (no tenant document is built)."""
-    stored = Tenant.objects(id=tenant_id).only("plan", "limits").as_pymongo().first()
-    plan = stored.get(Tenant.plan.db_field, Tenant.plan.default)
-    return effective_limits(plan, stored.get(Tenant.limits.db_field) or {})[resource]
+    plan_field, limits_field = Tenant.plan.db_field, Tenant.limits.db_field
+    stored = Tenant._get_collection().find_one({"_id": tenant_id}, {plan_field: True, limits_field: True})
+    plan = stored.get(plan_field, Tenant.plan.default)
+    return effective_limits(plan, stored.get(limits_field) or {})[resource]
 
 
 def used(tenant: Tenant, resource: str, period: str | None = None) -> int:
