@@ -475,8 +475,9 @@ def problems(verdicts: list[Verdict]) -> list[str]:
     found = [verdict.problem() for verdict in verdicts if verdict.index is None]
     new = [verdict for verdict in verdicts if verdict.row() not in rows]
     if new:
+        listed = "".join(f"\n  {verdict.row()}" for verdict in new)
         found.append(
-            f"{DOCUMENT.relative_to(ROOT)} does not list {len(new)} shapes of this run as they are: "
-            "run make query-shapes"
+            f"{DOCUMENT.relative_to(ROOT)} does not list {len(new)} shapes of this run as they are "
+            f"(run make query-shapes):{listed}"
         )
     return found

@@ -98,6 +98,7 @@ def test_a_run_fails_on_an_unserved_shape_even_when_the_list_shows_it(tmp_path, 
     document.write_text(render(verdicts[1:]))
     assert problems(verdicts) == [
         verdicts[0].problem(),
-        "query-shapes.md does not list 1 shapes of this run as they are: run make query-shapes",
+        "query-shapes.md does not list 1 shapes of this run as they are (run make query-shapes):\n  "
+        + verdicts[0].row(),
     ]
     assert problems(verdicts[1:]) == []
