@@ -30,8 +30,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import bson
 import mongoengine as me
 from bson import ObjectId
+from bson.codec_options import CodecOptions
+from bson.errors import InvalidDocument
 from mongoengine.connection import get_db
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -117,6 +120,10 @@ def ping() -> None:
     """Raise if the database does not answer."""
     database().command("ping")
 
+
+# How the embedded store sends a whole document, by whether its client is tz-aware: as BSON, decoded
+# as the driver decodes what a server sends.
+SENT = {aware: CodecOptions(tz_aware=aware) for aware in (False, True)}
 
 # The values a lookup takes as they are (a regular expression, a list or a document is matched
 # another way).
@@ -220,10 +227,11 @@ def _embedded_indexes() -> None:
     as they are written and deleted; an update that writes tenantId itself (the migration's
     backfill) makes the store group them again when next asked. An aggregation's leading $match,
     $sort and $project run as a find, as a server runs them, and a cursor hands out its documents by
-    position instead of copying the rest of its results for each. A unique index is checked by
-    looking its key up in a map of the store's keys (`_unique_keys`), and a filter that only asks
-    whether fields exist by looking at the document's keys (`_exists_test`). Bulk updates get past
-    pymongo 4.11's `sort` argument, which mongomock does not know."""
+    position instead of copying the rest of its results for each, each whole document decoded from
+    BSON as the driver decodes a server's (instead of mongomock's copies in Python). A unique index
+    is checked by looking its key up in a map of the store's keys (`_unique_keys`), and a filter
+    that only asks whether fields exist by looking at the document's keys (`_exists_test`). Bulk
+    updates get past pymongo 4.11's `sort` argument, which mongomock does not know."""
     import mongomock.aggregate
     import mongomock.collection
     import mongomock.helpers
@@ -353,6 +361,24 @@ def _embedded_indexes() -> None:
 
     collection.aggregate = aggregate_through_find
 
+    copy_only_fields = collection._copy_only_fields
+
+    def copy_as_sent(self: Any, document: Any, fields: Any, container: Any) -> Any:
+        # A server sends a whole document as BSON, which the driver decodes into new objects (in C),
+        # its datetimes aware of UTC with a tz-aware client: mongomock copies it field by field in
+        # Python, and once more to make its datetimes aware. A projection is mongomock's to apply.
+        aware = self.codec_options.tz_aware
+        if not fields:
+            codec = SENT[aware]
+            try:
+                return bson.decode(bson.encode(document, codec_options=codec), codec_options=codec)
+            except (InvalidDocument, OverflowError):
+                pass
+        copied = copy_only_fields(self, document, fields, container)
+        return mongomock.helpers.make_datetime_timezone_aware_in_document(copied) if aware else copied
+
+    collection._copy_only_fields = copy_as_sent
+
     cursor_class: Any = mongomock.collection.Cursor
 
     def window(self: Any) -> list[Any]:
@@ -363,8 +389,6 @@ def _embedded_indexes() -> None:
             end = self._skip + abs(self._limit) if self._limit else None
             with _embedded_lock:
                 results = list(itertools.islice(self._factory(), self._skip, end))
-            if self.collection.codec_options.tz_aware:
-                results = [mongomock.helpers.make_datetime_timezone_aware_in_document(x) for x in results]
             self._window_results, self._window_key = results, key
         return self._window_results
 

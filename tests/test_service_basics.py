@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -286,6 +287,21 @@ class TestEmbeddedStoreIndexes:
         assert collection.count_documents({"tag": {"$exists": False}, "name": {"$exists": True}}) == 197
         assert collection.count_documents({"_id": {"$in": [2, 4]}, "tag": {"$exists": False}}) == 1
         assert scans["documents"] == 0
+
+    def test_documents_come_out_as_a_driver_decodes_them_and_apart_from_the_store(self, app):
+        collection = database()["decoded"]
+        written = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+        collection.insert_one({"_id": 1, "at": written, "big": 2**40, "nested": {"items": [{"at": written}]}})
+        read = collection.find_one({"_id": 1})
+        expected_at = written.replace(microsecond=123000)  # BSON keeps milliseconds
+        assert read["at"] == expected_at and read["at"].utcoffset() == timedelta(0)
+        assert read["nested"]["items"][0]["at"] == expected_at
+        assert read["big"] == 2**40
+        read["nested"]["items"].append("changed")  # a copy: the store keeps what was written
+        assert collection.find_one({"_id": 1})["nested"] == {"items": [{"at": expected_at}]}
+        projected = collection.find_one({"_id": 1}, {"nested": 1})
+        assert projected == {"_id": 1, "nested": {"items": [{"at": expected_at}]}}
+        assert projected["nested"]["items"][0]["at"].utcoffset() == timedelta(0)
 
 
 def filter_applies_plainly(filter_, document):
