@@ -7,10 +7,11 @@ schema dumps from the built document: the same keys, the same values. The schema
 of the wire format (and of the OpenAPI document): each field is dumped by its own `_serialize`, and
 only the walk of the schema and the building of the document are skipped.
 
-A schema compiles when every field it dumps maps to a field of the document class: plain fields by
-their `attribute`, nested schemas and lists of them into embedded documents, `ReferenceId` to a
-reference's stored id. A schema with dump hooks, `Method` or `Function` fields, or a field the class
-does not have does not compile, and its responses are dumped the usual way.
+A schema compiles when every field it dumps maps to fields of the document class: plain fields by
+their `attribute` (dotted into embedded documents), nested schemas and lists of them into embedded
+documents, `ReferenceId` to a reference's stored id, and `Computed` to the fields its value is computed
+from. A schema with dump hooks, `Method` or `Function` fields, or a field the class does not have does
+not compile, and its responses are dumped the usual way.
 
 With the WIRE_CHECK setting (on in the tests), every compiled dump is compared with marshmallow's
 dump of the document built from the same stored form, and a difference is an error.
@@ -26,6 +27,7 @@ import mongoengine as me
 from bson import DBRef
 from flask import current_app
 from marshmallow import Schema, fields, missing
+from marshmallow.utils import get_value
 
 Dumper = Callable[[dict[str, Any]], dict[str, Any]]
 Convert = Callable[[Any], Any]
@@ -59,6 +61,23 @@ class ReferenceId(fields.Field):
         return str(value) if value else None
 
 
+class Computed(fields.Field):
+    """A value computed from fields of the document: `compute` is called with their values, in the
+    order `uses` names them (by their names on the document class, dotted into embedded documents),
+    as the built document holds them. Marshmallow reads them from the built document, the compiled
+    dump from the stored form."""
+
+    _CHECK_ATTRIBUTE = False
+
+    def __init__(self, compute: Callable[..., Any], *uses: str, **kwargs: Any):
+        super().__init__(dump_only=True, **kwargs)
+        self.compute = compute
+        self.uses = uses
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return self.compute(*(get_value(obj, name) for name in self.uses))
+
+
 class Stored:
     """One document as the driver read it, for a response schema to dump."""
 
@@ -89,8 +108,44 @@ def read(queryset: Any) -> list[Stored]:
 
 
 def _default(model_field: Any) -> Any:
+    """The stored form of a field's default (an embedded document's as a dict)."""
     default = model_field.default
-    return default() if callable(default) else default
+    value = default() if callable(default) else default
+    if isinstance(value, me.EmbeddedDocument):
+        return model_field.to_mongo(value)
+    return value
+
+
+def _held(model_field: Any, value: Any) -> Any:
+    """What a document holds of a stored value: absent or null, the field's default, as MongoEngine
+    sets it (a nullable field's null)."""
+    return _default(model_field) if value is None and not model_field.null else value
+
+
+def _path(document_class: Any, path: str) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
+    """The model field a dotted path names (through embedded documents) and a function that reads
+    what a document holds there from its stored form."""
+    steps = []
+    owner = document_class
+    for name in path.split("."):
+        model_field = getattr(owner, "_fields", {}).get(name)
+        if model_field is None:
+            raise NotCompilable(path)
+        steps.append(model_field)
+        owner = getattr(model_field, "document_type", None)
+    *through, last = steps
+    if any(not isinstance(step, me.EmbeddedDocumentField) for step in through):
+        raise NotCompilable(path)
+
+    def read(raw: dict[str, Any]) -> Any:
+        value: Any = raw
+        for step in through:
+            value = _held(step, value.get(step.db_field))
+            if value is None:
+                return None
+        return _held(last, value.get(last.db_field))
+
+    return last, read
 
 
 def _leaf(field: fields.Field, model_field: Any, attr: str) -> Convert:
@@ -137,27 +192,44 @@ def _convert(field: fields.Field, model_field: Any, attr: str) -> Convert:
     return _leaf(field, model_field, attr)
 
 
+def _computed(field: Computed, document_class: Any) -> Convert:
+    """The compiled dump of a Computed field: from a stored document to its value."""
+    used = [_path(document_class, name) for name in field.uses]
+    compute = field.compute
+
+    def value(raw: dict[str, Any]) -> Any:
+        return compute(*(model_field.to_python(read(raw)) for model_field, read in used))
+
+    return value
+
+
 def _compile(schema: Schema, document_class: Any) -> Dumper:
     if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
         raise NotCompilable(type(schema).__name__)
-    plan = []
+    plain = []  # (key, stored name, model field, convert) of the fields read from one stored field
+    derived = []  # (key, value from the stored document) of the others
     for name, field in schema.dump_fields.items():
-        attr = field.attribute or name
-        model_field = document_class._fields.get(attr)
-        if model_field is None:
+        key, attr = field.data_key or name, field.attribute or name
+        if isinstance(field, Computed):
+            derived.append((key, _computed(field, document_class)))
+        elif "." in attr:
+            model_field, read = _path(document_class, attr)
+            convert = _convert(field, model_field, attr)
+            derived.append((key, lambda raw, read=read, convert=convert: convert(read(raw))))
+        elif (model_field := document_class._fields.get(attr)) is not None:
+            plain.append((key, model_field.db_field, model_field, _convert(field, model_field, attr)))
+        else:
             raise NotCompilable(attr)
-        plan.append(
-            (field.data_key or name, model_field.db_field, model_field, _convert(field, model_field, attr))
-        )
 
     def dump(raw: dict[str, Any]) -> dict[str, Any]:
         out = {}
-        for key, db_field, model_field, convert in plan:
+        for key, db_field, model_field, convert in plain:
             value = raw.get(db_field)
-            # Absent or null, a field holds its default, as MongoEngine sets it (a nullable one: null).
-            if value is None and not model_field.null:
+            if value is None and not model_field.null:  # as _held, inline: this loop is the hot path
                 value = _default(model_field)
             out[key] = convert(value)
+        for key, value in derived:
+            out[key] = value(raw)
         return out
 
     return dump

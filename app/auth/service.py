@@ -15,6 +15,7 @@ from app.tenancy.context import current_tenant, tenant_scope
 from app.tenancy.middleware import check_ip_whitelist
 from app.tenants.directory import tenant_by_id
 from app.tenants.models import Tenant
+from app.tenants.service import current_tenant_to_show
 from app.users.models import PlatformUser, User
 from app.users.passwords import verify_password
 from app.users.service import normalize_email, tenant_ids_of_email
@@ -189,14 +190,15 @@ def _account_to_show(principal: Principal) -> wire.Stored | User | PlatformUser:
 
 
 def me(principal: Principal) -> dict[str, Any]:
-    """Describe the caller: the user (none for an API key), the tenant and the impersonator."""
+    """Describe the caller: the user (none for an API key), the tenant (as stored now, as
+    GET /tenants/current shows it) and the impersonator."""
     claims = principal.claims or {}
     impersonator = None
     if principal.impersonator:
         impersonator = {"id": principal.impersonator, "email": claims.get("act", {}).get("email")}
     return {
         "user": None if principal.via == "api_key" else _account_to_show(principal),
-        "tenant": current_tenant(),
+        "tenant": None if current_tenant() is None else current_tenant_to_show(),
         "impersonator": impersonator,
         "credential": {
             "type": principal.via,

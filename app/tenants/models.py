@@ -75,6 +75,11 @@ class GeneralSettings(me.EmbeddedDocument):
 SSO_ROLES = ("admin", "member")
 
 
+def sso_configured(issuer: str | None, client_id: str | None, secret: str | None, domains: list[str]) -> bool:
+    """Whether single sign-on can be used: provider, client and allowed domains are all set."""
+    return bool(issuer and client_id and secret and domains)
+
+
 class SsoSettings(me.EmbeddedDocument):
     """The tenant's OpenID Connect provider. The client secret is stored encrypted (app.crypto) and is
     never part of an answer, an export or an audit entry."""
@@ -88,8 +93,7 @@ class SsoSettings(me.EmbeddedDocument):
 
     @property
     def configured(self) -> bool:
-        """Tell whether single sign-on can be used: provider, client and allowed domains are all set."""
-        return bool(self.issuer and self.client_id and self.client_secret_encrypted and self.allowed_domains)
+        return sso_configured(self.issuer, self.client_id, self.client_secret_encrypted, self.allowed_domains)
 
 
 class SecuritySettings(me.EmbeddedDocument):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from app import validators
 from app.fields import ManagersOnly, SecretUrl, UtcDateTime
 from app.pagination import PageArgs
+from app.wire import Computed
 
-from .billing import billing_summary
-from .models import BILLING_STATUSES, SSO_ROLES, STATUSES, Tenant
+from .billing import SUMMARY_READS, billing_summary
+from .models import BILLING_STATUSES, SSO_ROLES, STATUSES, Settings, sso_configured
 from .plans import (
     FEATURE_NAMES,
     LIMIT_NAMES,
@@ -40,7 +43,14 @@ class SsoSettingsSchema(Schema):
     """The tenant's OpenID Connect provider as clients see it: never the client secret, and to members
     neither the client nor more of the issuer than its host."""
 
-    configured = fields.Boolean(metadata={"description": "provider, client and allowed domains are set"})
+    configured = Computed(
+        sso_configured,
+        "issuer",
+        "client_id",
+        "client_secret_encrypted",
+        "allowed_domains",
+        metadata={"type": "boolean", "description": "provider, client and allowed domains are set"},
+    )
     issuer = SecretUrl(allow_none=True)
     client_id = ManagersOnly(data_key="clientId")
     allowed_domains = fields.List(fields.String(), data_key="allowedDomains")
@@ -100,6 +110,10 @@ class BillingSchema(Schema):
 BILLING = BillingSchema()  # made once: building a schema costs more than dumping one
 
 
+def _billing(plan: str, *billing: Any) -> dict[str, Any]:
+    return BILLING.dump(billing_summary(plan, dict(zip(SUMMARY_READS, billing, strict=True))))
+
+
 class TenantSchema(Schema):
     """A tenant with its effective limits and features (plan values overridden by its own)."""
 
@@ -110,31 +124,34 @@ class TenantSchema(Schema):
     status = fields.String(metadata={"example": "active"})
     suspended_reason = fields.String(data_key="suspendedReason", allow_none=True)
     plan = fields.String(metadata={"example": "starter"})
-    limits = fields.Method("_limits", metadata=LIMITS_DOC)
-    features = fields.Method("_features", metadata=FEATURES_DOC)
+    limits = Computed(effective_limits, "plan", "limits", metadata=LIMITS_DOC)
+    features = Computed(effective_features, "plan", "features", metadata=FEATURES_DOC)
     limit_overrides = fields.Dict(attribute="limits", data_key="limitOverrides", metadata=LIMITS_DOC)
     feature_overrides = fields.Dict(attribute="features", data_key="featureOverrides", metadata=FEATURES_DOC)
     usage = fields.Nested(UsageSchema)
     settings = fields.Nested(SettingsSchema)
     branding = fields.Nested(BrandingSchema)
     compliance = fields.Nested(ComplianceSchema, attribute="settings.compliance")
-    billing = fields.Method("_billing", metadata={"type": "object", "description": "BillingSchema"})
+    billing = Computed(
+        _billing,
+        "plan",
+        *(f"billing.{name}" for name in SUMMARY_READS),
+        metadata={"type": "object", "description": "BillingSchema"},
+    )
     created_at = UtcDateTime(data_key="createdAt")
     updated_at = UtcDateTime(data_key="updatedAt")
-
-    def _billing(self, tenant: Tenant) -> dict:
-        return BILLING.dump(billing_summary(tenant))
-
-    def _limits(self, tenant: Tenant) -> dict:
-        return effective_limits(tenant.plan, tenant.limits)
-
-    def _features(self, tenant: Tenant) -> dict:
-        return effective_features(tenant.plan, tenant.features)
 
 
 class PublicBrandingValuesSchema(BrandingSchema):
     class Meta:
         exclude = ("custom_css",)
+
+
+def _sso_offered(plan: str, features: dict[str, Any], settings: Settings) -> bool:
+    security = settings.security
+    return bool(
+        security.sso_enabled and security.sso.configured and effective_features(plan, features).get("sso")
+    )
 
 
 class PublicTenantSchema(Schema):
@@ -143,22 +160,17 @@ class PublicTenantSchema(Schema):
     name = fields.String()
     slug = fields.String()
     branding = fields.Nested(PublicBrandingValuesSchema)
-    sso = fields.Method(
-        "_sso",
+    sso = Computed(
+        _sso_offered,
+        "plan",
+        "features",
+        "settings",
         metadata={
             "type": "boolean",
             "description": "single sign-on is set up, switched on and in the plan: login pages offer it "
             "(GET /auth/sso/start)",
         },
     )
-
-    def _sso(self, tenant: Tenant) -> bool:
-        security = tenant.settings.security
-        return bool(
-            security.sso_enabled
-            and security.sso.configured
-            and effective_features(tenant.plan, tenant.features).get("sso")
-        )
 
 
 class PublicBrandingSchema(Schema):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import cachetools
 import mongoengine as me
 from flask import current_app
 
-from app import crypto, egress, signals
+from app import crypto, egress, signals, wire
 from app.audit.service import record
 from app.errors import Conflict, FeatureNotAvailable, Forbidden, NotFound, ValidationFailed
 from app.tenancy.access import Principal
@@ -109,29 +107,13 @@ def fresh_current_tenant() -> Tenant:
     return Tenant.objects.get(id=current_tenant_id())
 
 
-# The last tenant document each tenant was shown from, stored and built: (raw, Tenant), for the
-# SHOWN_MAX tenants shown last. Built from the stored form alone, a copy is the same for every app.
-SHOWN_MAX = 10_000
-_shown: cachetools.LRUCache[Any, tuple[dict[str, Any], Tenant]] = cachetools.LRUCache(SHOWN_MAX)
-_shown_lock = threading.Lock()
-
-
-def current_tenant_to_show() -> Tenant:
-    """The tenant in context as stored now, to show (never to change: the copy is shared). It is read
-    from the database every time (one find_one, no query set); only building the document is saved
-    when the stored one is the same as last time."""
-    tenant_id = current_tenant_id()
-    raw = Tenant._get_collection().find_one({"_id": tenant_id})
-    if raw is None:
+def current_tenant_to_show() -> wire.Stored:
+    """The tenant in context as stored now, to show (app.wire dumps it without building it): read from
+    the database every time, one find_one without a query set."""
+    stored = wire.stored(Tenant, Tenant._get_collection().find_one({"_id": current_tenant_id()}))
+    if stored is None:
         raise NotFound("No such tenant")
-    with _shown_lock:
-        shown = _shown.get(tenant_id)
-    if shown is not None and shown[0] == raw:
-        return shown[1]
-    tenant = Tenant._from_son(raw)
-    with _shown_lock:
-        _shown[tenant_id] = (raw, tenant)
-    return tenant
+    return stored
 
 
 # The single sign-on settings that must all be set, with their names on the wire.
