@@ -18,6 +18,9 @@ from app.campaigns.schemas import CampaignSchema
 from app.messages.models import Message
 from app.messages.schemas import MessageSchema
 from app.tenancy.context import tenant_scope
+from app.tenants.models import Tenant
+from app.tenants.plans import PLANS
+from app.tenants.schemas import PublicTenantSchema, TenantSchema
 from app.users.models import User
 from app.users.schemas import UserSchema
 from app.webhooks.models import WebhookDelivery
@@ -182,3 +185,57 @@ def test_responses_are_encoded_as_flasks_encoder_would(app):
         response = app.json.response(small)
     assert response.mimetype == "application/json"
     assert response.get_data(as_text=True) == '{"a":"Fri, 02 Jan 2026 00:00:00 GMT","b":1}\n'
+
+
+def test_the_tenant_schemas_compile():
+    assert wire.dumper(TenantSchema(), Tenant) is not None
+    assert wire.dumper(PublicTenantSchema(), Tenant) is not None
+
+
+def test_a_tenant_stored_without_its_groups_dumps_as_marshmallow_dumps_it(app):
+    """An older tenant lacks groups its class has now: the compiled dump gives each group's defaults,
+    the computed fields included, as the built document holds them."""
+    moment = datetime(2026, 1, 2, tzinfo=UTC)
+    stored = {"_id": ObjectId(), "name": "Old Corp", "slug": "old", "plan": "starter"}
+    stored |= {"createdAt": moment, "updatedAt": moment}
+    schema = TenantSchema()
+    with app.test_request_context():
+        dumped = wire.dumper(schema, Tenant)(stored)
+        assert dumped == schema.dump(Tenant._from_son(stored))
+    assert dumped["billing"]["status"] == "active"
+    assert dumped["billing"]["priceCents"] == PLANS["starter"]["price"]["amount"] * 100
+    assert dumped["limits"] == PLANS["starter"]["limits"]
+    assert dumped["settings"]["security"]["sso"]["configured"] is False
+    assert dumped["compliance"] == {"gdprEnabled": False, "dataRetentionDays": None}
+
+
+def test_a_computed_field_reads_the_fields_it_names_dotted_or_not():
+    class Inner(me.EmbeddedDocument):
+        size = me.IntField(db_field="sz", default=3)
+
+    class Outer(me.Document):
+        name = me.StringField()
+        inner = me.EmbeddedDocumentField(Inner, db_field="in", default=Inner)
+        meta = {"collection": "wire_outer"}
+
+    class OuterSchema(Schema):
+        label = wire.Computed(lambda name, size: f"{name}:{size}", "name", "inner.size")
+        size = fields.Integer(attribute="inner.size")
+
+    dump = wire.dumper(OuterSchema(), Outer)
+    for stored in ({"name": "a", "in": {"sz": 5}}, {"name": "b"}, {"name": "c", "in": {}}):
+        assert dump(stored) == OuterSchema().dump(Outer._from_son(stored))
+    assert dump({"name": "b"}) == {"label": "b:3", "size": 3}
+
+    class Missing(Schema):
+        label = wire.Computed(len, "inner.nothing")
+
+    assert wire.dumper(Missing(), Outer) is None
+
+
+def test_me_shows_the_tenant_as_stored_now(client, tenant, auth_headers):
+    client.get("/api/v1/auth/me", headers=auth_headers)  # the tenant is cached for the requests
+    Tenant._get_collection().update_one({"_id": tenant.id}, {"$set": {"name": "Renamed elsewhere"}})
+    assert client.get("/api/v1/auth/me", headers=auth_headers).json["tenant"]["name"] == "Renamed elsewhere"
+    current = client.get("/api/v1/tenants/current", headers=auth_headers).json
+    assert current == client.get("/api/v1/auth/me", headers=auth_headers).json["tenant"]
