@@ -20,11 +20,12 @@ dump of the document built from the same stored form, and a difference is an err
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from datetime import datetime
+from functools import cache, partial
 from typing import Any
 
 import mongoengine as me
-from bson import DBRef
+from bson import DBRef, ObjectId
 from flask import current_app
 from marshmallow import Schema, fields, missing
 from marshmallow.utils import get_value
@@ -122,6 +123,17 @@ def _held(model_field: Any, value: Any) -> Any:
     return _default(model_field) if value is None and not model_field.null else value
 
 
+def _fill(model_field: Any) -> Any:
+    """What a document holds of a field absent or null in its stored form: a value, or a function
+    that makes one (a default made anew for each document, such as a list)."""
+    if model_field.null:
+        return None
+    default = model_field.default
+    if callable(default) or isinstance(default, me.EmbeddedDocument):
+        return partial(_default, model_field)
+    return default
+
+
 def _path(document_class: Any, path: str) -> tuple[Any, Callable[[dict[str, Any]], Any]]:
     """The model field a dotted path names (through embedded documents) and a function that reads
     what a document holds there from its stored form."""
@@ -162,9 +174,36 @@ def _leaf(field: fields.Field, model_field: Any, attr: str) -> Convert:
         if isinstance(inner, (me.EmbeddedDocumentField, me.ReferenceField, me.ListField, me.DictField)):
             raise NotCompilable(attr)
     serialize, to_python = field._serialize, model_field.to_python
-    if type(field) is fields.String and type(model_field) is me.StringField:
-        return lambda value: value if value is None or type(value) is str else serialize(value, attr, None)
-    return lambda value: None if value is None else serialize(to_python(value), attr, None)
+
+    def dumped(value: Any) -> Any:
+        return None if value is None else serialize(to_python(value), attr, None)
+
+    passed = _passed(field, model_field)
+    if passed is None:
+        return dumped
+    decoded, dump = passed
+    if dump is None:
+        return lambda value: value if value is None or type(value) is decoded else dumped(value)
+    return lambda value: None if value is None else dump(value) if type(value) is decoded else dumped(value)
+
+
+def _passed(field: fields.Field, model_field: Any) -> tuple[type, Convert | None] | None:
+    """For the pairs of schema and model fields most responses are made of: the type the driver
+    decodes their stored values as, and what the schema field dumps such a value as (None: the value
+    itself), as the field's class and the model field's `to_python` would (their own, not a subclass's
+    override). None for any other pair."""
+    own, to_python = type(field)._serialize, type(model_field).to_python
+    if own is fields.String._serialize and to_python is me.StringField.to_python:
+        return str, None
+    if own is fields.String._serialize and to_python is me.ObjectIdField.to_python:
+        return ObjectId, str
+    if own is fields.Number._serialize and isinstance(field, fields.Integer) and not field.as_string:
+        return (int, None) if to_python is me.IntField.to_python else None
+    if own is fields.Field._serialize and isinstance(field, fields.Boolean):
+        return (bool, None) if to_python is me.BooleanField.to_python else None
+    if own is fields.DateTime._serialize and field.format in (None, "iso", "iso8601"):
+        return (datetime, datetime.isoformat) if to_python is me.DateTimeField.to_python else None
+    return None
 
 
 def _convert(field: fields.Field, model_field: Any, attr: str) -> Convert:
@@ -206,7 +245,7 @@ def _computed(field: Computed, document_class: Any) -> Convert:
 def _compile(schema: Schema, document_class: Any) -> Dumper:
     if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
         raise NotCompilable(type(schema).__name__)
-    plain = []  # (key, stored name, model field, convert) of the fields read from one stored field
+    plain = []  # (key, stored name, default, convert) of the fields read from one stored field
     derived = []  # (key, value from the stored document) of the others
     for name, field in schema.dump_fields.items():
         key, attr = field.data_key or name, field.attribute or name
@@ -217,16 +256,16 @@ def _compile(schema: Schema, document_class: Any) -> Dumper:
             convert = _convert(field, model_field, attr)
             derived.append((key, lambda raw, read=read, convert=convert: convert(read(raw))))
         elif (model_field := document_class._fields.get(attr)) is not None:
-            plain.append((key, model_field.db_field, model_field, _convert(field, model_field, attr)))
+            plain.append((key, model_field.db_field, _fill(model_field), _convert(field, model_field, attr)))
         else:
             raise NotCompilable(attr)
 
     def dump(raw: dict[str, Any]) -> dict[str, Any]:
         out = {}
-        for key, db_field, model_field, convert in plain:
+        for key, db_field, fill, convert in plain:
             value = raw.get(db_field)
-            if value is None and not model_field.null:  # as _held, inline: this loop is the hot path
-                value = _default(model_field)
+            if value is None:  # as _held, inline: this loop is the hot path
+                value = fill() if callable(fill) else fill
             out[key] = convert(value)
         for key, value in derived:
             out[key] = value(raw)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import mongoengine as me
 import pytest
-from bson import ObjectId
+from bson import Int64, ObjectId
 from marshmallow import Schema, fields, post_dump
 
 from app import wire
@@ -239,3 +239,40 @@ def test_me_shows_the_tenant_as_stored_now(client, tenant, auth_headers):
     assert client.get("/api/v1/auth/me", headers=auth_headers).json["tenant"]["name"] == "Renamed elsewhere"
     current = client.get("/api/v1/tenants/current", headers=auth_headers).json
     assert current == client.get("/api/v1/auth/me", headers=auth_headers).json["tenant"]
+
+
+class Kinds(me.Document):
+    name = me.StringField()
+    count = me.IntField()
+    flag = me.BooleanField()
+    at = me.DateTimeField()
+    ref = me.ObjectIdField()
+    tags = me.ListField(me.StringField(), default=list)
+    meta = {"collection": "wire_kinds"}
+
+
+class KindsSchema(Schema):
+    name = fields.String()
+    count = fields.Integer()
+    flag = fields.Boolean()
+    at = fields.AwareDateTime()
+    ref = fields.String()
+    tags = fields.List(fields.String())
+    count_text = fields.Integer(attribute="count", as_string=True, dump_only=True)
+    day = fields.DateTime(attribute="at", format="%Y-%m-%d", dump_only=True)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"name": "a", "count": 3, "flag": True, "at": datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)},
+        {"ref": ObjectId(), "tags": ["x", "y"]},
+        {"name": None, "count": None, "flag": None, "at": None, "ref": None, "tags": None},
+        # Stored by something else than this class: other types than the driver's usual ones.
+        {"name": 5, "count": "7", "flag": 0, "ref": str(ObjectId()), "tags": [1, "b"]},
+        {"count": Int64(2**40), "flag": 1},
+        {},
+    ],
+)
+def test_each_kind_of_field_dumps_as_marshmallow_dumps_the_built_document(stored):
+    assert wire.dumper(KindsSchema(), Kinds)(stored) == KindsSchema().dump(Kinds._from_son(stored))
