@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import FunctionType
 from typing import Any
 
 from flask import Flask, Response, send_from_directory
@@ -79,6 +80,25 @@ API_DOCS = {
 }
 
 
+class App(Flask):
+    """Flask, recognising each plain function it runs (a view, a hook, an error handler) as synchronous
+    once: Flask asks `inspect` on every call, a dozen times a request, and a function's answer never
+    changes. Anything else (a bound method, a partial) is asked every time, as Flask does."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._synchronous: dict[FunctionType, Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if type(func) is not FunctionType:
+            return super().ensure_sync(func)
+        try:
+            return self._synchronous[func]
+        except KeyError:
+            synchronous = self._synchronous[func] = super().ensure_sync(func)
+            return synchronous
+
+
 class TenancyConfigurationError(RuntimeError):
     """A document class breaks the tenancy rules; the app does not start."""
 
@@ -89,7 +109,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings.update(overrides or {})
     config.validate(settings)
 
-    app = Flask(__name__)
+    app = App(__name__)
     app.json = OrjsonProvider(app)
     app.config.from_mapping(settings)
     app.config.from_mapping(API_DOCS)

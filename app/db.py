@@ -123,7 +123,9 @@ def ping() -> None:
 
 # How the embedded store sends a whole document, by whether its client is tz-aware: as BSON, decoded
 # as the driver decodes what a server sends.
-SENT = {aware: CodecOptions(tz_aware=aware) for aware in (False, True)}
+SENT: dict[bool, CodecOptions[dict[str, Any]]] = {
+    aware: CodecOptions(tz_aware=aware) for aware in (False, True)
+}
 
 # The values a lookup takes as they are (a regular expression, a list or a document is matched
 # another way).

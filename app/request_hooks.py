@@ -4,9 +4,9 @@ access log and request metrics; and no cookie session."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 from flask.sessions import SessionInterface
@@ -80,7 +80,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def start_request() -> None:
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        # 32 random hex digits, as a UUID4's hex, without building the UUID.
+        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
         g.request_id = request_id
         g.started_at = time.perf_counter()
         request_id_var.set(request_id)
@@ -104,6 +105,8 @@ def init_app(app: Flask) -> None:
         metrics.observe_request(
             request.method, rule.rule if rule is not None else None, response.status_code, seconds
         )
+        if not log.isEnabledFor(logging.INFO):
+            return response
         log.info(
             "request",
             extra={

@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
         headers = response.headers
         # The names the view set, read once (werkzeug looks each name up by a scan of the headers).
         present = {name.lower() for name, _value in headers.items()}
-        page = response.mimetype == "text/html" and (request.endpoint or "").startswith(PAGE_ENDPOINTS)
+        page = (request.endpoint or "").startswith(PAGE_ENDPOINTS) and response.mimetype == "text/html"
         added = [*EVERY_ANSWER.items(), ("Content-Security-Policy", PAGE_CSP if page else NOTHING_CSP)]
         if request.path.startswith("/api/"):
             added.append(("Cache-Control", "no-store"))

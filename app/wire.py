@@ -187,6 +187,9 @@ def _leaf(field: fields.Field, model_field: Any, attr: str) -> Convert:
     return lambda value: None if value is None else dump(value) if type(value) is decoded else dumped(value)
 
 
+ISO = (None, "iso", "iso8601")  # the formats in which marshmallow dumps a date-time with isoformat()
+
+
 def _passed(field: fields.Field, model_field: Any) -> tuple[type, Convert | None] | None:
     """For the pairs of schema and model fields most responses are made of: the type the driver
     decodes their stored values as, and what the schema field dumps such a value as (None: the value
@@ -201,7 +204,7 @@ def _passed(field: fields.Field, model_field: Any) -> tuple[type, Convert | None
         return (int, None) if to_python is me.IntField.to_python else None
     if own is fields.Field._serialize and isinstance(field, fields.Boolean):
         return (bool, None) if to_python is me.BooleanField.to_python else None
-    if own is fields.DateTime._serialize and field.format in (None, "iso", "iso8601"):
+    if own is fields.DateTime._serialize and isinstance(field, fields.DateTime) and field.format in ISO:
         return (datetime, datetime.isoformat) if to_python is me.DateTimeField.to_python else None
     return None
 
@@ -231,6 +234,18 @@ def _convert(field: fields.Field, model_field: Any, attr: str) -> Convert:
     return _leaf(field, model_field, attr)
 
 
+def _dotted(field: fields.Field, document_class: Any, path: str) -> Convert:
+    """The compiled dump of a field whose attribute is a dotted path: from a stored document to its
+    value."""
+    model_field, read = _path(document_class, path)
+    convert = _convert(field, model_field, path)
+
+    def value(raw: dict[str, Any]) -> Any:
+        return convert(read(raw))
+
+    return value
+
+
 def _computed(field: Computed, document_class: Any) -> Convert:
     """The compiled dump of a Computed field: from a stored document to its value."""
     used = [_path(document_class, name) for name in field.uses]
@@ -252,9 +267,7 @@ def _compile(schema: Schema, document_class: Any) -> Dumper:
         if isinstance(field, Computed):
             derived.append((key, _computed(field, document_class)))
         elif "." in attr:
-            model_field, read = _path(document_class, attr)
-            convert = _convert(field, model_field, attr)
-            derived.append((key, lambda raw, read=read, convert=convert: convert(read(raw))))
+            derived.append((key, _dotted(field, document_class, attr)))
         elif (model_field := document_class._fields.get(attr)) is not None:
             plain.append((key, model_field.db_field, _fill(model_field), _convert(field, model_field, attr)))
         else:
