@@ -23,7 +23,8 @@ import ipaddress
 import logging
 from collections.abc import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Request, current_app, g, request
+from flask.globals import request_ctx
 
 from app import signals
 from app.errors import (
@@ -49,7 +50,11 @@ def init_app(app: Flask, authenticate: Authenticator, directory: TenantDirectory
     the tenants that credentials and hints name."""
     app.extensions["tenancy_authenticate"] = authenticate
     app.extensions["tenancy_directory"] = directory
-    app.before_request(_before_request)
+
+    @app.before_request
+    def resolve_tenant() -> None:
+        _resolve(app, request_ctx.request)
+
     app.teardown_request(_teardown_request)
 
 
@@ -116,10 +121,11 @@ def check_ip_whitelist(tenant: TenantRecord, address: str | None) -> None:
         raise IpNotAllowed()
 
 
-def _before_request() -> None:
-    app = current_app
+def _resolve(app: Flask, incoming: Request) -> None:
+    """The tenancy steps of a request (the module's docstring), for `app` and its request `incoming`
+    (passed in: read through Flask's context proxies, each use would look them up again)."""
     g.principal = None
-    rule = rule_for(app, request.endpoint, request.method)
+    rule = rule_for(app, incoming.endpoint, incoming.method)
     if rule.access is Access.INFRA:
         return
     # The credential first: a request without a valid one is counted (per client address) before the
@@ -129,7 +135,7 @@ def _before_request() -> None:
     directory = app.extensions["tenancy_directory"]
     if app.config["ENABLE_MULTI_TENANT"]:
         hints = request_hints(
-            request.headers, request.args, request.host, app.config["BASE_DOMAIN"], directory.reserved
+            incoming.headers, incoming.args, incoming.host, app.config["BASE_DOMAIN"], directory.reserved
         )
     else:
         # Single-tenant mode: hints are not read; every request names the default tenant.
@@ -147,7 +153,7 @@ def _before_request() -> None:
     if not tenant.is_active and not superadmin:
         raise TenantSuspended()
     if not superadmin:
-        check_ip_whitelist(tenant, request.remote_addr)
+        check_ip_whitelist(tenant, incoming.remote_addr)
     context.set_tenant(tenant)
     if app.config["TENANT_DEBUG"]:
         log.info(
