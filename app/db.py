@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import bson
@@ -120,6 +121,10 @@ def ping() -> None:
     """Raise if the database does not answer."""
     database().command("ping")
 
+
+# The types whose values, all of one type, Python orders as BSON does (compared exactly: a bool is
+# not an int here; floats are not among them, for NaN, which BSON orders first and Python nowhere).
+PLAIN_SORTED = frozenset({ObjectId, datetime, str, int, bool})
 
 # How the embedded store sends a whole document, by whether its client is tz-aware: as BSON, decoded
 # as the driver decodes what a server sends.
@@ -230,7 +235,8 @@ def _embedded_indexes() -> None:
     backfill) makes the store group them again when next asked. An aggregation's leading $match,
     $sort and $project run as a find, as a server runs them, and a cursor hands out its documents by
     position instead of copying the rest of its results for each, each whole document decoded from
-    BSON as the driver decodes a server's (instead of mongomock's copies in Python). A unique index
+    BSON as the driver decodes a server's (instead of mongomock's copies in Python), and sort keys of
+    one plain type sort as Python sorts them (instead of by mongomock's comparisons). A unique index
     is checked by looking its key up in a map of the store's keys (`_unique_keys`), and a filter
     that only asks whether fields exist by looking at the document's keys (`_exists_test`). Bulk
     updates get past pymongo 4.11's `sort` argument, which mongomock does not know."""
@@ -238,7 +244,7 @@ def _embedded_indexes() -> None:
     import mongomock.collection
     import mongomock.helpers
     import mongomock.store
-    from mongomock.filtering import filter_applies
+    from mongomock.filtering import filter_applies, resolve_key
 
     collection: Any = mongomock.collection.Collection
     scan = collection._iter_documents
@@ -362,6 +368,33 @@ def _embedded_indexes() -> None:
         return mongomock.aggregate.process_pipeline(list(cursor), self.database, stages, session)
 
     collection.aggregate = aggregate_through_find
+
+    get_dataset = collection._get_dataset
+
+    def dataset_sorted_natively(self: Any, spec: Any, sort: Any, fields: Any, as_class: Any) -> Any:
+        # A server walks an index in the sort's order; mongomock compares each pair of documents
+        # through a Python wrapper of BSON's order. Keys of one plain type in every document sort as
+        # Python sorts them, which is BSON's order within that type: any other key (missing, an
+        # array, mixed types) is mongomock's to sort.
+        keys = list(sort.items() if isinstance(sort, dict) else sort or ())
+        documents = list(self._iter_documents(spec)) if keys else []
+        for key, direction in reversed(keys):
+            values = [resolve_key(key, document) for document in documents]
+            kinds = {type(value) for value in values}
+            try:
+                if key.startswith("$") or len(kinds) > 1 or not kinds <= PLAIN_SORTED:
+                    raise TypeError(key)
+                order = sorted(range(len(documents)), key=values.__getitem__, reverse=direction < 0)
+            except TypeError:  # aware and naive date-times do not compare either
+                yield from get_dataset(self, spec, sort, fields, as_class)
+                return
+            documents = [documents[position] for position in order]
+        if not keys:
+            documents = self._iter_documents(spec)
+        for document in documents:
+            yield self._copy_only_fields(document, fields, as_class)
+
+    collection._get_dataset = dataset_sorted_natively
 
     copy_only_fields = collection._copy_only_fields
 

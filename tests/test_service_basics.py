@@ -288,6 +288,59 @@ class TestEmbeddedStoreIndexes:
         assert collection.count_documents({"_id": {"$in": [2, 4]}, "tag": {"$exists": False}}) == 1
         assert scans["documents"] == 0
 
+    @pytest.fixture
+    def sortable(self, app):
+        collection = database()["sortable"]
+        moment = datetime(2026, 3, 1, tzinfo=UTC)
+        collection.insert_many(
+            [
+                {
+                    "_id": ObjectId(),
+                    "n": n % 7,
+                    "flag": n % 2 == 0,
+                    "name": f"név {n % 5}",
+                    "when": moment + timedelta(minutes=n % 4),
+                    "mixed": [n, str(n), None, 1.5][n % 4],
+                    "tags": [f"t{(n * 3) % 5}", "z"],
+                    "nested": {"k": n % 3},
+                    **({"sometimes": n} if n % 3 else {}),
+                }
+                for n in range(40)
+            ]
+        )
+        return collection
+
+    @pytest.mark.parametrize(
+        ("sort", "natively"),
+        [
+            ([("n", 1), ("_id", 1)], True),
+            ([("n", -1), ("_id", -1)], True),
+            ([("when", -1), ("flag", 1), ("_id", 1)], True),
+            ([("name", 1), ("_id", -1)], True),
+            ([("nested.k", -1), ("_id", 1)], True),
+            ([("mixed", 1), ("_id", 1)], False),
+            ([("sometimes", -1), ("_id", 1)], False),
+            ([("tags", 1), ("_id", 1)], False),
+        ],
+    )
+    def test_sorts_keep_mongomocks_order(self, sortable, monkeypatch, sort, natively):
+        """Keys of one plain type sort without mongomock's comparisons; every sort gives its order."""
+        from mongomock import filtering
+
+        documents = list(sortable.find())
+        for key, direction in reversed(sort):  # as mongomock sorts
+            documents.sort(
+                key=lambda document, key=key: filtering.resolve_sort_key(key, document), reverse=direction < 0
+            )
+        compared = []
+        resolve = filtering.resolve_sort_key
+        monkeypatch.setattr(filtering, "resolve_sort_key", lambda *args: compared.append(1) or resolve(*args))
+        assert [doc["_id"] for doc in sortable.find({}, sort=sort)] == [doc["_id"] for doc in documents]
+        assert [doc["_id"] for doc in sortable.find({}, sort=sort, skip=5, limit=3)] == [
+            doc["_id"] for doc in documents[5:8]
+        ]
+        assert (compared == []) is natively
+
     def test_documents_come_out_as_a_driver_decodes_them_and_apart_from_the_store(self, app):
         collection = database()["decoded"]
         written = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
