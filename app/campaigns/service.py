@@ -67,7 +67,7 @@ def create_campaign(fields: dict[str, Any], author: Principal) -> Campaign:
     campaign.bind_tenant()
     campaign.validate()
     with usage.reserved("campaigns"):
-        campaign.save(force_insert=True)
+        campaign.save(force_insert=True, validate=False)  # validated above, before the reservation
     record(
         "campaign.created",
         target_type="campaign",

@@ -39,7 +39,7 @@ def create_user(email: str, name: str, password: str, role: str = "member") -> U
     counted = owner_change(user, was_owner=False, is_owner=is_active_owner(user))
     with usage.reserved("users"), counted as change:
         try:
-            user.save(force_insert=True)
+            user.save(force_insert=True, validate=False)  # validated above, before the reservation
         except me.NotUniqueError:
             raise Conflict("A user with this email already exists", code="email_taken") from None
         try:
