@@ -19,14 +19,14 @@ dump of the document built from the same stored form, and a difference is an err
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache, partial
 from typing import Any
 
 import mongoengine as me
 from bson import DBRef, ObjectId
-from flask import current_app
+from flask import current_app, has_app_context
 from marshmallow import Schema, fields, missing
 from marshmallow.utils import get_value
 
@@ -179,12 +179,37 @@ def _leaf(field: fields.Field, model_field: Any, attr: str) -> Convert:
         return None if value is None else serialize(to_python(value), attr, None)
 
     passed = _passed(field, model_field)
-    if passed is None:
-        return dumped
-    decoded, dump = passed
-    if dump is None:
-        return lambda value: value if value is None or type(value) is decoded else dumped(value)
-    return lambda value: None if value is None else dump(value) if type(value) is decoded else dumped(value)
+    return dumped if passed is None else Passing(*passed, dumped)
+
+
+class Passing:
+    """The dump of a field whose stored values, as the driver decodes them, are of type `decoded`:
+    such a value is dumped by `dump` (None: as it is), any other by `otherwise`; null stays null.
+    The compiled dump writes this test inline (`inline`) instead of calling it."""
+
+    __slots__ = ("decoded", "dump", "otherwise")
+
+    def __init__(self, decoded: type, dump: Convert | None, otherwise: Convert):
+        self.decoded, self.dump, self.otherwise = decoded, dump, otherwise
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is self.decoded:
+            return value if self.dump is None else self.dump(value)
+        return self.otherwise(value)
+
+    def inline(self, value: str, names: dict[str, Any], prefix: str) -> str:
+        """The expression of this dump of the variable `value`, with the objects it names put in
+        `names` under names that begin with `prefix`."""
+        names[f"{prefix}t"], names[f"{prefix}o"] = self.decoded, self.otherwise
+        if self.dump is None:
+            return f"{value} if {value} is None or type({value}) is {prefix}t else {prefix}o({value})"
+        names[f"{prefix}d"] = self.dump
+        return (
+            f"None if {value} is None else {prefix}d({value}) if type({value}) is {prefix}t "
+            f"else {prefix}o({value})"
+        )
 
 
 ISO = (None, "iso", "iso8601")  # the formats in which marshmallow dumps a date-time with isoformat()
@@ -193,20 +218,34 @@ ISO = (None, "iso", "iso8601")  # the formats in which marshmallow dumps a date-
 def _passed(field: fields.Field, model_field: Any) -> tuple[type, Convert | None] | None:
     """For the pairs of schema and model fields most responses are made of: the type the driver
     decodes their stored values as, and what the schema field dumps such a value as (None: the value
-    itself), as the field's class and the model field's `to_python` would (their own, not a subclass's
-    override). None for any other pair."""
-    own, to_python = type(field)._serialize, type(model_field).to_python
-    if own is fields.String._serialize and to_python is me.StringField.to_python:
-        return str, None
-    if own is fields.String._serialize and to_python is me.ObjectIdField.to_python:
-        return ObjectId, str
+    itself), as the field's class would (its own, not a subclass's override). None for any other pair."""
+    decoded, own = _held_as_decoded(model_field), type(field)._serialize
+    if own is fields.String._serialize and decoded in (str, ObjectId):
+        return decoded, None if decoded is str else str
     if own is fields.Number._serialize and isinstance(field, fields.Integer) and not field.as_string:
-        return (int, None) if to_python is me.IntField.to_python else None
+        return (int, None) if decoded is int else None
     if own is fields.Field._serialize and isinstance(field, fields.Boolean):
-        return (bool, None) if to_python is me.BooleanField.to_python else None
+        return (bool, None) if decoded is bool else None
     if own is fields.DateTime._serialize and isinstance(field, fields.DateTime) and field.format in ISO:
-        return (datetime, datetime.isoformat) if to_python is me.DateTimeField.to_python else None
+        return (datetime, datetime.isoformat) if decoded is datetime else None
     return None
+
+
+# The model fields whose `to_python` (their class's own) holds a stored value of a type as it is.
+HELD_AS_DECODED = (
+    (me.StringField.to_python, str),
+    (me.IntField.to_python, int),
+    (me.BooleanField.to_python, bool),
+    (me.ObjectIdField.to_python, ObjectId),
+    (me.DateTimeField.to_python, datetime),
+)
+
+
+def _held_as_decoded(model_field: Any) -> type | None:
+    """The type of stored values, as the driver decodes them, that `model_field` holds as they are;
+    None for a field that converts them."""
+    to_python = type(model_field).to_python
+    return next((decoded for own, decoded in HELD_AS_DECODED if to_python is own), None)
 
 
 def _convert(field: fields.Field, model_field: Any, attr: str) -> Convert:
@@ -248,42 +287,63 @@ def _dotted(field: fields.Field, document_class: Any, path: str) -> Convert:
 
 def _computed(field: Computed, document_class: Any) -> Convert:
     """The compiled dump of a Computed field: from a stored document to its value."""
-    used = [_path(document_class, name) for name in field.uses]
+    readers = [_reader(document_class, name) for name in field.uses]
     compute = field.compute
 
     def value(raw: dict[str, Any]) -> Any:
-        return compute(*(model_field.to_python(read(raw)) for model_field, read in used))
+        return compute(*[read(raw) for read in readers])
 
     return value
+
+
+def _reader(document_class: Any, path: str) -> Convert:
+    """A function from a stored document to what the built document holds at `path`."""
+    model_field, read = _path(document_class, path)
+    to_python, decoded = model_field.to_python, _held_as_decoded(model_field)
+    if decoded is None:
+        return lambda raw: to_python(read(raw))
+
+    def held(raw: dict[str, Any]) -> Any:
+        value = read(raw)
+        return value if value is None or type(value) is decoded else to_python(value)
+
+    return held
 
 
 def _compile(schema: Schema, document_class: Any) -> Dumper:
     if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
         raise NotCompilable(type(schema).__name__)
-    plain = []  # (key, stored name, default, convert) of the fields read from one stored field
-    derived = []  # (key, value from the stored document) of the others
-    for name, field in schema.dump_fields.items():
-        key, attr = field.data_key or name, field.attribute or name
-        if isinstance(field, Computed):
-            derived.append((key, _computed(field, document_class)))
-        elif "." in attr:
-            derived.append((key, _dotted(field, document_class, attr)))
-        elif (model_field := document_class._fields.get(attr)) is not None:
-            plain.append((key, model_field.db_field, _fill(model_field), _convert(field, model_field, attr)))
-        else:
+    names: dict[str, Any] = {}
+    lines, keys = [], []
+    for number, (name, field) in enumerate(schema.dump_fields.items()):
+        key, attr, value = field.data_key or name, field.attribute or name, f"v{number}"
+        keys.append(f"{key!r}: {value}")
+        if isinstance(field, Computed) or "." in attr:
+            names[f"c{number}"] = (
+                _computed(field, document_class)
+                if isinstance(field, Computed)
+                else _dotted(field, document_class, attr)
+            )
+            lines.append(f"{value} = c{number}(raw)")
+            continue
+        model_field = document_class._fields.get(attr)
+        if model_field is None:
             raise NotCompilable(attr)
-
-    def dump(raw: dict[str, Any]) -> dict[str, Any]:
-        out = {}
-        for key, db_field, fill, convert in plain:
-            value = raw.get(db_field)
-            if value is None:  # as _held, inline: this loop is the hot path
-                value = fill() if callable(fill) else fill
-            out[key] = convert(value)
-        for key, value in derived:
-            out[key] = value(raw)
-        return out
-
+        lines.append(f"{value} = get({model_field.db_field!r})")
+        # Absent or null, the field holds its default (as _held, written out).
+        fill = names[f"f{number}"] = _fill(model_field)
+        if fill is not None:
+            lines.append(f"if {value} is None: {value} = f{number}{'()' if callable(fill) else ''}")
+        convert = _convert(field, model_field, attr)
+        if isinstance(convert, Passing):
+            lines.append(f"{value} = {convert.inline(value, names, f'p{number}')}")
+        else:
+            names[f"c{number}"] = convert
+            lines.append(f"{value} = c{number}({value})")
+    body = "".join(f"    {line}\n" for line in lines)
+    source = f"def dump(raw):\n    get = raw.get\n{body}    return {{{', '.join(keys)}}}\n"
+    exec(compile(source, f"<wire dump of {type(schema).__name__}>", "exec"), names)  # noqa: S102
+    dump: Dumper = names["dump"]
     return dump
 
 
@@ -329,3 +389,24 @@ def dump_many(schema: Schema, documents: list[Stored]) -> list[dict[str, Any]]:
     if dump is None:
         return [schema.dump(stored.document()) for stored in documents]
     return [_checked(schema, dump, stored.raw, document_class) for stored in documents]
+
+
+def mapping_dumper(schema: Schema) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The dump of `schema` (plain fields, no hooks) for mappings that hold every field's attribute:
+    each value dumped by its field's own `_serialize`, without marshmallow's walk of the schema. With
+    WIRE_CHECK, each dump is compared with marshmallow's."""
+    if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
+        raise NotCompilable(type(schema).__name__)
+    plan = []
+    for name, field in schema.dump_fields.items():
+        if isinstance(field, (fields.Nested, fields.Method, fields.Function, Computed)):
+            raise NotCompilable(name)
+        plan.append((field.data_key or name, field.attribute or name, field._serialize))
+
+    def dump(mapping: Mapping[str, Any]) -> dict[str, Any]:
+        dumped = {key: serialize(mapping[attr], attr, mapping) for key, attr, serialize in plan}
+        if has_app_context() and current_app.config.get("WIRE_CHECK") and dumped != schema.dump(mapping):
+            raise WireMismatch(f"{type(schema).__name__}: {dumped!r} != {schema.dump(mapping)!r}")
+        return dumped
+
+    return dump

@@ -276,3 +276,23 @@ class KindsSchema(Schema):
 )
 def test_each_kind_of_field_dumps_as_marshmallow_dumps_the_built_document(stored):
     assert wire.dumper(KindsSchema(), Kinds)(stored) == KindsSchema().dump(Kinds._from_son(stored))
+
+
+def test_a_mapping_dumper_dumps_as_marshmallow_dumps_the_mapping(app):
+    class Summary(Schema):
+        status = fields.String()
+        at = fields.AwareDateTime(data_key="atTime")
+        cents = fields.Integer(allow_none=True)
+
+    dump = wire.mapping_dumper(Summary())
+    for mapping in (
+        {"status": "active", "at": datetime(2026, 1, 2, tzinfo=UTC), "cents": 5},
+        {"status": None, "at": None, "cents": None},
+    ):
+        assert dump(mapping) == Summary().dump(mapping)
+
+    class Nests(Schema):
+        inner = fields.Nested(Summary)
+
+    with pytest.raises(wire.NotCompilable):
+        wire.mapping_dumper(Nests())
