@@ -21,9 +21,11 @@ always is here.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import threading
+import types
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -235,8 +237,9 @@ def _embedded_indexes() -> None:
     backfill) makes the store group them again when next asked. An aggregation's leading $match,
     $sort and $project run as a find, as a server runs them, and a cursor hands out its documents by
     position instead of copying the rest of its results for each, each whole document decoded from
-    BSON as the driver decodes a server's (instead of mongomock's copies in Python), and sort keys of
-    one plain type sort as Python sorts them (instead of by mongomock's comparisons). A unique index
+    BSON as the driver decodes a server's (instead of mongomock's copies in Python; so is the copy
+    it keeps of a document it updates), and sort keys of one plain type sort as Python sorts them
+    (instead of by mongomock's comparisons). A unique index
     is checked by looking its key up in a map of the store's keys (`_unique_keys`), and a filter
     that only asks whether fields exist by looking at the document's keys (`_exists_test`). Bulk
     updates get past pymongo 4.11's `sort` argument, which mongomock does not know."""
@@ -413,6 +416,20 @@ def _embedded_indexes() -> None:
         return mongomock.helpers.make_datetime_timezone_aware_in_document(copied) if aware else copied
 
     collection._copy_only_fields = copy_as_sent
+
+    def deepcopy(value: Any) -> Any:
+        # mongomock copies with copy.deepcopy, in Python, a whole document before each update (to
+        # tell whether it changed, and to put it back on a duplicate key): a document is copied
+        # through BSON (in C), as its reads are; anything else as before.
+        if type(value) is dict:
+            try:
+                return bson.decode(bson.encode(value, codec_options=SENT[False]), codec_options=SENT[False])
+            except (InvalidDocument, OverflowError):
+                pass
+        return copy.deepcopy(value)
+
+    module: Any = mongomock.collection
+    module.copy = types.SimpleNamespace(copy=copy.copy, deepcopy=deepcopy)
 
     cursor_class: Any = mongomock.collection.Cursor
 

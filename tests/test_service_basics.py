@@ -272,6 +272,19 @@ class TestEmbeddedStoreIndexes:
         assert scans["documents"] == 0
         assert unique.count_documents({}) == 14
 
+    def test_updates_count_what_they_changed_and_a_refused_one_changes_nothing(self, unique):
+        moment = datetime(2026, 3, 1, 12, tzinfo=UTC)
+        unique.update_one({"_id": 1}, {"$set": {"profile": {"at": moment, "tags": ["a", "b"]}}})
+        before = unique.find_one({"_id": 1})
+        assert unique.update_one({"_id": 1}, {"$set": {"profile.tags": ["a", "b"]}}).modified_count == 0
+        assert unique.update_one({"_id": 1}, {"$inc": {"code": 0}}).modified_count == 0
+        with pytest.raises(DuplicateKeyError):
+            unique.update_one({"_id": 1}, {"$set": {"email": "u2", "profile.tags": []}})
+        assert unique.find_one({"_id": 1}) == before
+        assert before["profile"]["at"] == moment
+        assert unique.update_one({"_id": 1}, {"$push": {"profile.tags": "c"}}).modified_count == 1
+        assert unique.find_one({"_id": 1})["profile"]["tags"] == ["a", "b", "c"]
+
     def test_a_key_that_is_not_a_plain_value_falls_back_to_the_scan(self, unique):
         unique.insert_one({"_id": 30, "tenantId": 4, "email": ["a", "b"]})  # matched by its elements
         with pytest.raises(DuplicateKeyError):
