@@ -231,7 +231,8 @@ def _exists_test(filter_: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bo
 
 def _embedded_indexes() -> None:
     """Give the embedded store what a server's indexes give (once per process): a filter naming its
-    `_id`s reads only those documents, and one naming its `tenantId`s only those tenants' documents
+    `_id`s reads only those documents (a find_one by a plain `_id`, without building a cursor), and
+    one naming its `tenantId`s only those tenants' documents
     (every index of a tenant collection starts with tenantId). The documents of each tenant are kept
     as they are written and deleted; an update that writes tenantId itself (the migration's
     backfill) makes the store group them again when next asked. An aggregation's leading $match,
@@ -416,6 +417,27 @@ def _embedded_indexes() -> None:
         return mongomock.helpers.make_datetime_timezone_aware_in_document(copied) if aware else copied
 
     collection._copy_only_fields = copy_as_sent
+
+    find_one = collection.find_one
+
+    def find_one_by_id(self: Any, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
+        # A lookup by a plain _id reads its document, as a server's _id index does, and tests the
+        # rest of the filter on it: mongomock builds a cursor for it, with a copy of the filter.
+        if args or not set(kwargs) <= {"projection", "sort"} or kwargs.get("sort") is not None:
+            return find_one(self, filter, *args, **kwargs)
+        if not isinstance(filter, dict) or type(filter.get("_id")) not in PLAIN_VALUES:
+            return find_one(self, filter, *args, **kwargs)
+        rest = {name: value for name, value in filter.items() if name != "_id"}
+        rest = mongomock.helpers.patch_datetime_awareness_in_document(rest) if rest else rest
+        with _embedded_lock:
+            self._store._remove_expired_documents()
+            document = self._store._documents.get(filter["_id"])
+            if document is None or (rest and not filter_applies(rest, document)):
+                return None
+            return self._copy_only_fields(document, kwargs.get("projection"), dict)
+
+    find_one_by_id.__dict__["embedded_lock"] = True  # it holds the lock itself
+    collection.find_one = find_one_by_id
 
     def deepcopy(value: Any) -> Any:
         # mongomock copies with copy.deepcopy, in Python, a whole document before each update (to

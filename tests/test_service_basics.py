@@ -163,6 +163,20 @@ class TestEmbeddedStoreIndexes:
         assert scans["documents"] >= 200
         assert scan == sorted(d["_id"] for d in collection.find() if filter_applies_plainly(filter_, d))
 
+    def test_one_document_by_id_is_read_as_the_filter_finds_it(self, collection, scans):
+        moment = datetime(2026, 3, 1, 12, tzinfo=UTC)
+        collection.update_one({"_id": 6}, {"$set": {"at": moment, "tags": ["x", "y"]}})
+        assert collection.find_one({"_id": 6})["at"] == moment
+        assert collection.find_one({"_id": 6, "even": True, "at": moment})["name"] == "n6"
+        assert collection.find_one({"_id": 6, "tags": "y"})["name"] == "n6"  # an array holds it
+        assert collection.find_one({"_id": 6, "even": False}) is None
+        assert collection.find_one({"_id": 6, "at": moment + timedelta(seconds=1)}) is None
+        assert collection.find_one({"_id": 999}) is None
+        assert collection.find_one({"_id": 6, "missing": None})["name"] == "n6"
+        assert collection.find_one({"_id": 6}, projection={"name": 1}) == {"_id": 6, "name": "n6"}
+        assert collection.find_one({"_id": 6}, {"name": 0, "tags": 0, "at": 0}) == {"_id": 6, "even": True}
+        assert scans["documents"] <= 6  # the documents named, each tested on the rest of its filter
+
     def test_updates_and_deletes_by_id_touch_only_their_documents(self, collection, scans):
         assert (
             collection.update_one({"_id": 7, "even": False}, {"$set": {"name": "seven"}}).modified_count == 1
