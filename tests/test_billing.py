@@ -7,7 +7,7 @@ import hmac
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,6 +19,7 @@ from app.tenancy.cache import tenant_cache
 from app.tenancy.context import tenant_scope
 from app.tenants.admin import suspend_tenant
 from app.tenants.models import Tenant
+from app.tenants.plans import bounds_of, period_bounds, period_of
 from app.tenants.service import create_tenant
 from app.webhooks.models import WebhookDelivery
 
@@ -369,3 +370,16 @@ class TestOverdue:
         tenant_on("free", "freeco")
         monthly_close.run(now=NOVEMBER_CLOSE)
         assert billing_overdue.run(now=datetime.now(UTC) + timedelta(days=100))["suspended"] == 0
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),  # February in UTC
+        datetime(2026, 2, 28, 23, 30, tzinfo=timezone(timedelta(hours=-5))),  # March in UTC
+    ],
+)
+def test_the_bounds_of_a_moment_are_those_of_its_period(moment):
+    assert bounds_of(moment) == period_bounds(period_of(moment))

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.tenancy.context import unscoped
 from app.tenants.batches import tenant_batches
-from app.tenants.plans import period_bounds, period_of
+from app.tenants.plans import bounds_of, period_bounds, period_of
 from app.usage.snapshots import SNAPSHOT_FIELDS, snapshot_usage
 
 from .service import INVOICED_FIELDS, issue_invoices
@@ -30,7 +30,7 @@ CLOSE_FIELDS = ("createdAt", *SNAPSHOT_FIELDS, *INVOICED_FIELDS)
 
 def previous_period(now: datetime) -> str:
     """Return the period before the one `now` falls in."""
-    start, _end = period_bounds(period_of(now))
+    start, _end = bounds_of(now)
     return period_of(start - timedelta(days=1))
 
 

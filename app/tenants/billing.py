@@ -9,7 +9,7 @@ from typing import Any
 from app import clock
 
 from .models import Tenant
-from .plans import PLANS, period_bounds, period_of
+from .plans import PLANS, bounds_of
 
 CURRENCY = "USD"
 
@@ -42,7 +42,7 @@ SUMMARY_READS = (
 def billing_summary(plan: str, billing: Mapping[str, Any]) -> dict[str, Any]:
     """What a tenant on `plan` is shown of its billing in the period under way, from the values of its
     Billing group (`billing`: the fields SUMMARY_READS names, by name)."""
-    _start, end = period_bounds(period_of(clock.utcnow()))
+    _start, end = bounds_of(clock.utcnow())
     return {
         "status": billing["status"],
         "email": billing["email"],

@@ -145,6 +145,15 @@ def period_of(moment: datetime) -> str:
 def period_bounds(period: str) -> tuple[datetime, datetime]:
     """Return the first instant of a period and the first instant of the next one."""
     year, month = (int(part) for part in period.split("-"))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    return datetime(year, month, 1, tzinfo=UTC), _month_after(year, month)
+
+
+def bounds_of(moment: datetime) -> tuple[datetime, datetime]:
+    """Return the bounds of the period a moment falls in (period_bounds(period_of(moment)), without
+    writing the period out)."""
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC), _month_after(moment.year, moment.month)
+
+
+def _month_after(year: int, month: int) -> datetime:
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
