@@ -35,16 +35,19 @@ PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight's answer
 
 
 def init_app(app: Flask) -> None:
-    """Answer preflights and add CORS headers to the API's answers; call before the tenancy hooks."""
-    CORS(
-        app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
-        allow_headers=ALLOWED_HEADERS,
-        expose_headers=EXPOSED_HEADERS,
-        supports_credentials=False,
-        max_age=PREFLIGHT_MAX_AGE,
-        vary_header=True,
-    )
+    """Answer preflights and add CORS headers to the API's answers; call before the tenancy hooks.
+    Without origins to allow (the default), no answer has CORS headers, and flask-cors, which would
+    add none, is not installed."""
+    if app.config["CORS_ORIGINS"]:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+            allow_headers=ALLOWED_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
+            supports_credentials=False,
+            max_age=PREFLIGHT_MAX_AGE,
+            vary_header=True,
+        )
 
     @app.before_request
     def answer_preflight() -> Response | None:
