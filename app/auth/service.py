@@ -182,8 +182,9 @@ def _account_to_show(principal: Principal) -> wire.Stored | User | PlatformUser:
     building it), a superadmin loaded."""
     if principal.is_superadmin:
         return fresh_account(principal)
-    with tenant_scope(tenant_by_id(principal.tenant_id)):
-        stored = wire.stored(User, User.find_stored(id=principal.subject))
+    # Read in the tenant in context: the tenancy core put the caller's own there (it refuses a hint
+    # that names another), and in any other the account is not found (401).
+    stored = wire.stored(User, User.find_stored(id=principal.subject))
     if stored is None:
         raise Unauthorized("The account of this token no longer exists")
     return stored
