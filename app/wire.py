@@ -29,6 +29,7 @@ from bson import DBRef, ObjectId
 from flask import current_app, has_app_context
 from marshmallow import Schema, fields, missing
 from marshmallow.utils import get_value
+from mongoengine.base import ComplexBaseField
 
 Dumper = Callable[[dict[str, Any]], dict[str, Any]]
 Convert = Callable[[Any], Any]
@@ -117,15 +118,10 @@ def _default(model_field: Any) -> Any:
     return value
 
 
-def _held(model_field: Any, value: Any) -> Any:
-    """What a document holds of a stored value: absent or null, the field's default, as MongoEngine
-    sets it (a nullable field's null)."""
-    return _default(model_field) if value is None and not model_field.null else value
-
-
 def _fill(model_field: Any) -> Any:
-    """What a document holds of a field absent or null in its stored form: a value, or a function
-    that makes one (a default made anew for each document, such as a list)."""
+    """What a document holds of a field absent or null in its stored form, as MongoEngine sets it
+    (the field's default; a nullable field's null): a value, or a function that makes one (a default
+    made anew for each document, such as a list)."""
     if model_field.null:
         return None
     default = model_field.default
@@ -145,19 +141,21 @@ def _path(document_class: Any, path: str) -> tuple[Any, Callable[[dict[str, Any]
             raise NotCompilable(path)
         steps.append(model_field)
         owner = getattr(model_field, "document_type", None)
-    *through, last = steps
-    if any(not isinstance(step, me.EmbeddedDocumentField) for step in through):
+    if any(not isinstance(step, me.EmbeddedDocumentField) for step in steps[:-1]):
         raise NotCompilable(path)
+    stored = [(step.db_field, _fill(step)) for step in steps]
 
     def read(raw: dict[str, Any]) -> Any:
         value: Any = raw
-        for step in through:
-            value = _held(step, value.get(step.db_field))
+        for db_field, fill in stored:
+            value = value.get(db_field)
             if value is None:
-                return None
-        return _held(last, value.get(last.db_field))
+                value = fill() if callable(fill) else fill
+                if value is None:
+                    return None
+        return value
 
-    return last, read
+    return steps[-1], read
 
 
 def _leaf(field: fields.Field, model_field: Any, attr: str) -> Convert:
@@ -297,17 +295,37 @@ def _computed(field: Computed, document_class: Any) -> Convert:
 
 
 def _reader(document_class: Any, path: str) -> Convert:
-    """A function from a stored document to what the built document holds at `path`."""
+    """A function from a stored document to what the built document holds at `path` (a value it
+    holds as stored is not converted)."""
     model_field, read = _path(document_class, path)
-    to_python, decoded = model_field.to_python, _held_as_decoded(model_field)
-    if decoded is None:
-        return lambda raw: to_python(read(raw))
+    to_python, as_stored = model_field.to_python, _holds_as_stored(model_field)
 
     def held(raw: dict[str, Any]) -> Any:
         value = read(raw)
-        return value if value is None or type(value) is decoded else to_python(value)
+        return value if value is None or as_stored(value) else to_python(value)
 
     return held
+
+
+# The types of the values a dict field without a field of its own holds as they are stored.
+PLAIN_ITEMS = frozenset({str, int, bool, type(None)})
+
+
+def _holds_as_stored(model_field: Any) -> Callable[[Any], bool]:
+    """A test of a stored value: whether `model_field` holds it as it is (its `to_python` would
+    make an equal value of it)."""
+    decoded = _held_as_decoded(model_field)
+    if decoded is not None:
+        return lambda value: type(value) is decoded
+    inner = getattr(model_field, "field", None)
+    items = PLAIN_ITEMS if inner is None else {_held_as_decoded(inner)}
+    if type(model_field).to_python is not ComplexBaseField.to_python or None in items:
+        return lambda value: False
+    if isinstance(model_field, me.ListField):
+        return lambda value: type(value) is list and all(type(item) in items for item in value)
+    if isinstance(model_field, me.DictField):
+        return lambda value: type(value) is dict and all(type(item) in items for item in value.values())
+    return lambda value: False
 
 
 def _compile(schema: Schema, document_class: Any) -> Dumper:
@@ -330,7 +348,7 @@ def _compile(schema: Schema, document_class: Any) -> Dumper:
         if model_field is None:
             raise NotCompilable(attr)
         lines.append(f"{value} = get({model_field.db_field!r})")
-        # Absent or null, the field holds its default (as _held, written out).
+        # Absent or null, the field holds what _fill says.
         fill = names[f"f{number}"] = _fill(model_field)
         if fill is not None:
             lines.append(f"if {value} is None: {value} = f{number}{'()' if callable(fill) else ''}")

@@ -296,3 +296,25 @@ def test_a_mapping_dumper_dumps_as_marshmallow_dumps_the_mapping(app):
 
     with pytest.raises(wire.NotCompilable):
         wire.mapping_dumper(Nests())
+
+
+class Holder(me.Document):
+    names = me.ListField(me.StringField(), default=list)
+    counts = me.DictField(default=dict)
+    refs = me.ListField(me.ObjectIdField())
+    meta = {"collection": "wire_holder"}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"names": ["a", "b"], "counts": {"a": 1, "b": None, "c": True}, "refs": [ObjectId()]},
+        {"names": [1, "b"], "counts": {"a": {"nested": 1}, "b": [1]}, "refs": [str(ObjectId())]},
+        {},
+    ],
+)
+def test_a_computed_field_is_given_what_the_built_document_holds(stored):
+    class Used(Schema):
+        seen = wire.Computed(lambda *values: repr(values), "names", "counts", "refs")
+
+    assert wire.dumper(Used(), Holder)(stored) == Used().dump(Holder._from_son(stored))
