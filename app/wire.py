@@ -5,7 +5,10 @@ list's time. For a response schema and a document class, `dumper()` compiles onc
 stored form (a dict with the documents' database field names, as `as_pymongo()` reads it) to what the
 schema dumps from the built document: the same keys, the same values. The schema stays the one truth
 of the wire format (and of the OpenAPI document): each field is dumped by its own `_serialize`, and
-only the walk of the schema and the building of the document are skipped.
+only the walk of the schema and the building of the document are skipped. The function is generated
+code, one statement per field; for the common pairs of schema and model fields (a string, an id, an
+integer, a boolean, an ISO date-time) the value the driver decodes is tested and dumped inline, as the
+field would dump it, and any other value goes to the field.
 
 A schema compiles when every field it dumps maps to fields of the document class: plain fields by
 their `attribute` (dotted into embedded documents), nested schemas and lists of them into embedded
