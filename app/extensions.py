@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
 import flask_smorest
@@ -85,10 +85,14 @@ def _dumped(schema: ma.Schema | None, result: Any) -> Any:
     nested = {name: inner for name in stored if (inner := _nested_schema(schema.fields.get(name)))}
     if not stored or len(nested) < len(stored):
         return None
-    placeholders: dict[str, list[Any] | None] = {
-        name: [] if isinstance(value, list) else None for name, value in stored.items()
-    }
-    dumped = schema.dump({**result, **placeholders})
+    envelope = _envelope(schema, frozenset(stored))
+    if envelope is not None:
+        dumped = envelope(result)
+    else:
+        placeholders: dict[str, list[Any] | None] = {
+            name: [] if isinstance(value, list) else None for name, value in stored.items()
+        }
+        dumped = schema.dump({**result, **placeholders})
     for name, value in stored.items():
         key = schema.fields[name].data_key or name
         inner = nested[name]
@@ -96,6 +100,16 @@ def _dumped(schema: ma.Schema | None, result: Any) -> Any:
             wire.dump_many(inner, value) if isinstance(value, list) else wire.dump_stored(inner, value)
         )
     return dumped
+
+
+@cache
+def _envelope(schema: ma.Schema, leave: frozenset[str]) -> Any:
+    """The dump of a result's fields other than its stored documents (a page's count and cursor, the
+    caller's credential), without marshmallow's walk where it compiles (app.wire); None where not."""
+    try:
+        return wire.mapping_dumper(schema, leave)
+    except wire.NotCompilable:
+        return None
 
 
 def _nested_schema(field: ma.fields.Field | None) -> ma.Schema | None:

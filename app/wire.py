@@ -412,22 +412,45 @@ def dump_many(schema: Schema, documents: list[Stored]) -> list[dict[str, Any]]:
     return [_checked(schema, dump, stored.raw, document_class) for stored in documents]
 
 
-def mapping_dumper(schema: Schema) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """The dump of `schema` (plain fields, no hooks) for mappings that hold every field's attribute:
-    each value dumped by its field's own `_serialize`, without marshmallow's walk of the schema. With
-    WIRE_CHECK, each dump is compared with marshmallow's."""
+def mapping_dumper(
+    schema: Schema, leave: frozenset[str] = frozenset()
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The dump of `schema` (no hooks, no computed fields) for mappings: each value dumped by its
+    field's own `_serialize`, a nested schema's the same way (null stays null), without marshmallow's
+    walk of the schema; an attribute the mapping does not hold is left out, as marshmallow leaves it,
+    and so are the fields `leave` names (the caller dumps them). With WIRE_CHECK, each dump is
+    compared with marshmallow's."""
     if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
         raise NotCompilable(type(schema).__name__)
     plan = []
     for name, field in schema.dump_fields.items():
-        if isinstance(field, (fields.Nested, fields.Method, fields.Function, Computed)):
+        if name in leave:
+            continue
+        serialize: Callable[..., Any] = field._serialize
+        if type(field) is fields.Nested and not field.many and isinstance(field.schema, Schema):
+            serialize = _nested_mapping(mapping_dumper(field.schema))
+        elif isinstance(field, (fields.Nested, fields.Method, fields.Function, Computed)):
             raise NotCompilable(name)
-        plan.append((field.data_key or name, field.attribute or name, field._serialize))
+        if field.dump_default is not missing:
+            raise NotCompilable(name)
+        plan.append((field.data_key or name, field.attribute or name, serialize))
+    unleft = type(schema)(exclude=leave) if leave else schema
 
     def dump(mapping: Mapping[str, Any]) -> dict[str, Any]:
-        dumped = {key: serialize(mapping[attr], attr, mapping) for key, attr, serialize in plan}
-        if has_app_context() and current_app.config.get("WIRE_CHECK") and dumped != schema.dump(mapping):
-            raise WireMismatch(f"{type(schema).__name__}: {dumped!r} != {schema.dump(mapping)!r}")
+        dumped = {}
+        for key, attr, serialize in plan:
+            value = mapping.get(attr, missing)
+            if value is not missing:
+                dumped[key] = serialize(value, attr, mapping)
+        if has_app_context() and current_app.config.get("WIRE_CHECK") and dumped != unleft.dump(mapping):
+            raise WireMismatch(f"{type(schema).__name__}: {dumped!r} != {unleft.dump(mapping)!r}")
         return dumped
 
     return dump
+
+
+def _nested_mapping(inner: Callable[[Mapping[str, Any]], dict[str, Any]]) -> Callable[..., Any]:
+    def serialize(value: Any, attr: Any, obj: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return serialize

@@ -292,10 +292,21 @@ def test_a_mapping_dumper_dumps_as_marshmallow_dumps_the_mapping(app):
         assert dump(mapping) == Summary().dump(mapping)
 
     class Nests(Schema):
-        inner = fields.Nested(Summary)
+        inner = fields.Nested(Summary, allow_none=True)
+        stored = fields.Nested(Summary)
+
+    nests = {"inner": {"status": "s", "at": None, "cents": 1}, "stored": object()}
+    assert wire.mapping_dumper(Nests(), frozenset({"stored"}))(nests) == {
+        "inner": {"status": "s", "atTime": None, "cents": 1}
+    }
+    assert wire.mapping_dumper(Nests(), frozenset({"stored"}))({"inner": None}) == {"inner": None}
+    assert wire.mapping_dumper(Summary())({"status": "only"}) == {"status": "only"}  # as marshmallow
+
+    class Many(Schema):
+        inner = fields.Nested(Summary, many=True)
 
     with pytest.raises(wire.NotCompilable):
-        wire.mapping_dumper(Nests())
+        wire.mapping_dumper(Many())
 
 
 class Holder(me.Document):
