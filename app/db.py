@@ -134,6 +134,16 @@ SENT: dict[bool, CodecOptions[dict[str, Any]]] = {
     aware: CodecOptions(tz_aware=aware) for aware in (False, True)
 }
 
+
+def _through_bson(document: dict[str, Any], aware: bool) -> dict[str, Any] | None:
+    """A copy of a stored document as the driver decodes what a server sends (SENT), or None for
+    one BSON cannot hold."""
+    try:
+        return bson.decode(bson.encode(document, codec_options=SENT[aware]), codec_options=SENT[aware])
+    except (InvalidDocument, OverflowError):
+        return None
+
+
 # The values a lookup takes as they are (a regular expression, a list or a document is matched
 # another way).
 PLAIN_VALUES = (ObjectId, str, int, float, uuid.UUID)
@@ -232,18 +242,18 @@ def _exists_test(filter_: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bo
 def _embedded_indexes() -> None:
     """Give the embedded store what a server's indexes give (once per process): a filter naming its
     `_id`s reads only those documents (a find_one by a plain `_id`, without building a cursor), and
-    one naming its `tenantId`s only those tenants' documents
-    (every index of a tenant collection starts with tenantId). The documents of each tenant are kept
+    one naming its `tenantId`s only those tenants' documents (every index of a tenant collection
+    starts with tenantId). The documents of each tenant are kept
     as they are written and deleted; an update that writes tenantId itself (the migration's
     backfill) makes the store group them again when next asked. An aggregation's leading $match,
     $sort and $project run as a find, as a server runs them, and a cursor hands out its documents by
     position instead of copying the rest of its results for each, each whole document decoded from
     BSON as the driver decodes a server's (instead of mongomock's copies in Python; so is the copy
     it keeps of a document it updates), and sort keys of one plain type sort as Python sorts them
-    (instead of by mongomock's comparisons). A unique index
-    is checked by looking its key up in a map of the store's keys (`_unique_keys`), and a filter
-    that only asks whether fields exist by looking at the document's keys (`_exists_test`). Bulk
-    updates get past pymongo 4.11's `sort` argument, which mongomock does not know."""
+    (instead of by mongomock's comparisons). A unique index is checked by looking its key up in a
+    map of the store's keys (`_unique_keys`), and a filter that only asks whether fields exist by
+    looking at the document's keys (`_exists_test`). Bulk updates get past pymongo 4.11's `sort`
+    argument, which mongomock does not know."""
     import mongomock.aggregate
     import mongomock.collection
     import mongomock.helpers
@@ -407,12 +417,9 @@ def _embedded_indexes() -> None:
         # its datetimes aware of UTC with a tz-aware client: mongomock copies it field by field in
         # Python, and once more to make its datetimes aware. A projection is mongomock's to apply.
         aware = self.codec_options.tz_aware
-        if not fields:
-            codec = SENT[aware]
-            try:
-                return bson.decode(bson.encode(document, codec_options=codec), codec_options=codec)
-            except (InvalidDocument, OverflowError):
-                pass
+        sent = None if fields else _through_bson(document, aware)
+        if sent is not None:
+            return sent
         copied = copy_only_fields(self, document, fields, container)
         return mongomock.helpers.make_datetime_timezone_aware_in_document(copied) if aware else copied
 
@@ -443,12 +450,8 @@ def _embedded_indexes() -> None:
         # mongomock copies with copy.deepcopy, in Python, a whole document before each update (to
         # tell whether it changed, and to put it back on a duplicate key): a document is copied
         # through BSON (in C), as its reads are; anything else as before.
-        if type(value) is dict:
-            try:
-                return bson.decode(bson.encode(value, codec_options=SENT[False]), codec_options=SENT[False])
-            except (InvalidDocument, OverflowError):
-                pass
-        return copy.deepcopy(value)
+        copied = _through_bson(value, aware=False) if type(value) is dict else None
+        return copy.deepcopy(value) if copied is None else copied
 
     module: Any = mongomock.collection
     module.copy = types.SimpleNamespace(copy=copy.copy, deepcopy=deepcopy)

@@ -363,7 +363,7 @@ def _compile(schema: Schema, document_class: Any) -> Dumper:
             lines.append(f"{value} = c{number}({value})")
     body = "".join(f"    {line}\n" for line in lines)
     source = f"def dump(raw):\n    get = raw.get\n{body}    return {{{', '.join(keys)}}}\n"
-    exec(compile(source, f"<wire dump of {type(schema).__name__}>", "exec"), names)  # noqa: S102
+    exec(compile(source, f"<wire dump of {type(schema).__name__}>", "exec"), names)
     dump: Dumper = names["dump"]
     return dump
 

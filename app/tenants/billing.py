@@ -8,15 +8,9 @@ from typing import Any
 
 from app import clock
 
-from .models import Tenant
 from .plans import PLANS, bounds_of
 
 CURRENCY = "USD"
-
-
-def price_cents(tenant: Tenant) -> int | None:
-    """The tenant's monthly price in cents: its own, else its plan's (None: custom, not set yet)."""
-    return monthly_price_cents(tenant.plan, tenant.billing.price_cents)
 
 
 def monthly_price_cents(plan: str, own: int | None) -> int | None:
